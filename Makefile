@@ -1,0 +1,65 @@
+# Relay Control Center: `make run` for a local demo, `make test` for the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run serve test lint bench messages clean help
+
+help:
+	@echo "make run    - install, migrate, load the demo data and start the development server"
+	@echo "make test   - install the dev extras and run lint, types, migrations check and tests"
+	@echo "make serve  - run gunicorn with production settings (see README: Deployment)"
+	@echo "make bench  - run the benchmarks in tests/bench"
+	@echo "make messages - refresh and compile the Japanese and English catalogues"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(VENV)/.installed $@
+
+run: export DEBUG ?= 1
+run: $(VENV)/.installed
+	$(MANAGE) migrate --no-input
+	$(MANAGE) load_demo
+	$(MANAGE) ensure_admin
+	@echo
+	@echo "  Relay Control Center: open http://$(HOST):$(PORT)/ and log in as the administrator above."
+	@echo
+	$(MANAGE) runserver $(HOST):$(PORT)
+
+serve: export DEBUG ?= 0
+serve: $(VENV)/.installed
+	$(MANAGE) check --deploy --fail-level WARNING
+	$(MANAGE) collectstatic --no-input --verbosity 0
+	$(MANAGE) migrate --no-input
+	$(MANAGE) ensure_admin
+	$(BIN)/gunicorn -c gunicorn.conf.py controlcenter.wsgi:application
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/mypy .
+	DEBUG=1 $(MANAGE) makemigrations --check --dry-run
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	DEBUG=1 $(BIN)/python -m tests.bench
+
+messages: $(VENV)/.installed-dev
+	DEBUG=1 $(MANAGE) makemessages --locale ja --locale en --no-obsolete --ignore '.venv/*' --ignore 'var/*'
+	DEBUG=1 $(MANAGE) compilemessages --ignore '.venv/*'
+
+clean:
+	rm -rf $(VENV) var/staticfiles .mypy_cache .ruff_cache .pytest_cache

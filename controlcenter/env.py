@@ -1,0 +1,98 @@
+"""Typed readers for the environment variables that configure the control center.
+
+Each reader fails loudly with ``ImproperlyConfigured`` naming the variable, so a
+typo in a deployment never falls back to an unsafe default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a boolean: use one of 1/0, true/false, yes/no, on/off."
+    )
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    items = [item.strip() for item in raw.split(",")]
+    if any(not item for item in items):
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} has an empty entry: separate values with single commas."
+        )
+    return items
+
+
+def env_origins(name: str, default: list[str]) -> list[str]:
+    origins = env_list(name, default)
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")):
+            raise ImproperlyConfigured(
+                f"{name} entry {origin!r} must start with http:// or https://."
+            )
+    return origins
+
+
+def env_path(name: str, default: Path, *, base: Path) -> Path:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.strip():
+        raise ImproperlyConfigured(f"{name} is set but empty.")
+    path = Path(raw.strip()).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def secret_key(*, debug: bool, key_file: Path) -> str:
+    """``SECRET_KEY`` from the environment; in development only, a key kept in ``key_file``."""
+    raw = os.environ.get("SECRET_KEY")
+    if raw is not None:
+        if len(raw) < 32:
+            raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
+        return raw
+    if not debug:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off: generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+        )
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()

@@ -1,0 +1,115 @@
+"""One vocabulary for everything a validator can say about the policy.
+
+Validators are pure functions that return ``list[Finding]`` and never raise.
+A finding's ``code`` is stable and never reused (``relay.E001``, ``alias.W002``),
+like Django's system-check ids: tests, the lint command and the UI key on it,
+never on the wording of ``message``.
+
+- ``ERROR`` blocks: a form refuses to save, an export refuses to write.
+- ``WARNING`` explains a risk but never blocks.
+- ``INFO`` is context worth showing (for example, what a pattern really matches).
+
+``line`` is the 1-based line number in the file the finding is about
+(effect.dat for relay rules, the CSV for an import) or ``None``.
+``obj`` names the object concerned for findings that are not about a line
+(for example ``"alias:*@example.co.jp"`` or ``"settings"``).
+
+Messages are English ``%``-templates marked with ``gettext_noop`` (so
+``makemessages`` extracts them) plus ``params``; this module stays free of
+Django, and the web layer translates with ``finding.render(gettext)``.
+Build findings with :func:`make`::
+
+    make(Level.ERROR, "relay.E010", _("%(pattern)s is trusted: every host may relay"),
+         line=5, pattern="*.*.*.*")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Level(IntEnum):
+    INFO = 10
+    WARNING = 30
+    ERROR = 40
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+def gettext_noop(message: str) -> str:
+    """Mark a string for translation without translating it (like Django's)."""
+    return message
+
+
+Translate = Callable[[str], str]
+
+
+def _identity(message: str) -> str:
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: Level
+    code: str
+    message: str
+    line: int | None = None
+    hint: str = ""
+    obj: str = ""
+    params: tuple[tuple[str, object], ...] = ()
+
+    def render(self, translate: Translate = _identity) -> str:
+        """The message, translated by ``translate`` and filled with ``params``."""
+        return _fill(translate(self.message), self.params)
+
+    def render_hint(self, translate: Translate = _identity) -> str:
+        return _fill(translate(self.hint), self.params) if self.hint else ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.level is Level.ERROR
+
+    def as_dict(self, translate: Translate = _identity) -> dict[str, object]:
+        """The JSON shape of the lint contract (``../shared/spec/cli.md``)."""
+        return {
+            "level": self.level.label,
+            "code": self.code,
+            "message": self.render(translate),
+            "line": self.line,
+            "object": self.obj,
+            "hint": self.render_hint(translate),
+        }
+
+
+def make(
+    level: Level,
+    code: str,
+    message: str,
+    *,
+    line: int | None = None,
+    hint: str = "",
+    obj: str = "",
+    **params: object,
+) -> Finding:
+    """Build a finding; keyword arguments beyond the fields fill the templates."""
+    return Finding(level, code, message, line, hint, obj, tuple(sorted(params.items())))
+
+
+def _fill(template: str, params: tuple[tuple[str, object], ...]) -> str:
+    return template % dict(params) if params else template
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    return any(f.level is Level.ERROR for f in findings)
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Errors first, then by line (findings without a line last), then by code."""
+    return sorted(
+        findings,
+        key=lambda f: (-f.level, f.line is None, f.line or 0, f.code),
+    )

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Fieldset, Layout
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import SetPasswordMixin
+from django.contrib.auth.models import AbstractUser
+from django.utils.translation import gettext_lazy as _
+
+from controlcenter.models import ServerSettings
+from controlcenter.roles import Role
+
+_COMMAND_RE = re.compile(r"^[A-Za-z0-9_./-]+$")
+_WORD_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class ServerSettingsForm(forms.ModelForm[ServerSettings]):
+    class Meta:
+        model = ServerSettings
+        fields = [
+            "mode",
+            "licence",
+            "accounts",
+            "mailing_lists",
+            "max_message_size",
+            "max_recipients",
+            "export_dir",
+            "export_line_ending",
+            "console_folder",
+            "console_command",
+            "console_mode_word",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.layout = Layout(
+            Fieldset(_("Basic settings"), "mode", "licence", "accounts", "mailing_lists"),
+            Fieldset(_("Relay restriction"), "max_message_size", "max_recipients"),
+            Fieldset(
+                _("Export"),
+                "export_dir",
+                "export_line_ending",
+                "console_folder",
+                "console_command",
+                "console_mode_word",
+            ),
+        )
+        self.helper.form_tag = False
+
+    def clean_export_dir(self) -> str:
+        value: str = self.cleaned_data["export_dir"].strip()
+        if value and not value.startswith("/"):
+            raise forms.ValidationError(
+                _("Give an absolute folder such as /usr/local/mta/bin, or leave it blank."),
+                code="relative",
+            )
+        return value
+
+    def clean_console_folder(self) -> str:
+        value: str = self.cleaned_data["console_folder"].strip()
+        if not value.startswith("/"):
+            raise forms.ValidationError(
+                _("Give an absolute folder such as /usr/local/mta/bin."), code="relative"
+            )
+        if "\n" in value or "\r" in value:
+            raise forms.ValidationError(_("A folder cannot contain line breaks."), code="invalid")
+        return value
+
+    def clean_console_command(self) -> str:
+        value: str = self.cleaned_data["console_command"].strip()
+        if not _COMMAND_RE.match(value):
+            raise forms.ValidationError(
+                _("Use letters, digits and . / _ - only, such as ./epstman."), code="invalid"
+            )
+        return value
+
+    def clean_console_mode_word(self) -> str:
+        value: str = self.cleaned_data["console_mode_word"].strip()
+        if not _WORD_RE.match(value):
+            raise forms.ValidationError(
+                _("Use letters, digits and _ only, such as NA."), code="invalid"
+            )
+        return value
+
+
+User = get_user_model()
+
+
+class RoleField(forms.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            choices=Role.choices,
+            label=_("Role"),
+            help_text=_(
+                "Viewer: read everything and run simulations. Editor: also change rules, "
+                "aliases and settings. Administrator: also publish exports and manage users."
+            ),
+            **kwargs,
+        )
+
+
+class UserCreateForm(SetPasswordMixin, forms.ModelForm[AbstractUser]):  # type: ignore[type-arg]
+    role = RoleField()
+    password1, password2 = SetPasswordMixin.create_password_fields()
+
+    class Meta:
+        model = User
+        fields = ["username", "last_name", "first_name", "email"]
+
+    def clean(self) -> dict[str, Any] | None:
+        self.validate_passwords()
+        return super().clean()
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        self.validate_password_for_user(self.instance)
+
+
+class UserUpdateForm(forms.ModelForm[AbstractUser]):
+    role = RoleField()
+
+    class Meta:
+        model = User
+        fields = ["last_name", "first_name", "email", "is_active"]
+
+
+class UserPasswordForm(SetPasswordMixin, forms.Form):  # type: ignore[type-arg]
+    password1, password2 = SetPasswordMixin.create_password_fields()
+
+    def __init__(self, user: AbstractUser, *args: Any, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any] | None:
+        self.validate_passwords()
+        self.validate_password_for_user(self.user)
+        return super().clean()

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class OperatingMode(models.TextChoices):
+    GATEWAY = "gateway", _("SMTP gateway")
+    MAILSERVER = "mailserver", _("Mail server")
+    BOTH = "both", _("Both (mail server and SMTP gateway)")
+
+
+class Licence(models.TextChoices):
+    USERS_50 = "50", _("50 users")
+    USERS_100 = "100", _("100 users")
+    USERS_250 = "250", _("250 users")
+    USERS_500 = "500", _("500 users")
+    USERS_1000 = "1000", _("1000 users")
+    USERS_2000 = "2000", _("2000 users")
+    USERS_3000 = "3000", _("3000 users")
+    USERS_5000 = "5000", _("5000 users")
+    USERS_10000 = "10000", _("10000 users")
+    UNLIMITED = "unlimited", _("Unlimited edition")
+
+
+class LineEnding(models.TextChoices):
+    LF = "lf", _("LF (Linux)")
+    CRLF = "crlf", _("CRLF (Windows)")
+
+
+class ServerSettings(models.Model):
+    """全設定(サーバー環境設定): the one row of server-wide settings."""
+
+    mode = models.CharField(
+        _("Operating mode"),
+        max_length=16,
+        choices=OperatingMode,
+        default=OperatingMode.GATEWAY,
+        help_text=_(
+            "The basic setting “Forward all received mail to the SMTP gateway”. "
+            "A gateway needs the norelay line at the end of effect.dat."
+        ),
+    )
+    licence = models.CharField(
+        _("Licence"), max_length=16, choices=Licence, default=Licence.USERS_50
+    )
+    accounts = models.PositiveIntegerField(
+        _("Mailbox accounts"),
+        default=1,
+        validators=[MaxValueValidator(1_000_000)],
+        help_text=_("A gateway needs at least one (dummy) account."),
+    )
+    mailing_lists = models.PositiveIntegerField(
+        _("Mailing lists"),
+        default=0,
+        validators=[MaxValueValidator(1_000_000)],
+        help_text=_("Each uses a licence seat, like accounts and aliases."),
+    )
+    max_message_size = models.PositiveBigIntegerField(
+        _("Maximum message size"),
+        default=0,
+        validators=[MaxValueValidator(10 * 1024**3)],
+        help_text=_("In bytes; 0 means unlimited."),
+    )
+    max_recipients = models.PositiveIntegerField(
+        _('Accept "CC,BCC" (multiple recipients)'),
+        default=0,
+        validators=[MaxValueValidator(100_000)],
+        help_text=_(
+            "Refuse a message when its recipients reach this number; 0 turns the limit off."
+        ),
+    )
+    export_dir = models.CharField(
+        _("Export folder"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Where publishing writes effect.dat and the alias files; blank: the default folder."
+        ),
+    )
+    export_line_ending = models.CharField(
+        _("Line ending"), max_length=4, choices=LineEnding, default=LineEnding.LF
+    )
+    console_folder = models.CharField(
+        _("Console command folder"), max_length=255, default="/usr/local/mta/bin"
+    )
+    console_command = models.CharField(
+        _("Alias registration command"), max_length=64, default="./epstman"
+    )
+    console_mode_word = models.CharField(
+        _("Registration mode word (mode=)"), max_length=16, default="NA"
+    )
+    updated_at = models.DateTimeField(_("Updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("Server settings")
+        verbose_name_plural = _("Server settings")
+        permissions = [
+            ("run_simulation", "Can run relay simulations and the self-test"),
+            ("publish_config", "Can publish the configuration to the mail daemon"),
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Server settings"))
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.pk = 1  # a singleton: there is exactly one row
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> ServerSettings:
+        obj, _created = cls.objects.get_or_create(pk=1)
+        return obj
+
+    @property
+    def is_gateway(self) -> bool:
+        """Gateway and combined modes both need the norelay terminator."""
+        return self.mode in (OperatingMode.GATEWAY, OperatingMode.BOTH)
+
+    @property
+    def licence_limit(self) -> int | None:
+        return None if self.licence == Licence.UNLIMITED else int(self.licence)
+
+    @property
+    def newline(self) -> str:
+        return "\r\n" if self.export_line_ending == LineEnding.CRLF else "\n"
+
+    @property
+    def export_path(self) -> Path:
+        return Path(self.export_dir) if self.export_dir else Path(settings.CC_EXPORT_DIR)

@@ -1,0 +1,94 @@
+"""The system menu (システム管理メニュー) and the breadcrumbs that mirror the vendor's screens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    key: str
+    label: str | Promise
+    description: str | Promise
+    url_name: str
+    permission: str
+
+    def url(self) -> str | None:
+        """The entry's address, or None while its screen does not exist yet."""
+        try:
+            return reverse(self.url_name)
+        except NoReverseMatch:
+            return None
+
+
+SYSTEM_MENU: tuple[MenuEntry, ...] = (
+    MenuEntry(
+        "settings",
+        _("All settings (server environment)"),
+        _("Operating mode, licence, accounts, relay restriction and export settings."),
+        "controlcenter:settings",
+        "controlcenter.view_serversettings",
+    ),
+    MenuEntry(
+        "relay",
+        _("Relay restriction"),
+        _("Relay restriction settings and the per-machine relay table (effect.dat)."),
+        "relaypolicy:restriction",
+        "relaypolicy.view_relayrule",
+    ),
+    MenuEntry(
+        "aliases",
+        _("Alias management"),
+        _("Aliases, licence seats and the CSV upload."),
+        "aliases:alias-list",
+        "aliases.view_alias",
+    ),
+    MenuEntry(
+        "publish",
+        _("Apply settings"),
+        _("Export effect.dat and the alias files to the mail daemon, with a diff and history."),
+        "controlcenter:publish",
+        "controlcenter.view_serversettings",
+    ),
+    MenuEntry(
+        "simulate",
+        _("Relay test"),
+        _("Simulate an SMTP session and run the open-relay self-test."),
+        "controlcenter:simulate",
+        "controlcenter.run_simulation",
+    ),
+    MenuEntry(
+        "history",
+        _("Change history"),
+        _("Who changed what and when."),
+        "controlcenter:audit-log",
+        "controlcenter.view_serversettings",
+    ),
+    MenuEntry(
+        "users",
+        _("Admin users"),
+        _("Accounts that may log in to this control center, and their roles."),
+        "controlcenter:user-list",
+        "auth.view_user",
+    ),
+)
+
+
+class _User(Protocol):
+    def has_perm(self, perm: str, obj: None = None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    entry: MenuEntry
+    url: str | None
+    allowed: bool
+
+
+def system_menu(user: _User) -> list[MenuItem]:
+    return [MenuItem(entry, entry.url(), user.has_perm(entry.permission)) for entry in SYSTEM_MENU]

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import template
+from django.utils.translation import gettext, pgettext
+
+from controlcenter.findings import Finding, Level
+
+register = template.Library()
+
+_CLASSES = {
+    Level.ERROR: ("alert-danger", "text-bg-danger"),
+    Level.WARNING: ("alert-warning", "text-bg-warning"),
+    Level.INFO: ("alert-info", "text-bg-info"),
+}
+
+
+@register.filter
+def finding_message(finding: Finding) -> str:
+    return finding.render(gettext)
+
+
+@register.filter
+def finding_hint(finding: Finding) -> str:
+    return finding.render_hint(gettext)
+
+
+@register.filter
+def finding_level(finding: Finding) -> str:
+    labels = {
+        Level.ERROR: pgettext("finding level", "Error"),
+        Level.WARNING: pgettext("finding level", "Warning"),
+        Level.INFO: pgettext("finding level", "Info"),
+    }
+    return labels[finding.level]
+
+
+@register.filter
+def finding_class(finding: Finding) -> str:
+    return _CLASSES[finding.level][0]
+
+
+@register.filter
+def finding_badge(finding: Finding) -> str:
+    return _CLASSES[finding.level][1]
+
+
+@register.filter
+def minutes(value: timedelta | None) -> int:
+    """Whole minutes of a duration, rounded up (a lockout of 90 s reads as 2 minutes)."""
+    if value is None:
+        return 0
+    return -(-int(value.total_seconds()) // 60)

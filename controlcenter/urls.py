@@ -1,0 +1,43 @@
+"""Root URLconf. The control center's own pages are the ``controlcenter`` namespace."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from django.views.generic import RedirectView
+from django.views.i18n import set_language
+
+from controlcenter import views
+
+controlcenter_patterns = [
+    path("", views.DashboardView.as_view(), name="dashboard"),
+    path("system/", views.SystemMenuView.as_view(), name="system-menu"),
+    path("system/settings/", views.ServerSettingsView.as_view(), name="settings"),
+    path("system/users/", views.UserListView.as_view(), name="user-list"),
+    path("system/users/add/", views.UserCreateView.as_view(), name="user-add"),
+    path("system/users/<int:pk>/", views.UserUpdateView.as_view(), name="user-edit"),
+    path(
+        "system/users/<int:pk>/password/",
+        views.UserPasswordView.as_view(),
+        name="user-password",
+    ),
+]
+
+urlpatterns = [
+    path("", include((controlcenter_patterns, "controlcenter"))),
+    path("relay/", include("relaypolicy.urls")),
+    path("aliases/", include("aliases.urls")),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    # One login page for everything, throttled by axes: the admin's own login redirects here.
+    path(
+        "admin/login/",
+        login_not_required(RedirectView.as_view(pattern_name="login", query_string=True)),
+    ),
+    path("admin/", admin.site.urls),
+]

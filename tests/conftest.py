@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from controlcenter import services
+from controlcenter.roles import Role
+
+PASSWORD = "correct-horse-battery-staple-42"
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(username: str = "editor", role: Role | None = Role.EDITOR) -> User:
+        if role is None:
+            return User.objects.create_user(username=username, password=PASSWORD)
+        return User.objects.get(
+            pk=services.user_create(username=username, password=PASSWORD, role=role).pk
+        )
+
+    return make
+
+
+@pytest.fixture
+def role_client(make_user: Callable[..., User]) -> Callable[[Role | None], Client]:
+    """A test client logged in as a fresh user with ``role`` (None: no role at all)."""
+
+    def make(role: Role | None) -> Client:
+        user = make_user(username=f"user-{role.value if role else 'none'}", role=role)
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def editor_client(role_client: Callable[[Role | None], Client]) -> Client:
+    return role_client(Role.EDITOR)
+
+
+@pytest.fixture
+def viewer_client(role_client: Callable[[Role | None], Client]) -> Client:
+    return role_client(Role.VIEWER)
+
+
+@pytest.fixture
+def administrator_client(role_client: Callable[[Role | None], Client]) -> Client:
+    return role_client(Role.ADMINISTRATOR)

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from controlcenter.models import ServerSettings
+from controlcenter.roles import Role
+from controlcenter.services import user_role
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_fresh_database_is_a_gateway_with_a_50_user_licence_and_one_account(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    call_command("configure", "--json")
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "gateway"
+    assert report["licence"] == "50"
+    assert report["accounts"] == 1
+
+
+def test_configure_changes_and_prints_the_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command(
+        "configure", "--mode", "both", "--licence", "unlimited", "--accounts", "3", "--json"
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert (report["mode"], report["licence"], report["accounts"]) == ("both", "unlimited", 3)
+    server = ServerSettings.load()
+    assert (server.mode, server.licence, server.accounts) == ("both", "unlimited", 3)
+
+
+def test_configure_warns_when_a_gateway_has_no_account(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("configure", "--accounts", "0")
+    assert capsys.readouterr().err.startswith("warning: settings.W001 ")
+
+
+def test_configure_refuses_bad_values_like_the_form() -> None:
+    with pytest.raises(CommandError) as caught:
+        call_command("configure", "--accounts", "-1")
+    assert caught.value.returncode == 2
+    assert str(caught.value).startswith("--accounts: ")
+    assert ServerSettings.load().accounts == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--licence", "77"], ["--mode", "relay"], ["--accounts", "many"]],
+)
+def test_configure_bad_input_is_one_line_on_stderr_with_status_2(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "configure", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"DEBUG": "1", "PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:"},
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_ensure_admin_creates_one_administrator_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CC_ADMIN_PASSWORD", raising=False)
+    call_command("ensure_admin")
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "Created the administrator 'admin'.\nIts password, shown only this once: "
+    )
+    password = out.split("shown only this once: ")[1].split("\n")[0]
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.check_password(password)
+    assert user_role(admin) is Role.ADMINISTRATOR
+    assert admin.is_staff is True
+    call_command("ensure_admin")
+    assert capsys.readouterr().out == "An administrator already exists; nothing to do.\n"
+    assert get_user_model().objects.count() == 1
+
+
+def test_ensure_admin_takes_the_password_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CC_ADMIN_PASSWORD", "from-the-environment-123")
+    call_command("ensure_admin", "--username", "root-admin")
+    assert "shown only this once" not in capsys.readouterr().out
+    assert (
+        get_user_model()
+        .objects.get(username="root-admin")
+        .check_password("from-the-environment-123")
+    )
+
+
+def test_load_demo_is_idempotent(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("load_demo")
+    first = capsys.readouterr().out
+    call_command("load_demo")
+    assert capsys.readouterr().out == first
+    server = ServerSettings.load()
+    assert (server.mode, server.licence, server.accounts) == ("gateway", "100", 1)

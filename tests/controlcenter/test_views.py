@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from pytest_django.asserts import assertContains, assertFormError, assertRedirects
+
+from controlcenter.models import ServerSettings
+from controlcenter.roles import Role
+from controlcenter.services import user_role
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+SETTINGS = {
+    "mode": "gateway",
+    "licence": "100",
+    "accounts": "2",
+    "mailing_lists": "0",
+    "max_message_size": "10485760",
+    "max_recipients": "50",
+    "export_dir": "",
+    "export_line_ending": "lf",
+    "console_folder": "/usr/local/mta/bin",
+    "console_command": "./epstman",
+    "console_mode_word": "NA",
+}
+
+
+def test_dashboard_shows_the_server_and_the_menu(editor_client: Client) -> None:
+    response = editor_client.get("/")
+    assertContains(response, "SMTPゲートウェイ")
+    assertContains(response, "全設定(サーバー環境設定)")
+
+
+def test_english_is_selectable(editor_client: Client) -> None:
+    response = editor_client.post("/i18n/setlang/", {"language": "en", "next": "/system/"})
+    assertRedirects(response, "/system/", fetch_redirect_response=False)
+    response = editor_client.get("/system/")
+    assertContains(response, '<html lang="en">')
+    assertContains(response, "System management menu")
+
+
+def test_settings_form_saves(editor_client: Client) -> None:
+    response = editor_client.post("/system/settings/", SETTINGS)
+    assertRedirects(response, "/system/settings/")
+    server = ServerSettings.load()
+    assert (server.licence, server.accounts, server.max_message_size, server.max_recipients) == (
+        "100",
+        2,
+        10485760,
+        50,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "export_dir",
+            "relative/path",
+            "/usr/local/mta/bin のような絶対パスのフォルダを指定するか、空欄にしてください。",
+        ),
+        (
+            "console_command",
+            "./epstman; rm -rf /",
+            "英数字と . / _ - だけを使ってください(例: ./epstman)。",
+        ),
+        ("console_mode_word", "N A", "英数字と _ だけを使ってください(例: NA)。"),
+        ("accounts", "-1", "この値は 0 以上でなければなりません。"),
+    ],
+)
+def test_settings_form_rerenders_with_the_users_input_and_a_message(
+    editor_client: Client, field: str, value: str, message: str
+) -> None:
+    response = editor_client.post("/system/settings/", SETTINGS | {field: value})
+    assert response.status_code == 200
+    assertFormError(response.context["form"], field, message)
+    assertContains(response, f'value="{value}"' if field != "accounts" else 'value="-1"')
+    assert ServerSettings.load().licence == "50"
+
+
+def test_gateway_without_accounts_warns_after_saving(editor_client: Client) -> None:
+    response = editor_client.post("/system/settings/", SETTINGS | {"accounts": "0"}, follow=True)
+    assertContains(response, "ダミーのメールボックスアカウントが少なくとも1つ必要です")
+
+
+def test_administrator_adds_a_user_with_a_role(administrator_client: Client) -> None:
+    response = administrator_client.post(
+        "/system/users/add/",
+        {
+            "username": "tanaka",
+            "last_name": "田中",
+            "first_name": "一郎",
+            "email": "tanaka@example.co.jp",
+            "role": "editor",
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
+    )
+    assertRedirects(response, "/system/users/")
+    user = User.objects.get(username="tanaka")
+    assert user_role(user) is Role.EDITOR
+    assert user.check_password("a-long-pass-phrase-9")
+    assert user.is_staff is False
+
+
+def test_user_form_refuses_mismatched_passwords(administrator_client: Client) -> None:
+    response = administrator_client.post(
+        "/system/users/add/",
+        {"username": "x", "role": "viewer", "password1": "a-long-pass-9", "password2": "other-9"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["password2"] == ["確認用パスワードが一致しません。"]
+    assert not User.objects.filter(username="x").exists()
+
+
+def test_the_last_administrator_cannot_be_demoted(
+    administrator_client: Client,
+) -> None:
+    admin = User.objects.get(username="user-administrator")
+    response = administrator_client.post(
+        f"/system/users/{admin.pk}/", {"role": "viewer", "is_active": "on"}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors() == [
+        "user-administrator は最後の有効な管理者です。先に別の管理者を任命してください。"
+    ]
+    assert user_role(User.objects.get(pk=admin.pk)) is Role.ADMINISTRATOR
+
+
+def test_administrator_changes_role_and_password(
+    administrator_client: Client, make_user: Callable[..., User]
+) -> None:
+    other = make_user(username="sato", role=Role.VIEWER)
+    response = administrator_client.post(f"/system/users/{other.pk}/", {"role": "administrator"})
+    assertRedirects(response, "/system/users/")
+    other.refresh_from_db()
+    assert (user_role(other), other.is_active, other.is_staff) == (Role.ADMINISTRATOR, False, True)
+    response = administrator_client.post(
+        f"/system/users/{other.pk}/password/",
+        {"password1": "new-pass-phrase-77", "password2": "new-pass-phrase-77"},
+    )
+    assertRedirects(response, "/system/users/")
+    other.refresh_from_db()
+    assert other.check_password("new-pass-phrase-77")
+    assert not other.check_password(PASSWORD)
+
+
+def test_user_list_shows_roles(administrator_client: Client) -> None:
+    assertContains(administrator_client.get("/system/users/"), "<td>管理者</td>", html=True)
