@@ -1,0 +1,960 @@
+"""Aliases, their matching, the alias CSV and the registration script: the Django-free core.
+
+Alias grammar
+=============
+
+An alias maps one *pattern* to one *target* (the vendor's エイリアス and 実アドレス)::
+
+    alias      = local "@" domain              ; local holds at most one "*"
+    mapped_to  = target [ "," option ]          ; spaces around the comma are ignored
+    target     = local "@" domain              ; local holds at most one "*"
+    option     = "0" / "1"                      ; 0: keep the envelope recipient, 1: rewrite it
+    local      = 1*64 ( ALPHA / DIGIT / "." / "*" /
+                        "#" "$" "&" "'" "+" "-" "/" "=" "?" "^" "_" "`" "{" "|" "}" "~" )
+    domain     = label 1*( "." label )          ; fully qualified, no trailing dot, <= 253
+    label      = LETDIG [ *61( LETDIG / "-" ) LETDIG ]
+
+- Both sides need a domain. The domain never holds a ``*`` and is not an IP literal.
+- Routing characters are refused in a local part: ``%`` (``user%other@d``), ``!`` (bang
+  paths), ``"`` and ``\\`` (quoting that can hide an ``@``) and a second ``@``. Control
+  characters, spaces and non-ASCII characters are refused too;
+  :func:`normalise_fullwidth` turns what a Japanese IME types in full-width mode
+  (``ｕｓｅｒ＠ｄ．ｊｐ``) back into ASCII.
+- Dots are allowed anywhere in the local part: legacy Japanese mobile addresses such as
+  ``taro..yamada.@docomo.ne.jp`` are real targets.
+
+Pattern kinds (:class:`AliasKind`):
+
+=================  ===================  ==============================================
+kind               example              matches
+=================  ===================  ==============================================
+EXACT              ``user@d.jp``        that address only
+FULL_WILDCARD      ``*@d.jp``           every address in ``d.jp``
+PARTIAL_WILDCARD   ``2009*@d.jp``       prefix form: local parts starting with ``2009``
+PARTIAL_WILDCARD   ``*-sales@d.jp``     suffix form: local parts ending in ``-sales``
+PARTIAL_WILDCARD   ``abc-*-jp@d.jp``    both: fixed text before and after the ``*``
+=================  ===================  ==============================================
+
+Matching rules (ours where the vendor is silent):
+
+- ``*`` matches **one or more** characters, so a carried-over local part is never empty.
+- The domain compares exactly after lower-casing: no subdomains, no trailing-dot variants,
+  ``d.jp.evil.example`` is not ``d.jp``.
+- The local part compares ASCII case-insensitively: ``User@d.jp`` and ``user@d.jp`` are the
+  same alias. A case-sensitive match would let ``User@d.jp`` slip past an exact alias into a
+  later wildcard, and the CSV duplicate check would miss look-alike rows.
+- A ``*`` in the target is replaced by the characters the alias ``*`` matched, as received:
+  ``*@a.jp -> *@b.jp`` sends ``Taro@a.jp`` to ``Taro@b.jp``. A target without ``*`` is used
+  as written. A target ``*`` under an alias without one is an error (``alias.E005``).
+- Aliases are checked in storage order and the **first match wins**: an exact alias stored
+  below ``*@d.jp`` is never used. :class:`AliasIndex` answers in O(1) for exact aliases plus
+  the wildcards of the address's own domain, stopping at the first one that matches.
+- An alias whose pattern is malformed (two ``*``, no ``@``) never matches anything.
+
+Worked example, in storage order::
+
+    0  sales@example.co.jp  -> team@inner.example.co.jp
+    1  2009*@example.co.jp  -> 2009*@inner.example.co.jp,0
+    2  *@example.co.jp      -> *@inner.example.co.jp
+
+    Sales@EXAMPLE.co.jp       -> position 0, team@inner.example.co.jp
+    2009tanaka@example.co.jp  -> position 1, 2009tanaka@inner.example.co.jp (option 0)
+    2009@example.co.jp        -> position 2 (the "*" of row 1 needs one character)
+    sales@example.co.jp.evil  -> no match
+
+The alias CSV
+=============
+
+The upload and export format (``aliases.csv``)::
+
+    alias,mapped_to,comment
+    sales@example.co.jp,team@inner.example.co.jp,営業部
+    2009*@example.co.jp,"2009*@inner.example.co.jp,0","2009年入社, 全員"
+    info@example.co.jp,info@inner.example.co.jp,'=SUM(A1)
+
+- Columns ``alias``, ``mapped_to`` and an optional ``comment``. Trailing empty cells that
+  spreadsheets add are ignored, rows whose cells are all blank are skipped, anything else with
+  fewer than 2 or more than 3 cells is an error. A third cell that is just ``0`` or ``1`` is
+  refused as an unquoted option: write ``"real@x.jp,0"``.
+- The first non-blank row is a header when its cells are the column names in that order,
+  English (``alias``, ``mapped_to``, ``comment``) or Japanese
+  (``エイリアス``, ``実アドレス``, ``コメント``), compared case-insensitively after NFKC
+  (so half-width ｶﾅ works) and ignoring surrounding spaces. The header is optional.
+- Excel quoting (RFC 4180): quoted fields may hold commas, doubled quotes and newlines.
+  Malformed quoting is an error on the row's line.
+- Encodings: ``auto`` reads UTF-8 with or without a BOM and falls back to CP932 (Shift_JIS as
+  written by Japanese Excel); ``utf-8`` and ``cp932`` force one. UTF-16 (Excel's "Unicode
+  text") is refused. A line that does not decode is an error naming that line.
+- Line endings CRLF, LF (or old-Mac CR). Line numbers count **physical** lines from 1, header
+  included: a row that starts on line 7 and spans two lines is line 7, the next row is line 9.
+- The ``alias`` and ``mapped_to`` cells are stripped of surrounding spaces; full-width
+  characters in them are converted to ASCII **with a warning** on that line (never silently).
+  Comments are stripped but otherwise kept as written (Japanese text stays full-width).
+- Formula neutralisation: on export a cell that would start a spreadsheet formula
+  (first character ``=``, ``+``, ``-``, ``@``, TAB or CR, possibly after leading ``'``) is
+  prefixed with one ``'``; on import exactly that ``'`` is removed again. A comment
+  ``=SUM(A1)`` therefore survives the round trip without ever becoming a live formula, and a
+  cell typed as ``'=SUM(A1)`` imports as ``=SUM(A1)``.
+
+CSV finding codes (``alias.*`` codes live in :mod:`aliases.validation`):
+
+=========  =====================================================================
+csv.E001   a line cannot be decoded in the file's encoding
+csv.E002   the file is UTF-16
+csv.E003   malformed quoting (for example an unterminated quoted field)
+csv.E004   wrong number of columns
+csv.E005   header row with the right names in the wrong order
+csv.E006   invalid alias address
+csv.E007   invalid mapped_to address (or option)
+csv.E008   routing characters (``%``, ``!``, quotes, a second ``@``) in a local part
+csv.E009   control characters in a cell
+csv.E010   alias domain is not a managed local domain (only when domains are given)
+csv.E011   the alias already appears on an earlier line
+csv.E012   ``*`` in mapped_to but none in the alias
+csv.E013   a third cell of just ``0``/``1``: an unquoted option
+csv.W001   full-width characters converted to ASCII
+csv.W002   the file holds no alias rows
+=========  =====================================================================
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import shlex
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from controlcenter.findings import Finding, Level, make
+from controlcenter.findings import gettext_noop as _
+
+__all__ = [
+    "AddressPattern",
+    "AddressProblem",
+    "Alias",
+    "AliasIndex",
+    "AliasKind",
+    "AliasMatch",
+    "AliasSyntaxError",
+    "CsvParseResult",
+    "CsvRow",
+    "normalise_fullwidth",
+    "parse_alias_csv",
+    "parse_alias_pattern",
+    "parse_target",
+    "render_alias_csv",
+    "render_register_script",
+]
+
+WILDCARD = "*"
+OPTIONS = frozenset({"0", "1"})
+MAX_LOCAL = 64
+MAX_DOMAIN = 253
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_LOCAL_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.*#$&'+-/=?^_`{|}~"
+)
+_ROUTING_CHARS = frozenset('%!"\\')
+_T = TypeVar("_T")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+def _fold(text: str) -> str:
+    """Lower-case ASCII letters only, so that lengths (and slices) are preserved."""
+    return text.translate(_ASCII_LOWER)
+
+
+class AliasKind(StrEnum):
+    EXACT = "exact"
+    FULL_WILDCARD = "full_wildcard"
+    PARTIAL_WILDCARD = "partial_wildcard"
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """One alias as stored: ``pattern`` and ``target`` as the admin wrote them."""
+
+    pattern: str
+    target: str
+    option: str = ""
+    comment: str = ""
+
+    @property
+    def local_part(self) -> str:
+        local, at, _domain = self.pattern.rpartition("@")
+        return local if at else self.pattern
+
+    @property
+    def domain(self) -> str:
+        _local, at, domain = self.pattern.rpartition("@")
+        return domain.lower() if at else ""
+
+    @property
+    def kind(self) -> AliasKind:
+        local = self.local_part
+        if local == WILDCARD:
+            return AliasKind.FULL_WILDCARD
+        if WILDCARD in local:
+            return AliasKind.PARTIAL_WILDCARD
+        return AliasKind.EXACT
+
+    @property
+    def target_text(self) -> str:
+        """The 実アドレス as the vendor writes it: the target plus ``,option`` when set."""
+        return f"{self.target},{self.option}" if self.option else self.target
+
+    @property
+    def key(self) -> str:
+        """The case-folded pattern: two aliases with the same key are duplicates."""
+        local, at, domain = self.pattern.rpartition("@")
+        return f"{_fold(local)}@{domain.lower()}" if at else _fold(self.pattern)
+
+    def rewrite(self, address: str) -> str | None:
+        """The target for ``address`` when this alias matches it, else ``None``."""
+        local, at, domain = address.rpartition("@")
+        if not at or not local or domain.lower() != self.domain:
+            return None
+        matcher = _Matcher.of(self, 0)
+        if matcher is None:
+            return None
+        captured = matcher.capture(local)
+        if captured is None:
+            return None
+        return self.target.replace(WILDCARD, captured) if matcher.wildcard else self.target
+
+
+# --- addresses --------------------------------------------------------------------------
+
+
+class AddressProblem(StrEnum):
+    SYNTAX = "syntax"
+    ROUTING = "routing"
+    CONTROL = "control"
+
+
+class AliasSyntaxError(ValueError):
+    """A malformed alias or target; ``message`` is a translatable template for ``params``."""
+
+    def __init__(
+        self, message: str, *, problem: AddressProblem = AddressProblem.SYNTAX, **params: object
+    ) -> None:
+        self.message = message
+        self.problem = problem
+        self.params: dict[str, object] = params
+        super().__init__(message % params)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPattern:
+    """A parsed alias pattern or target: ``local`` as written, ``domain`` lower-cased."""
+
+    local: str
+    domain: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+    @property
+    def has_wildcard(self) -> bool:
+        return WILDCARD in self.local
+
+    @property
+    def kind(self) -> AliasKind:
+        return Alias(self.text, "").kind
+
+
+def _visible(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` / ``\\uNNNN`` escapes."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch
+        for ch in text
+    )
+
+
+def _parse_address(text: str) -> AddressPattern:
+    if not text:
+        raise AliasSyntaxError(_("the address is empty"))
+    shown = _visible(text)
+    for ch in text:
+        if unicodedata.category(ch) == "Cc":
+            raise AliasSyntaxError(
+                _("%(value)s contains the control character %(char)s"),
+                problem=AddressProblem.CONTROL,
+                value=shown,
+                char=_visible(ch),
+            )
+    if any(ch.isspace() for ch in text):
+        raise AliasSyntaxError(_("%(value)s contains a space"), value=shown)
+    at_signs = text.count("@")
+    if at_signs == 0:
+        raise AliasSyntaxError(
+            _("%(value)s has no @domain: both sides of an alias need a domain"), value=shown
+        )
+    if at_signs > 1:
+        raise AliasSyntaxError(
+            _("%(value)s contains a second @: routing through another host is refused"),
+            problem=AddressProblem.ROUTING,
+            value=shown,
+        )
+    local, _at, domain = text.partition("@")
+    if not local:
+        raise AliasSyntaxError(_("%(value)s has nothing before the @"), value=shown)
+    for ch in local:
+        if ch in _ROUTING_CHARS:
+            raise AliasSyntaxError(
+                _("%(value)s contains the routing character %(char)s in its local part"),
+                problem=AddressProblem.ROUTING,
+                value=shown,
+                char=ch,
+            )
+    for ch in text:
+        if not ch.isascii():
+            raise AliasSyntaxError(
+                _("%(value)s contains the non-ASCII character %(char)s"), value=shown, char=ch
+            )
+    if local.count(WILDCARD) > 1:
+        raise AliasSyntaxError(_("%(value)s has more than one * in its local part"), value=shown)
+    for ch in local:
+        if ch not in _LOCAL_CHARS:
+            raise AliasSyntaxError(
+                _("%(value)s contains %(char)s, which is not allowed in an address"),
+                value=shown,
+                char=ch,
+            )
+    if len(local) > MAX_LOCAL:
+        raise AliasSyntaxError(
+            _("%(value)s has a local part longer than %(limit)s characters"),
+            value=shown,
+            limit=MAX_LOCAL,
+        )
+    return AddressPattern(local, _parse_domain(domain, shown))
+
+
+def _parse_domain(domain: str, shown: str) -> str:
+    if not domain:
+        raise AliasSyntaxError(_("%(value)s has nothing after the @"), value=shown)
+    if WILDCARD in domain:
+        raise AliasSyntaxError(
+            _("%(value)s has a * in its domain: wildcards are only allowed before the @"),
+            value=shown,
+        )
+    if domain.startswith("["):
+        raise AliasSyntaxError(
+            _("%(value)s has an IP-literal domain: use a domain name"), value=shown
+        )
+    if domain.endswith("."):
+        raise AliasSyntaxError(_("%(value)s has a domain ending in a dot"), value=shown)
+    if len(domain) > MAX_DOMAIN:
+        raise AliasSyntaxError(
+            _("%(value)s has a domain longer than %(limit)s characters"),
+            value=shown,
+            limit=MAX_DOMAIN,
+        )
+    lowered = domain.lower()
+    labels = lowered.split(".")
+    if len(labels) < 2:
+        raise AliasSyntaxError(
+            _("%(value)s has no dot in its domain: write the full domain name"), value=shown
+        )
+    for label in labels:
+        if not _LABEL.match(label):
+            raise AliasSyntaxError(
+                _("%(value)s has an invalid domain label %(label)s"),
+                value=shown,
+                label=repr(label),
+            )
+    if labels[-1].isdigit():
+        raise AliasSyntaxError(
+            _("%(value)s has an IP address as its domain: use a domain name"), value=shown
+        )
+    return lowered
+
+
+def parse_alias_pattern(text: str) -> AddressPattern:
+    """Parse the alias side; raises :class:`AliasSyntaxError` naming the problem."""
+    return _parse_address(text.strip())
+
+
+def parse_target(text: str) -> tuple[str, str]:
+    """Split and check ``target[,option]``; returns ``(target, option)`` with option ``""``,
+    ``"0"`` or ``"1"``. Raises :class:`AliasSyntaxError`."""
+    address, comma, option = text.strip().partition(",")
+    address, option = address.strip(), option.strip()
+    if comma and option not in OPTIONS:
+        raise AliasSyntaxError(
+            _("%(value)s has the option %(option)s: only ,0 and ,1 exist"),
+            value=_visible(text.strip()),
+            option=repr(option),
+        )
+    _parse_address(address)
+    return address, option
+
+
+def normalise_fullwidth(text: str) -> tuple[str, bool]:
+    """Convert full-width ASCII (U+FF01-FF5E) and the ideographic space to ASCII; tell
+    whether anything changed. Other characters (kana, kanji) are left alone."""
+    converted = text.translate(_FULLWIDTH)
+    return converted, converted != text
+
+
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+# --- matching -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    """A compiled pattern: the folded local part, or the folded text around the ``*``."""
+
+    position: int
+    wildcard: bool
+    prefix: str
+    suffix: str
+
+    @classmethod
+    def of(cls, alias: Alias, position: int) -> _Matcher | None:
+        local, at, _domain = alias.pattern.rpartition("@")
+        if not at or not local:
+            return None
+        stars = local.count(WILDCARD)
+        if stars == 0:
+            return cls(position, False, _fold(local), "")
+        if stars > 1:
+            return None
+        prefix, _star, suffix = local.partition(WILDCARD)
+        return cls(position, True, _fold(prefix), _fold(suffix))
+
+    def capture(self, local: str, folded: str | None = None) -> str | None:
+        """What the ``*`` matched in ``local`` (``""`` for an exact match), else ``None``;
+        ``folded`` is ``_fold(local)`` when the caller already has it."""
+        if folded is None:
+            folded = _fold(local)
+        if not self.wildcard:
+            return "" if folded == self.prefix else None
+        if (
+            len(local) > len(self.prefix) + len(self.suffix)
+            and folded.startswith(self.prefix)
+            and folded.endswith(self.suffix)
+        ):
+            return local[len(self.prefix) : len(local) - len(self.suffix)]
+        return None
+
+    def covers(self, other: _Matcher) -> bool:
+        """True when every local part ``other`` matches is matched by this wildcard."""
+        if not self.wildcard:
+            return False
+        if not other.wildcard:
+            return self.capture(other.prefix) is not None
+        return other.prefix.startswith(self.prefix) and other.suffix.endswith(self.suffix)
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMatch:
+    """The first alias matching an address; ``target`` has the ``*`` carry-over applied."""
+
+    position: int
+    alias: Alias
+    target: str
+
+    @property
+    def option(self) -> str:
+        return self.alias.option
+
+    @property
+    def target_text(self) -> str:
+        return f"{self.target},{self.option}" if self.option else self.target
+
+
+class AliasIndex:
+    """First-match lookup over aliases in storage order, fast at 100,000 aliases.
+
+    Exact aliases sit in a dict (folded address -> first position); wildcards are grouped by
+    domain in position order. A lookup costs one dict probe plus a walk over the wildcards of
+    the address's domain that come before the exact hit.
+    """
+
+    __slots__ = ("_aliases", "_exact", "_wildcards")
+
+    def __init__(
+        self,
+        aliases: tuple[Alias, ...],
+        exact: Mapping[str, int],
+        wildcards: Mapping[str, tuple[_Matcher, ...]],
+    ) -> None:
+        self._aliases = aliases
+        self._exact = exact
+        self._wildcards = wildcards
+
+    @classmethod
+    def build(cls, aliases: Sequence[Alias]) -> AliasIndex:
+        stored = tuple(aliases)
+        exact: dict[str, int] = {}
+        wildcards: dict[str, list[_Matcher]] = {}
+        for position, alias in enumerate(stored):
+            matcher = _Matcher.of(alias, position)
+            if matcher is None:
+                continue
+            if matcher.wildcard:
+                wildcards.setdefault(alias.domain, []).append(matcher)
+            else:
+                exact.setdefault(f"{matcher.prefix}@{alias.domain}", position)
+        return cls(stored, exact, {domain: tuple(ms) for domain, ms in wildcards.items()})
+
+    @property
+    def aliases(self) -> tuple[Alias, ...]:
+        return self._aliases
+
+    def __len__(self) -> int:
+        return len(self._aliases)
+
+    def lookup(self, address: str) -> AliasMatch | None:
+        """The first alias in storage order that matches ``address`` (``local@domain``)."""
+        local, at, domain = address.rpartition("@")
+        if not at or not local:
+            return None
+        domain = domain.lower()
+        folded = _fold(local)
+        best = self._exact.get(f"{folded}@{domain}")
+        for matcher in self._wildcards.get(domain, ()):
+            if best is not None and matcher.position > best:
+                break
+            captured = matcher.capture(local, folded)
+            if captured is not None:
+                alias = self._aliases[matcher.position]
+                return AliasMatch(matcher.position, alias, alias.target.replace(WILDCARD, captured))
+        if best is None:
+            return None
+        return AliasMatch(best, self._aliases[best], self._aliases[best].target)
+
+    def shadowing(self, position: int) -> int | None:
+        """The earlier wildcard of the same domain that matches everything the alias at
+        ``position`` would, so that it is never used; ``None`` when there is none."""
+        alias = self._aliases[position]
+        own = _Matcher.of(alias, position)
+        if own is None:
+            return None
+        for matcher in self._wildcards.get(alias.domain, ()):
+            if matcher.position >= position:
+                return None
+            if matcher.covers(own):
+                return matcher.position
+        return None
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+COLUMNS = ("alias", "mapped_to", "comment")
+COLUMNS_JA = ("エイリアス", "実アドレス", "コメント")
+FORMULA_STARTS = frozenset("=+-@\t\r")
+ENCODINGS = ("auto", "utf-8", "cp932")
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    line: int
+    alias: Alias
+
+
+@dataclass(frozen=True, slots=True)
+class CsvParseResult:
+    """The valid rows, every finding with its line, and how the file was read."""
+
+    rows: tuple[CsvRow, ...]
+    findings: tuple[Finding, ...]
+    encoding: str
+    bom: bool = False
+    header_line: int | None = None
+
+    @property
+    def has_errors(self) -> bool:
+        return any(f.level is Level.ERROR for f in self.findings)
+
+    @property
+    def aliases(self) -> tuple[Alias, ...]:
+        return tuple(row.alias for row in self.rows)
+
+
+def _needs_guard(cell: str) -> bool:
+    rest = cell.lstrip("'")
+    return bool(rest) and rest[0] in FORMULA_STARTS
+
+
+def neutralise_formula(cell: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would run as a formula."""
+    return "'" + cell if _needs_guard(cell) else cell
+
+
+def unneutralise_formula(cell: str) -> str:
+    """Undo :func:`neutralise_formula`: drop exactly one leading ``'`` it would have added."""
+    return cell[1:] if cell.startswith("'") and _needs_guard(cell[1:]) else cell
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _bad_lines(data: bytes, codec: str) -> list[int]:
+    """1-based numbers of the physical lines that do not decode with ``codec``."""
+    bad: list[int] = []
+    start = 0
+    number = 1
+    for brk in _LINE_BREAK.finditer(data):
+        try:
+            data[start : brk.start()].decode(codec)
+        except UnicodeDecodeError:
+            bad.append(number)
+        start, number = brk.end(), number + 1
+    try:
+        data[start:].decode(codec)
+    except UnicodeDecodeError:
+        bad.append(number)
+    return bad
+
+
+def _decode(data: bytes, encoding: str) -> tuple[str, str, bool, list[int]]:
+    """(text, codec used, BOM present, undecodable line numbers)."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+    bom = encoding != "cp932" and data.startswith(codecs.BOM_UTF8)
+    body = data[len(codecs.BOM_UTF8) :] if bom else data
+    if encoding == "auto" and not bom:
+        candidates = ("utf-8", "cp932")
+        for codec in candidates:
+            try:
+                return body.decode(codec), codec, False, []
+            except UnicodeDecodeError:
+                continue
+        # Neither fits: report against the one with fewer broken lines (CP932 on a tie,
+        # as Japanese Excel writes it by default).
+        utf8_bad, cp932_bad = _bad_lines(body, "utf-8"), _bad_lines(body, "cp932")
+        codec, bad = ("utf-8", utf8_bad) if len(utf8_bad) < len(cp932_bad) else ("cp932", cp932_bad)
+        return body.decode(codec, errors="replace"), codec, False, bad
+    codec = "cp932" if encoding == "cp932" else "utf-8"
+    try:
+        return body.decode(codec), codec, bom, []
+    except UnicodeDecodeError:
+        return body.decode(codec, errors="replace"), codec, bom, _bad_lines(body, codec)
+
+
+def _header_kind(cells: list[str]) -> str:
+    """``"header"``, ``"misordered"`` (names in the wrong order) or ``"data"``."""
+    names = [unicodedata.normalize("NFKC", cell).strip().casefold() for cell in cells]
+    if not 2 <= len(names) <= 3:
+        return "data"
+    if all(name in (COLUMNS[i], COLUMNS_JA[i]) for i, name in enumerate(names)):
+        return "header"
+    known = set(COLUMNS) | set(COLUMNS_JA)
+    return "misordered" if all(name in known for name in names) else "data"
+
+
+_PROBLEM_CODES = {
+    AddressProblem.ROUTING: "csv.E008",
+    AddressProblem.CONTROL: "csv.E009",
+}
+
+
+class _CsvReader:
+    """Turns decoded text into rows and findings; one instance per file."""
+
+    def __init__(
+        self, local_domains: frozenset[str] | None, codec: str, bad_lines: list[int]
+    ) -> None:
+        self.local_domains = (
+            None if local_domains is None else frozenset(d.lower() for d in local_domains)
+        )
+        self.bad_lines = set(bad_lines)
+        self.findings: list[Finding] = [
+            make(
+                Level.ERROR,
+                "csv.E001",
+                _("line %(number)s cannot be decoded as %(encoding)s"),
+                line=line,
+                number=line,
+                hint=_("Save the file as CSV UTF-8 or as CSV (Shift_JIS / CP932)."),
+                encoding=codec,
+            )
+            for line in bad_lines
+        ]
+        self.rows: list[CsvRow] = []
+        self.first_seen: dict[str, int] = {}
+        self.header_line: int | None = None
+
+    def read(self, text: str) -> None:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        seen_content = False
+        while True:
+            start = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                if not self._touches_bad_line(start, reader.line_num):
+                    self.findings.append(self._quoting_error(start, reader.line_num, str(error)))
+                continue
+            if self._touches_bad_line(start, reader.line_num):
+                continue
+            while cells and not cells[-1].strip():
+                cells.pop()
+            if not cells:
+                continue
+            if not seen_content:
+                seen_content = True
+                kind = _header_kind(cells)
+                if kind == "header":
+                    self.header_line = start
+                    continue
+                if kind == "misordered":
+                    self.findings.append(
+                        make(
+                            Level.ERROR,
+                            "csv.E005",
+                            _("the header must be alias, mapped_to, comment in that order"),
+                            line=start,
+                        )
+                    )
+                    continue
+            self._row(start, cells)
+
+    def _touches_bad_line(self, first: int, last: int) -> bool:
+        return any(first <= line <= last for line in self.bad_lines)
+
+    @staticmethod
+    def _quoting_error(start: int, end: int, detail: str) -> Finding:
+        if detail.startswith("unexpected end of data"):
+            return make(
+                Level.ERROR,
+                "csv.E003",
+                _("a quoted field starting on line %(start)s is never closed"),
+                line=start,
+                start=start,
+                hint=_('Close the quote, or double quotes inside quoted text ("").'),
+            )
+        return make(
+            Level.ERROR,
+            "csv.E003",
+            _("malformed quoting on line %(end)s: %(detail)s"),
+            line=start,
+            hint=_('Double quotes inside quoted text ("") or quote the whole cell.'),
+            end=end,
+            detail=detail,
+        )
+
+    def _row(self, line: int, raw: list[str]) -> None:
+        if len(raw) > 3:
+            self.findings.append(
+                make(
+                    Level.ERROR,
+                    "csv.E004",
+                    _("expected 2 or 3 columns (alias, mapped_to, comment), found %(count)s"),
+                    line=line,
+                    hint=_("Quote a comment or a mapped_to,option that contains a comma."),
+                    count=len(raw),
+                )
+            )
+            return
+        if len(raw) < 2:
+            self.findings.append(
+                make(
+                    Level.ERROR,
+                    "csv.E004",
+                    _("expected 2 or 3 columns (alias, mapped_to, comment), found %(count)s"),
+                    line=line,
+                    hint=_("Every row needs an alias and the address it is mapped to."),
+                    count=len(raw),
+                )
+            )
+            return
+        cells = [unneutralise_formula(cell) for cell in raw]
+        before = len(self.findings)
+        alias_text = self._address_cell(line, "alias", cells[0])
+        target_text = self._address_cell(line, "mapped_to", cells[1])
+        comment = cells[2].strip() if len(cells) == 3 else ""
+        pattern = self._check(line, "csv.E006", lambda: parse_alias_pattern(alias_text))
+        parsed_target = self._check(line, "csv.E007", lambda: parse_target(target_text))
+        self._check_comment(line, comment)
+        if pattern is not None:
+            self._check_pattern(line, pattern, alias_text)
+        if parsed_target is not None:
+            target, option = parsed_target
+            if pattern is not None and WILDCARD in target and not pattern.has_wildcard:
+                self.findings.append(
+                    make(
+                        Level.ERROR,
+                        "csv.E012",
+                        _("%(target)s has a * but the alias %(alias)s has none to carry over"),
+                        line=line,
+                        alias=alias_text,
+                        target=target,
+                    )
+                )
+            if not option and comment in OPTIONS:
+                self.findings.append(
+                    make(
+                        Level.ERROR,
+                        "csv.E013",
+                        _("the comment is just %(comment)s: is it an unquoted option?"),
+                        line=line,
+                        hint=_('Write the option inside quotes: "real@example.jp,0".'),
+                        comment=comment,
+                    )
+                )
+        if pattern is None or parsed_target is None:
+            return
+        if any(f.is_error for f in self.findings[before:]):
+            return
+        self.rows.append(CsvRow(line, Alias(alias_text, target, option, comment)))
+
+    def _address_cell(self, line: int, column: str, cell: str) -> str:
+        converted, changed = normalise_fullwidth(cell)
+        if changed:
+            self.findings.append(
+                make(
+                    Level.WARNING,
+                    "csv.W001",
+                    _(
+                        "full-width characters in %(column)s converted to ASCII: "
+                        '"%(before)s" became "%(after)s"'
+                    ),
+                    line=line,
+                    column=column,
+                    before=_visible(cell),
+                    after=_visible(converted.strip()),
+                )
+            )
+        return converted.strip()
+
+    def _check(self, line: int, code: str, parse: Callable[[], _T]) -> _T | None:
+        try:
+            return parse()
+        except AliasSyntaxError as error:
+            params = tuple(sorted(error.params.items()))
+            code = _PROBLEM_CODES.get(error.problem, code)
+            self.findings.append(Finding(Level.ERROR, code, error.message, line, params=params))
+            return None
+
+    def _check_comment(self, line: int, comment: str) -> None:
+        for ch in comment:
+            if unicodedata.category(ch) == "Cc" and ch not in "\t\r\n":
+                self.findings.append(
+                    make(
+                        Level.ERROR,
+                        "csv.E009",
+                        _("%(value)s contains the control character %(char)s"),
+                        line=line,
+                        value=_visible(comment),
+                        char=_visible(ch),
+                    )
+                )
+                return
+
+    def _check_pattern(self, line: int, pattern: AddressPattern, written: str) -> None:
+        if self.local_domains is not None and pattern.domain not in self.local_domains:
+            self.findings.append(
+                make(
+                    Level.ERROR,
+                    "csv.E010",
+                    _("%(alias)s: %(domain)s is not a local domain managed here"),
+                    line=line,
+                    hint=_("Add the domain first, or correct the alias."),
+                    alias=written,
+                    domain=pattern.domain,
+                )
+            )
+        key = Alias(pattern.text, "").key
+        first = self.first_seen.setdefault(key, line)
+        if first != line:
+            self.findings.append(
+                make(
+                    Level.ERROR,
+                    "csv.E011",
+                    _("%(alias)s is already on line %(first_line)s"),
+                    line=line,
+                    alias=written,
+                    first_line=first,
+                )
+            )
+
+
+def parse_alias_csv(
+    data: bytes, *, encoding: str = "auto", local_domains: frozenset[str] | None = None
+) -> CsvParseResult:
+    """Read an alias CSV; every problem becomes a finding with its physical line number.
+
+    ``rows`` holds only the valid rows; callers import all-or-nothing on ``has_errors``.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        finding = make(
+            Level.ERROR,
+            "csv.E002",
+            _("the file is UTF-16 (Excel's Unicode text)"),
+            line=1,
+            hint=_("Save it as CSV UTF-8 or as CSV (Shift_JIS / CP932)."),
+        )
+        return CsvParseResult((), (finding,), "utf-16")
+    text, codec, bom, bad_lines = _decode(data, encoding)
+    reader = _CsvReader(local_domains, codec, bad_lines)
+    reader.read(text)
+    if not reader.rows and not any(f.is_error for f in reader.findings):
+        reader.findings.append(
+            make(Level.WARNING, "csv.W002", _("the file holds no alias rows"), line=None)
+        )
+    findings = sorted(reader.findings, key=lambda f: (f.line is None, f.line or 0))
+    return CsvParseResult(tuple(reader.rows), tuple(findings), codec, bom, reader.header_line)
+
+
+def render_alias_csv(aliases: Iterable[Alias], *, header: bool = True) -> str:
+    """The aliases as CSV text with CRLF endings and formula-neutralised cells; the caller
+    encodes it (UTF-8, with a BOM for Excel if wanted). Round-trips through the parser."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    if header:
+        writer.writerow(COLUMNS)
+    for alias in aliases:
+        writer.writerow(
+            [neutralise_formula(cell) for cell in (alias.pattern, alias.target_text, alias.comment)]
+        )
+    return out.getvalue()
+
+
+# --- registration script ------------------------------------------------------------------
+
+
+def render_register_script(
+    aliases: Iterable[Alias],
+    *,
+    folder: str = "/usr/local/mta/bin",
+    command: str = "./epstman",
+    mode_word: str = "NA",
+    newline: str = "\n",
+) -> str:
+    """A POSIX sh script registering every alias with the console tool, one command each,
+    every argument shell-quoted (an unquoted ``*@domain.jp`` would be a glob)."""
+    lines = [
+        "#!/bin/sh",
+        "# Generated by Relay Control Center: registers the aliases with the E-Post console tool.",
+        "# Do not edit by hand; change the aliases in the control center and export again.",
+        "set -eu",
+        f"cd {shlex.quote(folder)}",
+    ]
+    lines.extend(
+        " ".join(
+            shlex.quote(word)
+            for word in (
+                command,
+                f"mode={mode_word}",
+                f"domname={alias.domain}",
+                f"aliases={alias.pattern}",
+                f"mappedto={alias.target_text}",
+            )
+        )
+        for alias in aliases
+    )
+    return newline.join(lines) + newline
