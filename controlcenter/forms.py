@@ -4,7 +4,7 @@ import re
 from typing import Any
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Fieldset, Layout
+from crispy_forms.layout import HTML, Fieldset, Layout
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import SetPasswordMixin
@@ -40,7 +40,17 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
         self.helper = FormHelper()
         self.helper.layout = Layout(
             Fieldset(_("Basic settings"), "mode", "licence", "accounts", "mailing_lists"),
-            Fieldset(_("Relay restriction"), "max_message_size", "max_recipients"),
+            Fieldset(
+                _("Relay restriction"),
+                "max_message_size",
+                "max_recipients",
+                HTML(
+                    '{% load i18n %}<p><a class="btn btn-outline-primary" '
+                    'data-testid="settings-machine-relay" '
+                    "href=\"{% url 'relaypolicy:machine-relay' %}\">"
+                    '{% translate "Per-machine relay" %}</a></p>'
+                ),
+            ),
             Fieldset(
                 _("Export"),
                 "export_dir",

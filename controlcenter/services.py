@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -8,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from controlcenter.findings import Finding, Level, gettext_noop, make
+from controlcenter.findings import Finding, Level, gettext_noop, make, sort_findings
 from controlcenter.models import ServerSettings
 from controlcenter.roles import Role
 
@@ -135,4 +136,20 @@ def demo_load() -> list[str]:
     report.append(
         f"settings: {server.mode}, licence {server.licence}, {server.accounts} account(s)"
     )
+    from relaypolicy.services import demo_load as relay_demo_load
+
+    report += relay_demo_load()
     return report
+
+
+def policy_lint() -> list[Finding]:
+    """Every validator over the stored rules, aliases and settings (the lint_policy command)."""
+    from relaypolicy.services import relay_check
+
+    server = ServerSettings.load()
+    findings = [
+        dataclasses.replace(finding, obj=finding.obj or "effect.dat")
+        for finding in relay_check(server=server).findings
+    ]
+    findings += server_settings_findings(server)
+    return sort_findings(findings)

@@ -184,4 +184,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("CC_LOG_LEVEL", "INFO").upper()},
+    # axes logs every login at INFO with masked fields; its failures are WARNING.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

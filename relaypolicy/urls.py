@@ -1,5 +1,12 @@
-from django.urls import URLPattern
+from django.urls import path
+
+from relaypolicy import views
 
 app_name = "relaypolicy"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.RestrictionView.as_view(), name="restriction"),
+    path("machines/", views.MachineRelayView.as_view(), name="machine-relay"),
+    path("machines/effect.dat/", views.EffectTextView.as_view(), name="effect-text"),
+    path("machines/import/", views.ImportView.as_view(), name="import"),
+]

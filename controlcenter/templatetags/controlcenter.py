@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import template
+from django.forms import BoundField
 from django.utils.translation import gettext, pgettext
 
 from controlcenter.findings import Finding, Level
@@ -52,3 +53,12 @@ def minutes(value: timedelta | None) -> int:
     if value is None:
         return 0
     return -(-int(value.total_seconds()) // 60)
+
+
+@register.filter
+def add_class(field: BoundField, css: str) -> str:
+    """Render a form field's widget with extra CSS classes (keeps its other attributes)."""
+    classes = f"{field.field.widget.attrs.get('class', '')} {css}".strip()
+    if field.errors:
+        classes += " is-invalid"
+    return field.as_widget(attrs={"class": classes})

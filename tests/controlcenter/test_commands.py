@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from controlcenter.models import ServerSettings
 from controlcenter.roles import Role
 from controlcenter.services import user_role
+from relaypolicy.models import RelayPolicy, RelayRule
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,8 +105,11 @@ def test_ensure_admin_takes_the_password_from_the_environment(
 
 def test_load_demo_is_idempotent(capsys: pytest.CaptureFixture[str]) -> None:
     call_command("load_demo")
-    first = capsys.readouterr().out
     call_command("load_demo")
-    assert capsys.readouterr().out == first
+    assert capsys.readouterr().out.splitlines()[-1] == "relay rules: 1 row(s) kept as they are"
     server = ServerSettings.load()
     assert (server.mode, server.licence, server.accounts) == ("gateway", "100", 1)
+    assert list(RelayRule.objects.values_list("pattern", "modifier", "comment")) == [
+        ("192.168.1.0/24", "default", "LAN")
+    ]
+    assert RelayPolicy.load().terminator == "norelay"

@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from controlcenter.findings import Finding, Level
+from controlcenter.models import ServerSettings
+from relaypolicy.effectfile import LineKind, parse_line
+from relaypolicy.models import TerminatorChoice
+from relaypolicy.services import RelayReport
+from relaypolicy.table import Part, Row, RowKind, Table
+
+MODIFIER_CHOICES = [
+    ("default", _("default: the built-in table (local senders may relay, others only deliver)")),
+    ("norelay", _("norelay: no relaying to outside domains; SMTP AUTH users may")),
+    ("norelay,2", _("norelay,2: relaying only after SMTP AUTH")),
+    ("norelay,0", _("norelay,0: no relaying, not even after SMTP AUTH")),
+    ("false", _("false: refuse at MAIL FROM (550 5.1.7)")),
+    ("true", _("true: trusted, may relay anywhere")),
+    ("", _("(none): trusted, may relay anywhere")),
+    ("norelay,1", _("norelay,1: documented as unused, acts like norelay")),
+    ("only", _("only: the manuals disagree; use norelay instead")),
+]
+MISSING = "__missing__"
+
+
+def _with_written(choices: list[tuple[str, Any]], written: str) -> list[tuple[str, Any]]:
+    """Keep a modifier the daemon does not know selectable, so an import shows as written."""
+    if written and written not in {value for value, _label in choices}:
+        label = gettext("%(modifier)s: not a known modifier, behaves like default") % {
+            "modifier": written
+        }
+        return [*choices, (written, label)]
+    return choices
+
+
+class RuleRowForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=[(kind.value, kind.value) for kind in RowKind],
+        initial=RowKind.RULE.value,
+        widget=forms.HiddenInput,
+    )
+    pattern = forms.CharField(
+        label=_("Pattern"),
+        required=False,
+        max_length=255,
+        widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
+    )
+    modifier = forms.ChoiceField(
+        label=_("Modifier"), required=False, choices=MODIFIER_CHOICES, initial="default"
+    )
+    comment = forms.CharField(label=_("Comment"), required=False, max_length=250, strip=False)
+    text = forms.CharField(required=False, strip=False, max_length=1024, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        written = self.data.get(self.add_prefix("modifier"), "") if self.is_bound else ""
+        written = written or self.initial.get("modifier", "")
+        modifier = self.fields["modifier"]
+        assert isinstance(modifier, forms.ChoiceField)
+        modifier.choices = _with_written(MODIFIER_CHOICES, written)
+        self.findings: list[Finding] = []
+        self.lines: list[int] = []
+
+    def clean_pattern(self) -> str:
+        pattern: str = self.cleaned_data["pattern"].strip()
+        if any(char.isspace() for char in pattern):
+            raise ValidationError(
+                _("A pattern cannot contain spaces: the daemon would read the rest as a modifier."),
+                code="space",
+            )
+        return pattern
+
+    def clean_comment(self) -> str:
+        comment: str = self.cleaned_data["comment"]
+        if "\n" in comment or "\r" in comment:
+            raise ValidationError(_("A comment must fit on one line."), code="newline")
+        return comment
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean() or {}
+        if data.get("kind") == RowKind.RULE and not data.get("pattern") and data.get("comment"):
+            self.add_error("pattern", ValidationError(_("Enter a pattern."), code="required"))
+        return data
+
+    @property
+    def is_empty_rule(self) -> bool:
+        data = self.cleaned_data
+        return data.get("kind") == RowKind.RULE and not data.get("pattern")
+
+    def row(self) -> Row:
+        data = self.cleaned_data
+        kind = RowKind(data["kind"])
+        if kind is RowKind.COMMENT:
+            text = data["text"]
+            if not text or text.startswith("'"):
+                text = "'" + data["comment"]
+            return Row(kind, text=text)
+        if kind is not RowKind.RULE:
+            return Row(kind, text=data["text"])
+        return Row(
+            kind,
+            pattern=data["pattern"],
+            modifier=data["modifier"],
+            comment=data["comment"],
+            text=_kept_text(data["text"], data["pattern"], data["modifier"]),
+        )
+
+
+def _kept_text(text: str, pattern: str, modifier: str) -> str:
+    """An imported line stays as written while its pattern and modifier are unchanged."""
+    if not text:
+        return ""
+    line = parse_line(text)
+    written = line.modifier.value if line.modifier is not None else line.modifier_text
+    return (
+        text
+        if line.kind is LineKind.RULE and (line.pattern, written) == (pattern, modifier)
+        else ""
+    )
+
+
+RuleRowFormSet = forms.formset_factory(
+    RuleRowForm, extra=1, can_order=True, can_delete=True, max_num=5000, validate_max=True
+)
+
+
+def row_initial(row: Row) -> dict[str, str]:
+    comment = row.text[1:] if row.kind is RowKind.COMMENT and row.text.startswith("'") else ""
+    return {
+        "kind": row.kind.value,
+        "pattern": row.pattern,
+        "modifier": row.modifier,
+        "comment": row.comment if row.kind is RowKind.RULE else comment,
+        "text": row.text,
+    }
+
+
+def _header_choices(keyword: str) -> list[tuple[str, Any]]:
+    return [
+        (MISSING, _("(line missing)")),
+        *[(value, f"{keyword} {value}".strip()) for value, _label in MODIFIER_CHOICES],
+    ]
+
+
+class PolicyForm(forms.Form):
+    header_null = forms.ChoiceField(label="#<>", choices=_header_choices("#<>"))
+    header_blank = forms.ChoiceField(label="#blank", choices=_header_choices("#blank"))
+    terminator = forms.ChoiceField(
+        label=_("Final line"), choices=TerminatorChoice.choices, required=False
+    )
+    terminator_pattern = forms.ChoiceField(
+        label=_("Final line pattern"), choices=[("*.*.*.*", "*.*.*.*"), ("*", "*")]
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    header_null_text = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
+    header_blank_text = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
+
+    def header(self) -> tuple[str, ...]:
+        lines = []
+        for keyword, name in (("#<>", "header_null"), ("#blank", "header_blank")):
+            modifier = self.cleaned_data[name]
+            if modifier == MISSING:
+                continue
+            kept = _kept_text(self.cleaned_data[f"{name}_text"], keyword, modifier)
+            lines.append(kept or f"{keyword} {modifier}".rstrip())
+        return tuple(lines)
+
+
+def policy_initial(table: Table, version: int) -> dict[str, Any]:
+    initial: dict[str, Any] = {
+        "header_null": MISSING,
+        "header_blank": MISSING,
+        "terminator": table.terminator,
+        "terminator_pattern": table.terminator_pattern,
+        "version": version,
+    }
+    for text in table.header:
+        line = parse_line(text)
+        name = "header_null" if line.pattern == "#<>" else "header_blank"
+        initial[name] = line.modifier.value if line.modifier is not None else line.modifier_text
+        initial[f"{name}_text"] = text
+    return initial
+
+
+class RelayTableForm:
+    """The whole マシンごとの中継 page: the pinned parts and one form per row, saved together."""
+
+    def __init__(self, data: Any = None, *, table: Table | None = None, version: int = 0) -> None:
+        if data is None:
+            assert table is not None
+            self.policy = PolicyForm(initial=policy_initial(table, version))
+            self.rows = RuleRowFormSet(initial=[row_initial(row) for row in table.rows])
+        else:
+            self.policy = PolicyForm(data)
+            self.rows = RuleRowFormSet(data)
+        for name in ("header_null", "header_blank"):
+            written = data.get(name, "") if data is not None else self.policy.initial[name]
+            field = self.policy.fields[name]
+            field.choices = _with_written(list(field.choices), written)  # type: ignore[attr-defined]
+        self.row_forms: list[RuleRowForm] = []
+        self.findings: list[Finding] = []
+        self.header_findings: list[Finding] = []
+        self.terminator_findings: list[Finding] = []
+
+    def is_valid(self) -> bool:
+        return self.policy.is_valid() and self.rows.is_valid()
+
+    @property
+    def version(self) -> int:
+        return int(self.policy.cleaned_data["version"])
+
+    def table(self) -> Table:
+        """The table as submitted: rows in their new order, deleted and empty rows left out."""
+        kept = [
+            form
+            for form in self.rows.ordered_forms
+            if not form.cleaned_data.get("DELETE") and not form.is_empty_rule
+        ]
+        self.row_forms = kept
+        return Table(
+            header=self.policy.header(),
+            rows=tuple(form.row() for form in self.row_forms),
+            terminator=self.policy.cleaned_data["terminator"],
+            terminator_pattern=self.policy.cleaned_data["terminator_pattern"],
+        )
+
+    def attach(self, report: RelayReport, *, block: bool) -> None:
+        """Show findings on the rows they concern; with ``block``, errors become form errors."""
+        self.findings = report.findings
+        self.header_findings = [
+            *report.findings_for(Part.HEADER, 0),
+            *report.findings_for(Part.HEADER, 1),
+        ]
+        self.terminator_findings = report.findings_for(Part.TERMINATOR)
+        lines: dict[int, list[int]] = {}
+        for number, owner in enumerate(report.rendered.owners, start=1):
+            if owner.part is Part.ROW:
+                lines.setdefault(owner.index, []).append(number)
+        for index, form in enumerate(self.row_forms):
+            form.findings = report.findings_for(Part.ROW, index)
+            form.lines = lines.get(index, [])
+            if block:
+                for finding in form.findings:
+                    if finding.level is Level.ERROR:
+                        form.add_error(
+                            None, ValidationError(finding.render(gettext), code=finding.code)
+                        )
+
+    def bind_table_rows(self) -> None:
+        """For an unbound page, row forms line up with the stored rows."""
+        self.row_forms = list(self.rows.forms[: len(self.rows.initial or [])])
+
+    @property
+    def display_forms(self) -> list[RuleRowForm]:
+        """The rows in the order the user left them; deleted ones last, still shown."""
+        forms_: list[RuleRowForm] = list(self.rows.forms)
+        if not self.rows.is_bound or not all(form.is_valid() for form in forms_):
+            return forms_
+        ordered: list[RuleRowForm] = list(self.rows.ordered_forms)
+        return ordered + [form for form in forms_ if form not in ordered]
+
+
+class RelayRestrictionForm(forms.ModelForm[ServerSettings]):
+    class Meta:
+        model = ServerSettings
+        fields = ["max_message_size", "max_recipients"]

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.db.models import F
+from django.utils.translation import gettext as _
+
+from controlcenter.findings import Finding, has_errors, sort_findings
+from controlcenter.models import ServerSettings
+from relaypolicy.effectfile import decode_effect, parse_effect
+from relaypolicy.models import RelayPolicy, RelayRule
+from relaypolicy.table import (
+    Owner,
+    Part,
+    RenderedTable,
+    Row,
+    RowKind,
+    Table,
+    render_table,
+    table_from_effect,
+)
+from relaypolicy.validation import validate_rules
+
+
+class StaleTableError(Exception):
+    """Someone saved the table after the editor loaded it; nothing was written."""
+
+
+class RelayRulesExistError(Exception):
+    """An import without ``replace`` found rules already stored."""
+
+
+@dataclass(frozen=True)
+class RelayReport:
+    """A table rendered to effect.dat and everything the validator says about it."""
+
+    table: Table
+    rendered: RenderedTable
+    findings: list[Finding]
+
+    @property
+    def has_errors(self) -> bool:
+        return has_errors(self.findings)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.rendered.lines) + "\n"
+
+    def findings_for(self, part: Part, index: int = 0) -> list[Finding]:
+        wanted = Owner(part, index)
+        return [f for f in self.findings if f.line and self.rendered.owner(f.line) == wanted]
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """An imported file: the table it becomes, and findings numbered by the file's own lines."""
+
+    report: RelayReport
+    findings: list[Finding] = field(default_factory=list)
+
+
+def relay_table() -> Table:
+    """The stored table: header, rows in order, terminator."""
+    policy = RelayPolicy.load()
+    return Table(
+        header=policy.header,
+        rows=tuple(rule.as_row() for rule in RelayRule.objects.all()),
+        terminator=policy.terminator,
+        terminator_pattern=policy.terminator_pattern,
+    )
+
+
+def relay_check(table: Table | None = None, *, server: ServerSettings | None = None) -> RelayReport:
+    """Render ``table`` (default: the stored one) and validate it for the server's mode."""
+    table = relay_table() if table is None else table
+    server = ServerSettings.load() if server is None else server
+    rendered = render_table(table)
+    findings = validate_rules(rendered.effect, gateway_mode=server.is_gateway)
+    return RelayReport(table, rendered, sort_findings(findings))
+
+
+@transaction.atomic
+def relay_table_save(
+    *, table: Table, version: int, user: AbstractBaseUser | AnonymousUser | None = None
+) -> RelayReport:
+    """Replace the whole table in one transaction if nobody saved since ``version``.
+
+    Raises StaleTableError on a concurrent save and ValueError when the table has errors;
+    in both cases nothing is written.
+    """
+    report = relay_check(table)
+    if report.has_errors:
+        raise ValueError(_("The relay table has errors; nothing was saved."))
+    bumped = RelayPolicy.objects.filter(pk=1, version=version).update(version=version + 1)
+    if not bumped:
+        raise StaleTableError
+    _store_table(table, user)
+    return report
+
+
+def relay_import_preview(*, data: bytes) -> ImportReport:
+    """Decode and parse an existing effect.dat; nothing is stored."""
+    text, decode_findings = decode_effect(data)
+    effect = parse_effect(text)
+    table, table_findings = table_from_effect(effect)
+    server = ServerSettings.load()
+    file_findings = validate_rules(effect, gateway_mode=server.is_gateway)
+    return ImportReport(
+        relay_check(table, server=server),
+        sort_findings([*decode_findings, *table_findings, *file_findings]),
+    )
+
+
+@transaction.atomic
+def relay_rules_import(
+    *, data: bytes, replace: bool, user: AbstractBaseUser | AnonymousUser | None = None
+) -> ImportReport:
+    """Replace the table by an existing effect.dat, keeping every line (cli.md import_effect).
+
+    Unlike the editor, an import is not refused for findings: the file is what the daemon runs
+    today, so it is taken as it is and its problems are reported, never dropped.
+    """
+    preview = relay_import_preview(data=data)
+    if not replace and RelayRule.objects.exists():
+        raise RelayRulesExistError
+    RelayPolicy.objects.filter(pk=1).update(version=F("version") + 1)
+    _store_table(preview.report.table, user)
+    return preview
+
+
+def _store_table(table: Table, user: AbstractBaseUser | AnonymousUser | None) -> None:
+    policy = RelayPolicy.objects.select_for_update().get(pk=1)
+    header = (*table.header, "", "")
+    policy.header_null, policy.header_blank = header[0], header[1]
+    policy.terminator = table.terminator
+    policy.terminator_pattern = table.terminator_pattern
+    policy.updated_by = user if user is not None and user.is_authenticated else None  # type: ignore[assignment]
+    policy.save()
+    RelayRule.objects.all().delete()
+    RelayRule.objects.bulk_create(
+        RelayRule(
+            position=position,
+            kind=row.kind.value,
+            pattern=row.pattern,
+            modifier=row.modifier,
+            comment=row.comment,
+            text=row.text,
+        )
+        for position, row in enumerate(table.rows, start=1)
+    )
+
+
+DEMO_ROWS = (Row(RowKind.RULE, pattern="192.168.1.0/24", modifier="default", comment="LAN"),)
+
+
+def demo_load() -> list[str]:
+    """The vendor's hardened gateway for the demo LAN, unless rules were already entered."""
+    if RelayRule.objects.exists():
+        return [f"relay rules: {RelayRule.objects.count()} row(s) kept as they are"]
+    policy = RelayPolicy.load()
+    table = Table(rows=DEMO_ROWS)
+    relay_table_save(table=table, version=policy.version)
+    return ["relay rules: the hardened example for 192.168.1.0/24 (norelay terminator)"]

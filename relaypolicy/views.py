@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse, reverse_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django.views import View
+from django.views.generic import TemplateView, UpdateView
+from django.views.generic.base import ContextMixin
+
+from controlcenter.findings import Level
+from controlcenter.models import ServerSettings
+from controlcenter.views import PageMixin
+from relaypolicy import services
+from relaypolicy.forms import RelayRestrictionForm, RelayTableForm
+from relaypolicy.models import RelayPolicy
+
+RELAY_CRUMBS = (
+    *PageMixin.crumbs,
+    (_("Relay restriction"), "relaypolicy:restriction"),
+)
+MACHINE_CRUMBS = (*RELAY_CRUMBS, (_("Per-machine relay"), "relaypolicy:machine-relay"))
+
+
+class WritePermissionMixin(PermissionRequiredMixin):
+    """GET needs ``permission_required``; POST also needs ``change_permission``."""
+
+    change_permission = "relaypolicy.change_relayrule"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        user = request.user
+        posting = request.method == "POST" and user.is_authenticated
+        if posting and not user.has_perm(self.change_permission):
+            return self.handle_no_permission()
+        return super().dispatch(request, *args, **kwargs)
+
+
+class RestrictionView(WritePermissionMixin, PageMixin, UpdateView[ServerSettings, Any]):
+    """中継の制限設定: message size, the CC/BCC limit and the way into マシンごとの中継."""
+
+    permission_required = "relaypolicy.view_relayrule"
+    change_permission = "controlcenter.change_serversettings"
+    form_class = RelayRestrictionForm
+    template_name = "relaypolicy/restriction_form.html"
+    title = _("Relay restriction settings")
+    success_url = reverse_lazy("relaypolicy:restriction")
+
+    def get_object(self, queryset: QuerySet[ServerSettings] | None = None) -> ServerSettings:
+        return ServerSettings.load()
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["report"] = services.relay_check()
+        context["can_change"] = self.request.user.has_perm(self.change_permission)
+        context["machine_relay_url"] = reverse("relaypolicy:machine-relay")
+        return context
+
+    def form_valid(self, form: RelayRestrictionForm) -> HttpResponse:
+        messages.success(self.request, _("The relay restriction settings were saved."))
+        return super().form_valid(form)
+
+
+class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
+    """マシンごとの中継: every effect.dat line as a form row, saved together with [設定]."""
+
+    permission_required = "relaypolicy.view_relayrule"
+    title = _("Per-machine relay")
+    crumbs = RELAY_CRUMBS
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        table = services.relay_table()
+        form = RelayTableForm(table=table, version=RelayPolicy.load().version)
+        form.bind_table_rows()
+        form.attach(services.relay_check(table), block=False)
+        return self.show(form)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = RelayTableForm(request.POST)
+        if not form.is_valid():
+            return self.show(form, status=200)
+        table = form.table()
+        report = services.relay_check(table)
+        form.attach(report, block=True)
+        if report.has_errors:
+            messages.error(request, _("Fix the errors marked in red; nothing was saved."))
+            return self.show(form)
+        try:
+            services.relay_table_save(table=table, version=form.version, user=request.user)
+        except services.StaleTableError:
+            messages.error(
+                request,
+                _(
+                    "Someone else saved the relay table after you opened this page. Nothing was "
+                    "overwritten: reload the page to see their changes, then make yours again."
+                ),
+            )
+            return self.show(form, status=409)
+        messages.success(request, _("The per-machine relay table was saved."))
+        warnings = [f for f in report.findings if f.level is Level.WARNING]
+        if warnings:
+            messages.warning(
+                request,
+                gettext("Saved with %(count)s warning(s); they are listed above the table.")
+                % {"count": len(warnings)},
+            )
+        return HttpResponseRedirect(reverse("relaypolicy:machine-relay"))
+
+    def show(self, form: RelayTableForm, status: int = 200) -> HttpResponse:
+        context = self.get_context_data(
+            form=form, can_change=self.request.user.has_perm(self.change_permission)
+        )
+        return render(self.request, "relaypolicy/relayrule_form.html", context, status=status)
+
+
+class EffectTextView(PermissionRequiredMixin, PageMixin, TemplateView):
+    """The exact effect.dat that the stored rows render to, read-only."""
+
+    permission_required = "relaypolicy.view_relayrule"
+    template_name = "relaypolicy/effect_text.html"
+    title = _("effect.dat text")
+    crumbs = MACHINE_CRUMBS
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        report = services.relay_check()
+        if request.GET.get("download"):
+            response = HttpResponse(
+                report.text.encode("ascii", "replace"), content_type="text/plain; charset=us-ascii"
+            )
+            response["Content-Disposition"] = 'attachment; filename="effect.dat"'
+            return response
+        return self.render_to_response(self.get_context_data(report=report))
+
+
+class ImportForm(forms.Form):
+    text = forms.CharField(
+        label=_("Paste effect.dat"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 12, "class": "mono", "spellcheck": "false"}),
+    )
+    file = forms.FileField(label=_("or upload the file"), required=False)
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean() or {}
+        if not data.get("text") and not data.get("file"):
+            raise forms.ValidationError(_("Paste the file's text or choose a file."), code="empty")
+        return data
+
+    def payload(self) -> bytes:
+        upload = self.cleaned_data.get("file")
+        if upload is not None:
+            return bytes(upload.read())
+        return str(self.cleaned_data["text"]).encode("utf-8")
+
+
+def _token(data: bytes, version: int) -> str:
+    return hashlib.sha256(version.to_bytes(8, "big") + data).hexdigest()
+
+
+class ImportView(WritePermissionMixin, PageMixin, ContextMixin, View):
+    """Paste or upload an existing effect.dat, see the parsed rows and findings, then replace."""
+
+    permission_required = "relaypolicy.change_relayrule"
+    title = _("Import effect.dat")
+    crumbs = MACHINE_CRUMBS
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.show(ImportForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        version = RelayPolicy.load().version
+        if "confirm" in request.POST:
+            try:
+                data = base64.b64decode(request.POST.get("payload", ""), validate=True)
+            except (binascii.Error, ValueError):
+                data = b""
+            if _token(data, version) != request.POST.get("token"):
+                messages.error(
+                    request,
+                    _(
+                        "The relay table changed since the preview; nothing was replaced. "
+                        "Preview the file again."
+                    ),
+                )
+                return self.show(ImportForm(), status=409)
+            report = services.relay_rules_import(data=data, replace=True, user=request.user)
+            messages.success(
+                request,
+                gettext("The relay table was replaced by the imported file (%(count)s rows).")
+                % {"count": len(report.report.table.rows)},
+            )
+            return HttpResponseRedirect(reverse("relaypolicy:machine-relay"))
+        form = ImportForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self.show(form)
+        data = form.payload()
+        preview = services.relay_import_preview(data=data)
+        return self.show(
+            form,
+            preview=preview,
+            payload=base64.b64encode(data).decode("ascii"),
+            token=_token(data, version),
+        )
+
+    def show(self, form: ImportForm, status: int = 200, **extra: Any) -> HttpResponse:
+        context = self.get_context_data(form=form, **extra)
+        return render(self.request, "relaypolicy/import_form.html", context, status=status)

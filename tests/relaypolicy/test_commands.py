@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from relaypolicy.models import RelayPolicy, RelayRule
+from relaypolicy.services import relay_check
+
+pytestmark = pytest.mark.django_db
+
+FILE = (
+    b"#<> default\r\n#blank false\r\n'\x8bx\x8e\xd0LAN\r\n"  # a CP932 comment
+    b"192.168.1.0/24 default\r\n10.0.0.5  true\r\nbroken line\r\n\r\n*.*.*.* norelay\r\n"
+)
+
+
+def _import(tmp_path: Path, *args: str, data: bytes = FILE) -> dict[str, object]:
+    path = tmp_path / "effect.dat"
+    path.write_bytes(data)
+    out = tmp_path / "out.json"
+    with out.open("w") as stream:
+        call_command("import_effect", str(path), "--json", *args, stdout=stream)
+    return dict(json.loads(out.read_text()))
+
+
+def test_import_keeps_every_line_in_order_and_reports_findings(tmp_path: Path) -> None:
+    report = _import(tmp_path)
+    assert report["rows"] == 4
+    assert report["rules"] == 2
+    assert report["terminator"] == "*.*.*.* norelay"
+    assert [(f["code"], f["line"]) for f in report["findings"]] == [  # type: ignore[attr-defined]
+        ("relay.E001", 6),
+        ("relay.W019", 3),
+        ("relay.W002", 5),
+        ("relay.I002", 3),
+    ]
+    assert list(RelayRule.objects.values_list("kind", flat=True)) == [
+        "rule",
+        "rule",
+        "verbatim",
+        "blank",
+    ]
+
+
+def test_export_without_edits_writes_the_same_rule_lines(tmp_path: Path) -> None:
+    _import(tmp_path)
+    rendered = relay_check().rendered.lines
+    original = FILE.decode("cp932").split("\r\n")[:-1]
+    assert rendered[1:] == tuple(original)
+
+
+def test_import_refuses_to_overwrite_rules_without_replace(tmp_path: Path) -> None:
+    _import(tmp_path)
+    with pytest.raises(CommandError) as caught:
+        _import(tmp_path, data=b"#<> default\n")
+    assert caught.value.returncode == 2
+    assert str(caught.value) == "relay rules already exist: use --replace to replace them"
+    _import(tmp_path, "--replace", data=b"#<> default\n")
+    assert RelayRule.objects.count() == 0
+    assert (RelayPolicy.load().header_null, RelayPolicy.load().terminator) == ("#<> default", "")
+
+
+def test_import_of_a_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"^cannot read .*nothing\.dat: No such file"):
+        call_command("import_effect", str(tmp_path / "nothing.dat"))
+
+
+def test_lint_policy_lists_findings_with_lines_and_exits_1_on_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _import(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        call_command("lint_policy", "--json")
+    assert caught.value.code == 1
+    findings = json.loads(capsys.readouterr().out)
+    assert findings[0] == {
+        "level": "error",
+        "code": "relay.E001",
+        "message": findings[0]["message"],
+        "line": 7,
+        "object": "effect.dat",
+        "hint": findings[0]["hint"],
+    }
+
+
+def test_lint_policy_on_the_fresh_database_has_no_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    call_command("lint_policy", "--json")
+    assert [f["level"] for f in json.loads(capsys.readouterr().out)] == []
