@@ -136,14 +136,17 @@ def demo_load() -> list[str]:
     report.append(
         f"settings: {server.mode}, licence {server.licence}, {server.accounts} account(s)"
     )
+    from aliases.services import demo_load as aliases_demo_load
     from relaypolicy.services import demo_load as relay_demo_load
 
     report += relay_demo_load()
+    report += aliases_demo_load()
     return report
 
 
 def policy_lint() -> list[Finding]:
     """Every validator over the stored rules, aliases and settings (the lint_policy command)."""
+    from aliases.services import alias_check
     from relaypolicy.services import relay_check
 
     server = ServerSettings.load()
@@ -151,5 +154,6 @@ def policy_lint() -> list[Finding]:
         dataclasses.replace(finding, obj=finding.obj or "effect.dat")
         for finding in relay_check(server=server).findings
     ]
+    findings += alias_check().findings
     findings += server_settings_findings(server)
     return sort_findings(findings)

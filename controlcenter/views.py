@@ -65,6 +65,9 @@ class DashboardView(PageMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context["server"] = ServerSettings.load()
         context["menu"] = system_menu(self.request.user)
+        context["findings"] = services.policy_lint()
+        context["error_count"] = sum(1 for f in context["findings"] if f.is_error)
+        context["relay_url"] = reverse("relaypolicy:machine-relay")
         return context
 
 

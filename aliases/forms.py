@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from aliases.aliasfile import (
+    AliasSyntaxError,
+    normalise_fullwidth,
+    parse_alias_pattern,
+    parse_target,
+)
+from aliases.models import Alias, AliasOption, LocalDomain
+from controlcenter.findings import Finding
+
+ENCODING_CHOICES = [
+    ("auto", _("Automatic (UTF-8, otherwise Shift_JIS/CP932)")),
+    ("utf-8", _("UTF-8")),
+    ("cp932", _("Shift_JIS (CP932)")),
+]
+
+_MONO = {"class": "mono", "spellcheck": "false", "autocomplete": "off"}
+
+
+def _address(value: str, parse: Any) -> str:
+    converted, _changed = normalise_fullwidth(value)
+    converted = converted.strip()
+    try:
+        parse(converted)
+    except AliasSyntaxError as error:
+        raise ValidationError(gettext(error.message) % error.params, code="syntax") from None
+    return converted
+
+
+class AliasForm(forms.Form):
+    pattern = forms.CharField(
+        label=_("Alias"),
+        max_length=320,
+        widget=forms.TextInput(attrs=_MONO),
+        help_text=_("user@domain, or a wildcard such as 2009*@domain or *@domain."),
+    )
+    target = forms.CharField(
+        label=_("Real address"),
+        max_length=320,
+        widget=forms.TextInput(attrs=_MONO),
+        help_text=_("Where the mail goes; a * carries over what the alias * matched."),
+    )
+    option = forms.ChoiceField(label=_("Option"), required=False, choices=AliasOption.choices)
+    comment = forms.CharField(label=_("Comment"), max_length=255, required=False)
+
+    def clean_pattern(self) -> str:
+        return _address(self.cleaned_data["pattern"], parse_alias_pattern)
+
+    def clean_target(self) -> str:
+        return _address(self.cleaned_data["target"], parse_target)
+
+    def clean_comment(self) -> str:
+        comment: str = self.cleaned_data["comment"]
+        if any(ch in comment for ch in "\r\n"):
+            raise ValidationError(_("A comment must fit on one line."), code="newline")
+        return comment
+
+    def add_findings(self, findings: list[Finding]) -> None:
+        """Blocking findings from the service, on the field they are about."""
+        for finding in findings:
+            field = "target" if finding.code in ("alias.E002", "alias.E005") else "pattern"
+            if finding.code == "alias.E007":
+                field = None  # type: ignore[assignment]
+            self.add_error(field, ValidationError(finding.render(gettext), code=finding.code))
+
+    @classmethod
+    def initial_for(cls, alias: Alias) -> dict[str, str]:
+        return {
+            "pattern": alias.pattern,
+            "target": alias.target,
+            "option": alias.option,
+            "comment": alias.comment,
+        }
+
+
+class LocalDomainForm(forms.ModelForm[LocalDomain]):
+    class Meta:
+        model = LocalDomain
+        fields = ["name", "comment"]
+        widgets = {"name": forms.TextInput(attrs=_MONO)}
+
+    def clean_name(self) -> str:
+        return str(self.cleaned_data["name"]).strip().lower()
+
+
+class AliasUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_("Columns alias, mapped_to and an optional comment; the header is optional."),
+    )
+    encoding = forms.ChoiceField(label=_("Character encoding"), choices=ENCODING_CHOICES)
+    add_domains = forms.BooleanField(
+        label=_("Add missing local domains"),
+        required=False,
+        help_text=_("Otherwise an alias whose domain is not managed here is an error."),
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        limit = settings.CC_UPLOAD_MAX_BYTES
+        if upload.size > limit:
+            raise ValidationError(
+                _("The file is %(size)s; the largest accepted is %(limit)s."),
+                code="too_large",
+                params={"size": filesizeformat(upload.size), "limit": filesizeformat(limit)},
+            )
+        return upload
+
+    def payload(self) -> bytes:
+        return bytes(self.cleaned_data["file"].read())
+
+
+class AliasSearchForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False, max_length=320)
+    domain = forms.ModelChoiceField(
+        label=_("Domain"),
+        required=False,
+        queryset=LocalDomain.objects.all(),
+        empty_label=_("All domains"),
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )

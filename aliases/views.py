@@ -1,0 +1,366 @@
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Literal
+
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse, reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.views import View
+from django.views.generic import FormView, ListView, TemplateView
+from django.views.generic.base import ContextMixin
+
+from aliases import services
+from aliases.forms import AliasForm, AliasSearchForm, AliasUploadForm, LocalDomainForm
+from aliases.models import Alias, LocalDomain
+from controlcenter.findings import Finding, Level, sort_findings
+from controlcenter.views import PageMixin
+
+ALIAS_CRUMBS = (*PageMixin.crumbs, (_("Alias management"), "aliases:alias-list"))
+SUMMARY_LIMIT = 50
+PREVIEW_LIMIT = 1000
+CHANGE_PERMISSIONS = ("aliases.add_alias", "aliases.change_alias")
+
+
+def _back(request: HttpRequest) -> HttpResponseRedirect:
+    """Back to the list page the form was posted from (same site only)."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}
+    ) or not target.startswith(reverse("aliases:alias-list")):
+        target = reverse("aliases:alias-list")
+    return HttpResponseRedirect(target)
+
+
+def _warn(request: HttpRequest, findings: list[Finding]) -> None:
+    for finding in findings:
+        if finding.level is Level.WARNING:
+            messages.warning(request, finding.render(gettext))
+
+
+def _filtered(request: HttpRequest) -> tuple[AliasSearchForm, QuerySet[Alias]]:
+    form = AliasSearchForm(request.GET or None)
+    queryset = Alias.objects.order_by("position")
+    if form.is_valid():
+        query = form.cleaned_data.get("q", "").strip()
+        if query:
+            queryset = queryset.filter(Q(pattern__icontains=query) | Q(target__icontains=query))
+        if form.cleaned_data.get("domain"):
+            queryset = queryset.filter(domain=form.cleaned_data["domain"])
+    return form, queryset
+
+
+class AliasListView(PermissionRequiredMixin, PageMixin, ListView[Alias]):
+    permission_required = "aliases.view_alias"
+    template_name = "aliases/alias_list.html"
+    title = _("Alias management")
+    paginate_by = 50
+
+    def get_queryset(self) -> QuerySet[Alias]:
+        self.search_form, queryset = _filtered(self.request)
+        return queryset.only("id", "position", "pattern", "target", "option", "comment")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        table = services.alias_table()
+        validation = table.validation
+        context["rows"] = [
+            (alias, table.row_by_id.get(alias.pk, -1) + 1, table.findings_for(alias.pk))
+            for alias in context["object_list"]
+        ]
+        summary = sort_findings(validation.findings)
+        context["summary"] = summary[:SUMMARY_LIMIT]
+        context["summary_more"] = max(0, len(summary) - SUMMARY_LIMIT)
+        context["usage"] = validation.usage
+        context["search_form"] = self.search_form
+        params = self.request.GET.copy()
+        params.pop("page", None)
+        context["query_string"] = params.urlencode()
+        context["domains_exist"] = LocalDomain.objects.exists()
+        return context
+
+
+class AliasFormMixin(PermissionRequiredMixin, PageMixin):
+    template_name: str | None = "aliases/alias_form.html"
+    crumbs = ALIAS_CRUMBS
+    request: HttpRequest
+
+    def saved(self, report: services.AliasSaveReport, message: str) -> HttpResponse:
+        messages.success(self.request, message % {"alias": report.alias.pattern})
+        _warn(self.request, report.warnings)
+        return HttpResponseRedirect(reverse("aliases:alias-list"))
+
+
+class AliasCreateView(AliasFormMixin, FormView[AliasForm]):
+    permission_required = "aliases.add_alias"
+    form_class = AliasForm
+    title = _("Add an alias")
+
+    def form_valid(self, form: AliasForm) -> HttpResponse:
+        try:
+            report = services.alias_create(**form.cleaned_data)
+        except services.AliasRefused as refused:
+            form.add_findings(refused.findings)
+            return self.form_invalid(form)
+        return self.saved(report, gettext("%(alias)s was added."))
+
+
+class AliasUpdateView(AliasFormMixin, FormView[AliasForm]):
+    permission_required = "aliases.change_alias"
+    form_class = AliasForm
+    title = _("Edit the alias")
+
+    def get_initial(self) -> dict[str, Any]:
+        return AliasForm.initial_for(self.get_object())
+
+    def get_object(self) -> Alias:
+        return get_object_or_404(Alias, pk=self.kwargs["pk"])
+
+    def form_valid(self, form: AliasForm) -> HttpResponse:
+        try:
+            report = services.alias_update(alias=self.get_object(), **form.cleaned_data)
+        except services.AliasRefused as refused:
+            form.add_findings(refused.findings)
+            return self.form_invalid(form)
+        return self.saved(report, gettext("%(alias)s was saved."))
+
+
+class AliasDeleteView(PermissionRequiredMixin, PageMixin, TemplateView):
+    permission_required = "aliases.delete_alias"
+    template_name = "aliases/alias_confirm_delete.html"
+    title = _("Delete the alias")
+    crumbs = ALIAS_CRUMBS
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["object"] = get_object_or_404(Alias, pk=self.kwargs["pk"])
+        return context
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        alias = get_object_or_404(Alias, pk=pk)
+        services.aliases_delete(ids=[alias.pk])
+        messages.success(request, gettext("%(alias)s was deleted.") % {"alias": alias.pattern})
+        return HttpResponseRedirect(reverse("aliases:alias-list"))
+
+
+class AliasBulkDeleteView(PermissionRequiredMixin, View):
+    permission_required = "aliases.delete_alias"
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        ids = [int(value) for value in request.POST.getlist("selected") if value.isdigit()]
+        if not ids:
+            messages.info(request, gettext("Select the aliases to delete first."))
+            return _back(request)
+        deleted = services.aliases_delete(ids=ids)
+        messages.success(
+            request,
+            ngettext("%(count)s alias was deleted.", "%(count)s aliases were deleted.", deleted)
+            % {"count": deleted},
+        )
+        return _back(request)
+
+
+class AliasMoveView(PermissionRequiredMixin, View):
+    permission_required = "aliases.change_alias"
+    direction: Literal["up", "down"] = "up"
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        alias = get_object_or_404(Alias, pk=pk)
+        if not services.alias_move(alias=alias, direction=self.direction):
+            messages.info(
+                request, gettext("%(alias)s cannot move further.") % {"alias": alias.pattern}
+            )
+        return _back(request)
+
+
+class AliasExportView(PermissionRequiredMixin, View):
+    permission_required = "aliases.view_alias"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        _form, queryset = _filtered(request)
+        response = HttpResponse(
+            services.aliases_export_csv(queryset), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = 'attachment; filename="aliases.csv"'
+        return response
+
+
+class UploadMixin(PermissionRequiredMixin, PageMixin, ContextMixin):
+    permission_required = CHANGE_PERMISSIONS
+    title = _("CSV upload")
+    crumbs = ALIAS_CRUMBS
+    request: HttpRequest
+
+    def show(self, form: AliasUploadForm, status: int = 200, **extra: Any) -> HttpResponse:
+        context = self.get_context_data(form=form, **extra)
+        return render(self.request, "aliases/alias_upload.html", context, status=status)
+
+
+def _preview_rows(report: services.ImportReport) -> list[services.ImportRow]:
+    """Every row with a finding first in line order, then the others, up to the limit."""
+    problems = [row for row in report.rows if row.findings]
+    if len(report.rows) <= PREVIEW_LIMIT:
+        return list(report.rows)
+    shown = problems[:PREVIEW_LIMIT]
+    rest = [row for row in report.rows if not row.findings][: PREVIEW_LIMIT - len(shown)]
+    return sorted([*shown, *rest], key=lambda row: row.line)
+
+
+class AliasUploadView(UploadMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.show(AliasUploadForm(initial={"encoding": "auto"}))
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = AliasUploadForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self.show(form)
+        upload = services.upload_store(
+            user=request.user,
+            data=form.payload(),
+            filename=form.cleaned_data["file"].name,
+            encoding=form.cleaned_data["encoding"],
+            add_domains=form.cleaned_data["add_domains"],
+        )
+        report = services.aliases_import_csv(
+            data=bytes(upload.data),
+            encoding=upload.encoding,
+            add_domains=upload.add_domains,
+            dry_run=True,
+        )
+        return self.show(
+            form,
+            upload=upload,
+            report=report,
+            preview_rows=_preview_rows(report),
+            preview_hidden=max(0, len(report.rows) - PREVIEW_LIMIT),
+            findings=sort_findings(report.findings)[:SUMMARY_LIMIT],
+        )
+
+
+class AliasUploadConfirmView(UploadMixin, View):
+    def post(self, request: HttpRequest) -> HttpResponse:
+        token = request.POST.get("token", "")
+        try:
+            report = services.upload_confirm(token=token, user=request.user)
+        except services.UploadNotFound:
+            messages.error(
+                request, gettext("This upload is unknown or expired; upload the file again.")
+            )
+            return self.show(AliasUploadForm(initial={"encoding": "auto"}), status=400)
+        except services.StaleImportError:
+            messages.error(
+                request,
+                gettext(
+                    "The aliases, domains or settings changed after the preview; nothing was "
+                    "imported. Upload the file again to see an up-to-date preview."
+                ),
+            )
+            return self.show(AliasUploadForm(initial={"encoding": "auto"}), status=409)
+        if not report.written:
+            messages.error(request, gettext("The file has errors; nothing was imported."))
+            return self.show(AliasUploadForm(initial={"encoding": "auto"}), status=400)
+        messages.success(
+            request,
+            gettext("Imported: %(created)s new, %(updated)s updated, %(unchanged)s unchanged.")
+            % {"created": report.created, "updated": report.updated, "unchanged": report.unchanged},
+        )
+        if report.domains_added:
+            messages.info(
+                request,
+                gettext("Local domains added: %(domains)s")
+                % {"domains": ", ".join(report.domains_added)},
+            )
+        _warn(request, report.warnings[:SUMMARY_LIMIT])
+        return HttpResponseRedirect(reverse("aliases:alias-list"))
+
+
+class AliasUploadReportView(PermissionRequiredMixin, View):
+    """The preview's errors and warnings as CSV (line, level, code, message)."""
+
+    permission_required = CHANGE_PERMISSIONS
+
+    def get(self, request: HttpRequest, token: str) -> HttpResponse:
+        try:
+            upload = services.upload_get(token=token, user=request.user)
+        except services.UploadNotFound:
+            raise Http404 from None
+        report = services.aliases_import_csv(
+            data=bytes(upload.data),
+            encoding=upload.encoding,
+            add_domains=upload.add_domains,
+            dry_run=True,
+        )
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["line", "level", "code", "message"])
+        for finding in report.findings:
+            if finding.level is not Level.INFO:
+                writer.writerow(
+                    [finding.line or "", finding.level.label, finding.code, finding.render(gettext)]
+                )
+        response = HttpResponse(
+            b"\xef\xbb\xbf" + out.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = 'attachment; filename="alias-import-report.csv"'
+        return response
+
+
+class LocalDomainListView(PermissionRequiredMixin, PageMixin, ListView[LocalDomain]):
+    permission_required = "aliases.view_localdomain"
+    template_name = "aliases/localdomain_list.html"
+    title = _("Local domains")
+    crumbs = ALIAS_CRUMBS
+
+    def get_queryset(self) -> QuerySet[LocalDomain]:
+        return LocalDomain.objects.annotate(alias_count=Count("aliases")).order_by("name")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", LocalDomainForm())
+        return context
+
+
+class LocalDomainCreateView(PermissionRequiredMixin, PageMixin, FormView[LocalDomainForm]):
+    permission_required = "aliases.add_localdomain"
+    form_class = LocalDomainForm
+    template_name = "aliases/localdomain_form.html"
+    title = _("Add a local domain")
+    crumbs = (*ALIAS_CRUMBS, (_("Local domains"), "aliases:domain-list"))
+    success_url = reverse_lazy("aliases:domain-list")
+
+    def form_valid(self, form: LocalDomainForm) -> HttpResponse:
+        try:
+            domain = services.domain_create(
+                name=form.cleaned_data["name"], comment=form.cleaned_data["comment"]
+            )
+        except ValidationError as error:
+            form.add_error("name", error)
+            return self.form_invalid(form)
+        messages.success(self.request, gettext("%(domain)s was added.") % {"domain": domain.name})
+        return super().form_valid(form)
+
+
+class LocalDomainDeleteView(PermissionRequiredMixin, View):
+    permission_required = "aliases.delete_localdomain"
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        domain = get_object_or_404(LocalDomain, pk=pk)
+        try:
+            services.domain_delete(domain=domain)
+        except services.DomainInUse:
+            messages.error(
+                request,
+                gettext("%(domain)s still has aliases; delete or move them first.")
+                % {"domain": domain.name},
+            )
+        else:
+            messages.success(request, gettext("%(domain)s was deleted.") % {"domain": domain.name})
+        return HttpResponseRedirect(reverse("aliases:domain-list"))

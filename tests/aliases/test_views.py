@@ -1,0 +1,259 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from pytest_django.asserts import assertContains
+
+from aliases import services
+from aliases.models import Alias, AliasUpload, LocalDomain
+from controlcenter.models import ServerSettings
+
+pytestmark = pytest.mark.django_db
+
+DOMAIN = "example.co.jp"
+LIST = "/aliases/"
+
+
+@pytest.fixture(autouse=True)
+def domain() -> LocalDomain:
+    server = ServerSettings.load()
+    server.licence = "unlimited"
+    server.save()
+    return LocalDomain.objects.create(name=DOMAIN)
+
+
+def make_alias(local: str, target: str = "x@inner.jp") -> Alias:
+    return services.alias_create(pattern=f"{local}@{DOMAIN}", target=target).alias
+
+
+def upload(client: Client, content: bytes, **extra: str) -> Any:
+    data = {"file": SimpleUploadedFile("a.csv", content, "text/csv"), "encoding": "auto", **extra}
+    return client.post("/aliases/upload/", data)
+
+
+def test_list_shows_rows_numbered_with_inline_findings(viewer_client: Client) -> None:
+    ServerSettings.objects.filter(pk=1).update(licence="100")
+    make_alias("2009*", "2009*@inner.jp")
+    make_alias("2009abe")
+    response = viewer_client.get(LIST)
+    assert response.status_code == 200
+    rows = response.context["rows"]
+    assert [(a.pattern, n, [f.code for f in fs]) for a, n, fs in rows] == [
+        (f"2009*@{DOMAIN}", 1, ["alias.I001", "alias.I002"]),
+        (f"2009abe@{DOMAIN}", 2, ["alias.W002"]),
+    ]
+    assertContains(response, 'data-code="alias.W002"', count=2)  # summary + row
+    assertContains(response, "<meter", count=1)
+    assert response.context["usage"].used == 3
+
+
+def test_list_search_and_domain_filter(viewer_client: Client) -> None:
+    make_alias("sales", "team@inner.jp")
+    make_alias("info", "info@inner.jp")
+    other = LocalDomain.objects.create(name="other.jp")
+    services.alias_create(pattern="sales@other.jp", target="s@inner.jp")
+    response = viewer_client.get(LIST, {"q": "team"})
+    assert [a.pattern for a, _n, _f in response.context["rows"]] == [f"sales@{DOMAIN}"]
+    response = viewer_client.get(LIST, {"q": "sales", "domain": str(other.pk)})
+    assert [a.pattern for a, _n, _f in response.context["rows"]] == ["sales@other.jp"]
+    assert [n for _a, n, _f in response.context["rows"]] == [3]
+
+
+def test_list_paginates_by_50(viewer_client: Client) -> None:
+    for i in range(51):
+        make_alias(f"u{i}")
+    response = viewer_client.get(LIST, {"page": 2})
+    assert [(a.pattern, n) for a, n, _f in response.context["rows"]] == [(f"u50@{DOMAIN}", 51)]
+
+
+def test_viewer_can_list_but_not_change(viewer_client: Client) -> None:
+    alias = make_alias("a")
+    assert viewer_client.get(LIST).status_code == 200
+    assert viewer_client.post("/aliases/add/", {"pattern": f"b@{DOMAIN}"}).status_code == 403
+    assert viewer_client.post(f"/aliases/{alias.pk}/delete/").status_code == 403
+    assert viewer_client.post("/aliases/delete/", {"selected": [alias.pk]}).status_code == 403
+    assert viewer_client.post(f"/aliases/{alias.pk}/up/").status_code == 403
+    assert viewer_client.get("/aliases/upload/").status_code == 403
+    assert Alias.objects.count() == 1
+
+
+def test_add_alias_redirects_with_message(editor_client: Client) -> None:
+    response = editor_client.post(
+        "/aliases/add/",
+        {"pattern": f"ｙａｍａｄａ@{DOMAIN}", "target": "y@inner.jp", "option": "0"},
+    )
+    assert response.status_code == 302
+    assert list(Alias.objects.values_list("pattern", "option")) == [(f"yamada@{DOMAIN}", "0")]
+
+
+def test_add_alias_rerenders_input_with_finding_code(editor_client: Client) -> None:
+    response = editor_client.post(
+        "/aliases/add/",
+        {"pattern": "a@nowhere.example.jp", "target": "a@inner.jp", "comment": "keep me"},
+    )
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.errors.as_data()["pattern"][0].code == "alias.E003"
+    assertContains(response, 'value="keep me"')
+    assertContains(response, 'value="a@nowhere.example.jp"')
+
+
+def test_add_alias_syntax_error_on_field(editor_client: Client) -> None:
+    response = editor_client.post("/aliases/add/", {"pattern": "nodomain", "target": "a@inner.jp"})
+    assert [e.code for e in response.context["form"].errors.as_data()["pattern"]] == ["syntax"]
+    assertContains(response, 'value="nodomain"')
+
+
+def test_edit_alias(editor_client: Client) -> None:
+    alias = make_alias("a")
+    response = editor_client.get(f"/aliases/{alias.pk}/")
+    assertContains(response, f'value="a@{DOMAIN}"')
+    response = editor_client.post(
+        f"/aliases/{alias.pk}/", {"pattern": f"a@{DOMAIN}", "target": "new@inner.jp", "comment": ""}
+    )
+    assert response.status_code == 302
+    alias.refresh_from_db()
+    assert alias.target == "new@inner.jp"
+
+
+def test_delete_needs_post_and_confirms(editor_client: Client) -> None:
+    alias = make_alias("a")
+    response = editor_client.get(f"/aliases/{alias.pk}/delete/")
+    assertContains(response, 'data-testid="confirm-delete"')
+    assert Alias.objects.count() == 1
+    assert editor_client.post(f"/aliases/{alias.pk}/delete/").status_code == 302
+    assert Alias.objects.count() == 0
+
+
+def test_bulk_delete_selected(editor_client: Client) -> None:
+    a, b, c = make_alias("a"), make_alias("b"), make_alias("c")
+    response = editor_client.post(
+        "/aliases/delete/", {"selected": [a.pk, c.pk], "next": "/aliases/?q=x"}
+    )
+    assert response["Location"] == "/aliases/?q=x"
+    assert list(Alias.objects.values_list("pk", flat=True)) == [b.pk]
+
+
+def test_bulk_delete_ignores_foreign_next(editor_client: Client) -> None:
+    a = make_alias("a")
+    response = editor_client.post(
+        "/aliases/delete/", {"selected": [a.pk], "next": "https://evil.example/"}
+    )
+    assert response["Location"] == LIST
+
+
+def test_move_down_then_up(editor_client: Client) -> None:
+    a, b = make_alias("a"), make_alias("b")
+    editor_client.post(f"/aliases/{a.pk}/down/")
+    assert list(Alias.objects.values_list("pk", flat=True)) == [b.pk, a.pk]
+    editor_client.post(f"/aliases/{a.pk}/up/")
+    assert list(Alias.objects.values_list("pk", flat=True)) == [a.pk, b.pk]
+
+
+def test_export_filtered_csv(viewer_client: Client) -> None:
+    make_alias("sales", "team@inner.jp")
+    make_alias("info")
+    response = viewer_client.get("/aliases/aliases.csv", {"q": "sales"})
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.content == (
+        b"\xef\xbb\xbfalias,mapped_to,comment\r\nsales@example.co.jp,team@inner.jp,\r\n"
+    )
+
+
+def test_upload_preview_shows_error_line_and_confirm_is_absent(editor_client: Client) -> None:
+    content = (
+        "エイリアス,実アドレス,コメント\r\nok@example.co.jp,ok@inner.jp,山田\r\nbad,x@inner.jp,\r\n"
+    )
+    response = upload(editor_client, content.encode("cp932"))
+    assert response.status_code == 200
+    report = response.context["report"]
+    assert [(row.line, row.status) for row in report.rows] == [(2, "created"), (3, "error")]
+    assert [(f.line, f.code) for f in report.errors] == [(3, "csv.E006")]
+    assertContains(response, 'data-testid="preview-refused"')
+    assert 'data-testid="confirm"' not in response.content.decode()
+    assert Alias.objects.count() == 0
+
+
+def test_upload_preview_then_confirm_imports(editor_client: Client) -> None:
+    response = upload(editor_client, b"new@other.example.jp,n@inner.jp\n", add_domains="on")
+    token = response.context["upload"].token
+    assert response.context["report"].domains_added == ("other.example.jp",)
+    assertContains(response, f'name="token" value="{token}"')
+    response = editor_client.post("/aliases/upload/confirm/", {"token": token})
+    assert response.status_code == 302
+    assert list(Alias.objects.values_list("pattern", flat=True)) == ["new@other.example.jp"]
+    assert AliasUpload.objects.count() == 0
+
+
+def test_upload_confirm_refuses_when_data_changed_since_preview(editor_client: Client) -> None:
+    response = upload(editor_client, b"a@example.co.jp,a@inner.jp\n")
+    token = response.context["upload"].token
+    make_alias("b")
+    response = editor_client.post("/aliases/upload/confirm/", {"token": token})
+    assert response.status_code == 409
+    assert list(Alias.objects.values_list("pattern", flat=True)) == [f"b@{DOMAIN}"]
+
+
+def test_upload_confirm_refuses_tampered_token(editor_client: Client) -> None:
+    response = upload(editor_client, b"a@example.co.jp,a@inner.jp\n")
+    token = response.context["upload"].token
+    response = editor_client.post("/aliases/upload/confirm/", {"token": token[::-1]})
+    assert response.status_code == 400
+    assert Alias.objects.count() == 0
+
+
+def test_upload_too_large_is_refused_with_message(editor_client: Client, settings) -> None:
+    settings.CC_UPLOAD_MAX_BYTES = 10
+    response = upload(editor_client, b"a@example.co.jp,a@inner.jp\n")
+    assert response.context["form"].errors.as_data()["file"][0].code == "too_large"
+    assertContains(response, "the largest accepted is 10")
+
+
+def test_upload_error_report_csv(editor_client: Client) -> None:
+    response = upload(editor_client, b"alias,mapped_to\nbad,x@inner.jp\n")
+    token = response.context["upload"].token
+    report = editor_client.get(f"/aliases/upload/{token}/report.csv")
+    text = report.content.decode("utf-8-sig")
+    assert text.splitlines()[0] == "line,level,code,message"
+    assert re.match(r"2,error,csv\.E006,", text.splitlines()[1])
+    assert editor_client.get("/aliases/upload/nope/report.csv").status_code == 404
+
+
+def test_domain_add_list_and_delete(editor_client: Client, domain: LocalDomain) -> None:
+    response = editor_client.post(
+        "/aliases/domains/add/", {"name": "New.Example.jp", "comment": ""}
+    )
+    assert response.status_code == 302
+    new = LocalDomain.objects.get(name="new.example.jp")
+    make_alias("a")
+    response = editor_client.get("/aliases/domains/")
+    assert [(d.name, d.alias_count) for d in response.context["object_list"]] == [
+        (DOMAIN, 1),
+        ("new.example.jp", 0),
+    ]
+    editor_client.post(f"/aliases/domains/{domain.pk}/delete/")
+    editor_client.post(f"/aliases/domains/{new.pk}/delete/")
+    assert list(LocalDomain.objects.values_list("name", flat=True)) == [DOMAIN]
+
+
+def test_domain_add_rerenders_invalid_name(editor_client: Client) -> None:
+    response = editor_client.post("/aliases/domains/add/", {"name": "nodot", "comment": "c"})
+    assert response.status_code == 200
+    assert response.context["form"].errors.as_data()["name"][0].code == "invalid_domain"
+    assertContains(response, 'value="nodot"')
+
+
+def test_breadcrumbs(viewer_client: Client) -> None:
+    response = viewer_client.get("/aliases/domains/")
+    assert [url for _label, url in response.context["breadcrumbs"]] == [
+        "/",
+        "/system/",
+        "/system/",
+        "/aliases/",
+        None,
+    ]
+    assert str(response.context["breadcrumbs"][3][0]) == "エイリアス管理"
