@@ -59,7 +59,7 @@ SYSTEM_MENU: tuple[MenuEntry, ...] = (
         "simulate",
         _("Relay test"),
         _("Simulate an SMTP session and run the open-relay self-test."),
-        "controlcenter:simulate",
+        "relaypolicy:simulate",
         "controlcenter.run_simulation",
     ),
     MenuEntry(

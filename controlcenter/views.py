@@ -63,10 +63,8 @@ class DashboardView(PageMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["server"] = ServerSettings.load()
+        context.update(services.dashboard_status())
         context["menu"] = system_menu(self.request.user)
-        context["findings"] = services.policy_lint()
-        context["error_count"] = sum(1 for f in context["findings"] if f.is_error)
         context["relay_url"] = reverse("relaypolicy:machine-relay")
         return context
 

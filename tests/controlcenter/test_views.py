@@ -151,3 +151,36 @@ def test_administrator_changes_role_and_password(
 
 def test_user_list_shows_roles(administrator_client: Client) -> None:
     assertContains(administrator_client.get("/system/users/"), "<td>管理者</td>", html=True)
+
+
+def test_dashboard_is_green_for_the_hardened_gateway(editor_client: Client) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("load_demo", stdout=StringIO())
+    response = editor_client.get("/")
+    assertContains(response, 'data-status="safe"')
+    assert response.context["error_count"] == 0
+    assert (response.context["rule_count"], response.context["alias_count"]) == (1, 11)
+
+
+def test_dashboard_turns_red_for_a_wildcard_alias_without_the_terminator(
+    editor_client: Client,
+) -> None:
+    from aliases.models import Alias, LocalDomain
+    from relaypolicy.models import RelayPolicy
+
+    domain = LocalDomain.objects.create(name="example.co.jp")
+    Alias.objects.create(
+        position=1,
+        pattern="*@example.co.jp",
+        key="*@example.co.jp",
+        target="*@example.co.jp",
+        domain=domain,
+    )
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+    response = editor_client.get("/")
+    assertContains(response, 'data-status="open"')
+    assert [f.code for f in response.context["open_relay"]] == ["selftest.E001"]
+    assert "selftest.E001" in [f.code for f in response.context["findings"]]
