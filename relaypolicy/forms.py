@@ -269,3 +269,38 @@ class RelayRestrictionForm(forms.ModelForm[ServerSettings]):
     class Meta:
         model = ServerSettings
         fields = ["max_message_size", "max_recipients"]
+
+
+class SimulationForm(forms.Form):
+    """中継テスト: one SMTP session as a relay tester would send it."""
+
+    client_ip = forms.GenericIPAddressField(
+        label=_("Client IP address"), help_text=_("The address the SMTP client connects from.")
+    )
+    auth = forms.BooleanField(label=_("SMTP AUTH succeeded"), required=False)
+    mail_from = forms.CharField(
+        label=_("MAIL FROM"),
+        required=False,
+        strip=False,
+        max_length=512,
+        help_text=_("Blank means an empty MAIL FROM:; <> is the null sender."),
+        widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
+    )
+    rcpt_to = forms.CharField(
+        label=_("RCPT TO"),
+        help_text=_("One recipient per line (at most 50)."),
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false"}),
+    )
+
+    def clean_rcpt_to(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["rcpt_to"].splitlines()]
+        recipients = [line for line in lines if line]
+        if not recipients:
+            raise ValidationError(_("Enter at least one recipient."), code="required")
+        if len(recipients) > 50:
+            raise ValidationError(
+                _("At most 50 recipients; you entered %(count)s."),
+                code="too_many",
+                params={"count": len(recipients)},
+            )
+        return recipients

@@ -20,9 +20,12 @@ from django.views.generic.base import ContextMixin
 
 from controlcenter.findings import Level
 from controlcenter.models import ServerSettings
+from controlcenter.selftest import selftest_findings
+from controlcenter.services import policy_compile, policy_selftest
+from controlcenter.simulation import Session, evaluate_session
 from controlcenter.views import PageMixin
 from relaypolicy import services
-from relaypolicy.forms import RelayRestrictionForm, RelayTableForm
+from relaypolicy.forms import RelayRestrictionForm, RelayTableForm, SimulationForm
 from relaypolicy.models import RelayPolicy
 
 RELAY_CRUMBS = (
@@ -215,3 +218,47 @@ class ImportView(WritePermissionMixin, PageMixin, ContextMixin, View):
     def show(self, form: ImportForm, status: int = 200, **extra: Any) -> HttpResponse:
         context = self.get_context_data(form=form, **extra)
         return render(self.request, "relaypolicy/import_form.html", context, status=status)
+
+
+class SimulateView(PermissionRequiredMixin, PageMixin, TemplateView):
+    """中継テスト: what the gateway would answer to one session, line by line."""
+
+    permission_required = "controlcenter.run_simulation"
+    template_name = "relaypolicy/simulate.html"
+    title = _("Relay test")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        bound = "client_ip" in self.request.GET
+        form = SimulationForm(self.request.GET if bound else None)
+        context["form"] = form
+        context["tab"] = "simulate"
+        context["relay_url"] = reverse("relaypolicy:machine-relay")
+        if bound and form.is_valid():
+            data = form.cleaned_data
+            session = Session(
+                client_ip=data["client_ip"],
+                mail_from=data["mail_from"],
+                rcpt_to=tuple(data["rcpt_to"]),
+                auth=data["auth"],
+            )
+            context["result"] = evaluate_session(policy_compile(), session)
+        return context
+
+
+class SelftestView(PermissionRequiredMixin, PageMixin, TemplateView):
+    """セルフテスト: the built-in open-relay probes against the stored policy."""
+
+    permission_required = "controlcenter.run_simulation"
+    template_name = "relaypolicy/selftest.html"
+    title = _("Self-test")
+    crumbs = (*PageMixin.crumbs, (_("Relay test"), "relaypolicy:simulate"))
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        report = policy_selftest()
+        context["report"] = report
+        context["findings"] = selftest_findings(report)
+        context["tab"] = "selftest"
+        context["relay_url"] = reverse("relaypolicy:machine-relay")
+        return context

@@ -7,6 +7,7 @@ from django.forms import BoundField
 from django.utils.translation import gettext, pgettext
 
 from controlcenter.findings import Finding, Level
+from controlcenter.simulation import Note
 
 register = template.Library()
 
@@ -62,3 +63,9 @@ def add_class(field: BoundField, css: str) -> str:
     if field.errors:
         classes += " is-invalid"
     return field.as_widget(attrs={"class": classes})
+
+
+@register.filter
+def note_text(note: Note) -> str:
+    """A simulator note in the user's language."""
+    return note.render(gettext)

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from pytest_django.asserts import assertContains
+
+from aliases.models import Alias, LocalDomain
+from relaypolicy import services
+from relaypolicy.models import RelayPolicy
+from relaypolicy.table import Row, RowKind, Table
+
+pytestmark = pytest.mark.django_db
+
+LAN = Table(rows=(Row(RowKind.RULE, "192.168.1.0/24", "default"),))
+
+
+@pytest.fixture
+def wildcard_gateway() -> None:
+    """The seed's problem: a wildcard alias for the inner domain."""
+    services.relay_table_save(table=LAN, version=0)
+    domain = LocalDomain.objects.create(name="example.co.jp")
+    Alias.objects.create(
+        position=1,
+        pattern="*@example.co.jp",
+        key="*@example.co.jp",
+        target="*@example.co.jp",
+        domain=domain,
+    )
+
+
+def _simulate(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
+    call_command("simulate_relay", *args, "--json")
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_hardened_gateway_refuses_a_forged_local_sender_from_outside(
+    wildcard_gateway: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [result] = _simulate(
+        capsys,
+        "--client-ip", "203.0.113.9",
+        "--mail-from", "anyone@example.co.jp",
+        "--rcpt-to", "victim@other.example",
+        "--rcpt-to", "<staff@example.co.jp>",
+    )  # fmt: skip
+    assert result["mail"] == {
+        "verdict": "accept",
+        "reply": "250 2.1.0 Sender OK",
+        "rule": {"line": 5, "text": "*.*.*.* norelay"},
+        **{
+            k: result["mail"][k]
+            for k in ("notes", "class", "modifier", "mailbox", "alias", "reason")
+        },
+    }
+    rcpt = result["rcpt"]
+    assert [(r["address"], r["verdict"], r["reply"]) for r in rcpt] == [
+        ("victim@other.example", "reject", "550 5.7.1 Relaying denied"),
+        ("<staff@example.co.jp>", "deliver", "250 2.1.5 Recipient OK"),
+    ]
+
+
+def test_without_the_terminator_the_forged_sender_relays(
+    wildcard_gateway: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+    [result] = _simulate(
+        capsys,
+        "--client-ip", "203.0.113.9",
+        "--mail-from", "anyone@example.co.jp",
+        "--rcpt-to", "victim@other.example",
+    )  # fmt: skip
+    assert [(r["verdict"], r["rule"]) for r in result["rcpt"]] == [("relay", None)]
+
+
+def test_batch_mode_answers_one_line_per_session_in_order(
+    wildcard_gateway: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = tmp_path / "sessions.jsonl"
+    batch.write_text(
+        '{"client_ip": "192.168.1.20", "mail_from": "a@example.co.jp", "rcpt_to": ["x@gmail.jp"]}\n'
+        "\n"
+        '{"client_ip": "203.0.113.9", "mail_from": "<>", "rcpt_to": ["x@gmail.jp"], "auth": true}\n'
+    )
+    results = _simulate(capsys, "--batch", str(batch))
+    assert [r["rcpt"][0]["verdict"] for r in results] == ["relay", "relay"]
+    assert sorted(results[0]) == ["mail", "rcpt"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"client_ip": "1.2.3.4"}\n', "line 1: missing key 'mail_from'"),
+        (
+            '{"client_ip": 5, "mail_from": "", "rcpt_to": []}\n',
+            "line 1: client_ip must be a string",
+        ),
+        ("not json\n", "line 1: Expecting value"),
+    ],
+)
+def test_batch_mode_names_the_bad_line(tmp_path: Path, content: str, message: str) -> None:
+    batch = tmp_path / "bad.jsonl"
+    batch.write_text(content)
+    with pytest.raises(CommandError) as caught:
+        call_command("simulate_relay", "--batch", str(batch))
+    assert caught.value.returncode == 2
+    assert message in str(caught.value)
+
+
+def test_single_mode_needs_every_part_of_the_session() -> None:
+    with pytest.raises(
+        CommandError, match=r"^missing --mail-from, --rcpt-to \(or use --batch FILE\)$"
+    ):
+        call_command("simulate_relay", "--client-ip", "1.2.3.4")
+
+
+def test_empty_mail_from_is_refused_by_the_blank_line(capsys: pytest.CaptureFixture[str]) -> None:
+    [result] = _simulate(
+        capsys, "--client-ip", "192.168.1.5", "--mail-from", "", "--rcpt-to", "a@b.jp"
+    )
+    assert result["mail"]["verdict"] == "reject"
+    assert result["mail"]["reply"] == "550 5.1.7 Please, mail from a valid IP or Domain address."
+    assert [r["verdict"] for r in result["rcpt"]] == ["reject"]
+
+
+def test_viewer_runs_a_simulation_on_the_page(
+    viewer_client: Client, wildcard_gateway: None
+) -> None:
+    response = viewer_client.get(
+        "/relay/test/",
+        {"client_ip": "203.0.113.9", "mail_from": "x@example.co.jp", "rcpt_to": "v@other.example"},
+    )
+    result = response.context["result"]
+    assert [r.verdict for r in result.rcpt] == ["reject"]
+    assertContains(response, 'data-verdict="reject"')
+    assertContains(response, 'href="/relay/machines/#line-5"')
+
+
+def test_simulation_form_names_the_bad_field(viewer_client: Client) -> None:
+    response = viewer_client.get("/relay/test/", {"client_ip": "999.1.1.1", "rcpt_to": ""})
+    assert sorted(response.context["form"].errors) == ["client_ip", "rcpt_to"]
+    assert "result" not in response.context
+
+
+def test_selftest_page_reports_the_open_relay(
+    viewer_client: Client, wildcard_gateway: None
+) -> None:
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+    response = viewer_client.get("/relay/test/selftest/")
+    assertContains(response, 'data-status="open"')
+    assert "selftest.E001" in [f.code for f in response.context["findings"]]
+
+
+def test_selftest_page_passes_for_the_hardened_gateway(
+    viewer_client: Client, wildcard_gateway: None
+) -> None:
+    response = viewer_client.get("/relay/test/selftest/")
+    assert response.context["report"].outside_relay_failures == ()
+    assert [f.code for f in response.context["findings"] if f.is_error] == []
