@@ -181,11 +181,14 @@ def parse_path(text: str, *, role: Literal["mail", "rcpt"]) -> ParsedPath:
         raise PathError(exc.reason, REPLY_MAIL if role == "mail" else REPLY_RCPT) from None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _parse(text: str, role: Literal["mail", "rcpt"]) -> ParsedPath:
     stripped = text.strip(" \t")
     if not stripped.isascii():
         raise _Invalid(NON_ASCII)
-    if any(ord(char) < 32 or ord(char) == 127 for char in stripped):
+    if _CONTROL.search(stripped):
         raise _Invalid(CONTROL_CHAR)
     if not stripped:
         if role == "mail":
