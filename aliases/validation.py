@@ -166,8 +166,28 @@ def validate_alias_rows(
         )
         if found:
             by_position[position] = tuple(found)
-    usage = licence_usage(len(aliases), accounts, mailing_lists, licence)
-    general = _check_licence(usage, len(aliases), accounts, mailing_lists)
+    usage, general = validate_table(
+        len(aliases),
+        gateway_mode=gateway_mode,
+        licence=licence,
+        accounts=accounts,
+        mailing_lists=mailing_lists,
+    )
+    return AliasValidation(by_position, general, usage)
+
+
+def validate_table(
+    aliases_count: int,
+    *,
+    gateway_mode: bool,
+    licence: int | None,
+    accounts: int,
+    mailing_lists: int = 0,
+) -> tuple[LicenceUsage, tuple[Finding, ...]]:
+    """The licence usage and the findings about the whole table (not about one alias), as
+    :func:`validate_alias_rows` reports them in ``general``."""
+    usage = licence_usage(aliases_count, accounts, mailing_lists, licence)
+    general = _check_licence(usage, aliases_count, accounts, mailing_lists)
     if gateway_mode and accounts == 0 and licence is not None:
         general.append(
             make(
@@ -181,7 +201,7 @@ def validate_alias_rows(
                 hint=_("Create one dummy account in a domain of its own."),
             )
         )
-    return AliasValidation(by_position, tuple(general), usage)
+    return usage, tuple(general)
 
 
 def _check_alias(
@@ -196,8 +216,8 @@ def _check_alias(
     relay_terminated: bool,
 ) -> list[Finding]:
     found: list[Finding] = []
-    pattern_ok = _syntax(found, alias, "alias.E001", lambda: parse_alias_pattern(alias.pattern))
-    target_ok = _syntax(found, alias, "alias.E002", lambda: parse_target(alias.target_text))
+    pattern_ok = _syntax(found, alias, "alias.E001", parse_alias_pattern, alias.pattern)
+    target_ok = _syntax(found, alias, "alias.E002", parse_target, alias.target_text)
     if not pattern_ok:
         return found
     if alias.domain not in domains:
@@ -222,7 +242,9 @@ def _check_alias(
                 first_row=first + 1,
             )
         )
-    if target_ok and WILDCARD in alias.target and alias.kind is AliasKind.EXACT:
+    kind = alias.kind
+    target_wild = target_ok and WILDCARD in alias.target
+    if target_wild and kind is AliasKind.EXACT:
         found.append(
             _about(
                 alias,
@@ -232,24 +254,12 @@ def _check_alias(
                 target=alias.target,
             )
         )
-    found.extend(_wildcard_risk(alias, gateway_mode, relay_terminated))
-    shadow = index.shadowing(position) if first == position else None
+    if kind is not AliasKind.EXACT:
+        found.append(_wildcard_risk(alias, kind, gateway_mode, relay_terminated))
+    shadow = index.shadowing_of(alias, position) if first == position else None
     if shadow is not None:
-        found.append(
-            _about(
-                alias,
-                Level.WARNING,
-                "alias.W002",
-                _(
-                    "%(pattern)s is never used: the earlier wildcard %(earlier)s on row "
-                    "%(earlier_row)s already matches every address it would"
-                ),
-                hint=_("Move it above the wildcard or delete it; the first match wins."),
-                earlier=aliases[shadow].pattern,
-                earlier_row=shadow + 1,
-            )
-        )
-    if target_ok and alias.kind is not AliasKind.EXACT and WILDCARD in alias.target:
+        found.append(shadowed_finding(alias, aliases[shadow], shadow))
+    if target_wild and kind is not AliasKind.EXACT:
         found.append(
             _about(
                 alias,
@@ -267,74 +277,81 @@ def _check_alias(
     return found
 
 
-def _wildcard_risk(alias: Alias, gateway_mode: bool, relay_terminated: bool) -> list[Finding]:
-    if alias.kind is AliasKind.FULL_WILDCARD:
+def shadowed_finding(alias: Alias, earlier: Alias, earlier_position: int) -> Finding:
+    """``alias.W002`` for ``alias``, never used because of the wildcard ``earlier`` stored
+    at 0-based ``earlier_position``."""
+    return _about(
+        alias,
+        Level.WARNING,
+        "alias.W002",
+        _(
+            "%(pattern)s is never used: the earlier wildcard %(earlier)s on row "
+            "%(earlier_row)s already matches every address it would"
+        ),
+        hint=_("Move it above the wildcard or delete it; the first match wins."),
+        earlier=earlier.pattern,
+        earlier_row=earlier_position + 1,
+    )
+
+
+def _wildcard_risk(
+    alias: Alias, kind: AliasKind, gateway_mode: bool, relay_terminated: bool
+) -> Finding:
+    if kind is AliasKind.FULL_WILDCARD:
         if gateway_mode and not relay_terminated:
-            return [
-                _about(
-                    alias,
-                    Level.ERROR,
-                    "alias.E006",
-                    _(
-                        "wildcard %(pattern)s relays everything: any sender in %(domain)s "
-                        "can relay from any host"
-                    ),
-                    hint=_ADD_NORELAY,
-                )
-            ]
-        if relay_terminated:
-            return [
-                _about(
-                    alias,
-                    Level.WARNING,
-                    "alias.W001",
-                    _(
-                        "wildcard %(pattern)s accepts every address in %(domain)s: forged "
-                        "senders are accepted inbound and their bounces hit innocent people "
-                        "(backscatter)"
-                    ),
-                    hint=_ONE_PER_ADDRESS,
-                )
-            ]
-        return [
-            _about(
+            return _about(
                 alias,
-                Level.WARNING,
-                "alias.W006",
+                Level.ERROR,
+                "alias.E006",
                 _(
-                    "wildcard %(pattern)s makes any sender in %(domain)s a local user: if this "
-                    "server also works as a gateway, any host can relay with such a sender"
+                    "wildcard %(pattern)s relays everything: any sender in %(domain)s "
+                    "can relay from any host"
                 ),
                 hint=_ADD_NORELAY,
             )
-        ]
-    if alias.kind is AliasKind.PARTIAL_WILDCARD:
-        if gateway_mode and not relay_terminated:
-            return [
-                _about(
-                    alias,
-                    Level.WARNING,
-                    "alias.W003",
-                    _(
-                        "partial wildcard %(pattern)s: any sender whose address matches it "
-                        "can relay from any host"
-                    ),
-                    hint=_ADD_NORELAY,
-                )
-            ]
-        return [
-            _about(
+        if relay_terminated:
+            return _about(
                 alias,
-                Level.INFO,
-                "alias.I001",
+                Level.WARNING,
+                "alias.W001",
                 _(
-                    "partial wildcard %(pattern)s is a middle ground: it takes one licence "
-                    "seat but accepts every matching address, real or not"
+                    "wildcard %(pattern)s accepts every address in %(domain)s: forged "
+                    "senders are accepted inbound and their bounces hit innocent people "
+                    "(backscatter)"
                 ),
                 hint=_ONE_PER_ADDRESS,
             )
-        ]
-    return []
+        return _about(
+            alias,
+            Level.WARNING,
+            "alias.W006",
+            _(
+                "wildcard %(pattern)s makes any sender in %(domain)s a local user: if this "
+                "server also works as a gateway, any host can relay with such a sender"
+            ),
+            hint=_ADD_NORELAY,
+        )
+    if gateway_mode and not relay_terminated:
+        return _about(
+            alias,
+            Level.WARNING,
+            "alias.W003",
+            _(
+                "partial wildcard %(pattern)s: any sender whose address matches it "
+                "can relay from any host"
+            ),
+            hint=_ADD_NORELAY,
+        )
+    return _about(
+        alias,
+        Level.INFO,
+        "alias.I001",
+        _(
+            "partial wildcard %(pattern)s is a middle ground: it takes one licence "
+            "seat but accepts every matching address, real or not"
+        ),
+        hint=_ONE_PER_ADDRESS,
+    )
 
 
 def _about(
@@ -345,9 +362,11 @@ def _about(
     return Finding(level, code, message, None, hint, obj, tuple(sorted(params.items())))
 
 
-def _syntax(found: list[Finding], alias: Alias, code: str, parse: Callable[[], object]) -> bool:
+def _syntax(
+    found: list[Finding], alias: Alias, code: str, parse: Callable[[str], object], text: str
+) -> bool:
     try:
-        parse()
+        parse(text)
     except AliasSyntaxError as error:
         params = tuple(sorted(error.params.items()))
         obj = f"alias:{alias.pattern}"

@@ -70,16 +70,14 @@ class AliasListView(PermissionRequiredMixin, PageMixin, ListView[Alias]):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        table = services.alias_table()
-        validation = table.validation
+        overview = services.alias_overview(limit=SUMMARY_LIMIT)
         context["rows"] = [
-            (alias, table.row_by_id.get(alias.pk, -1) + 1, table.findings_for(alias.pk))
+            (alias, overview.row_by_id.get(alias.pk, -1) + 1, overview.findings_for(alias.pk))
             for alias in context["object_list"]
         ]
-        summary = sort_findings(validation.findings)
-        context["summary"] = summary[:SUMMARY_LIMIT]
-        context["summary_more"] = max(0, len(summary) - SUMMARY_LIMIT)
-        context["usage"] = validation.usage
+        context["summary"] = list(overview.summary)
+        context["summary_more"] = max(0, overview.total - SUMMARY_LIMIT)
+        context["usage"] = overview.usage
         context["search_form"] = self.search_form
         params = self.request.GET.copy()
         params.pop("page", None)

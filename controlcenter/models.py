@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -133,3 +134,110 @@ class ServerSettings(models.Model):
     @property
     def export_path(self) -> Path:
         return Path(self.export_dir) if self.export_dir else Path(settings.CC_EXPORT_DIR)
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or delete a row of an append-only log."""
+
+
+class AppendOnlyQuerySet(models.QuerySet[Any]):
+    """Rows can be added and read; ``update()`` and ``delete()`` refuse."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError(f"{self.model.__name__} rows cannot be changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(f"{self.model.__name__} rows cannot be deleted")
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(f"{type(self).__name__} rows cannot be deleted")
+
+
+class ExportStatus(models.TextChoices):
+    EXPORTED = "exported", _("Exported")
+    REFUSED = "refused", _("Refused (errors)")
+    FAILED = "failed", _("Failed (nothing changed)")
+
+
+class Export(AppendOnlyModel):
+    """One run of 設定の反映: what was rendered, from which policy, and what happened."""
+
+    number = models.PositiveIntegerField(_("Number"), unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("User"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    username = models.CharField(_("User name"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("Date"), default=timezone.now, db_index=True)
+    status = models.CharField(_("Status"), max_length=16, choices=ExportStatus)
+    dest = models.CharField(_("Folder"), max_length=1024)
+    files = models.JSONField(_("Files"), default=dict)
+    hashes = models.JSONField(_("SHA-256"), default=dict)
+    drift = models.JSONField(_("Drift"), default=list)
+    daemon_lines = models.JSONField(_("Daemon lines"), default=list)
+    findings = models.JSONField(_("Findings"), default=list)
+    selftest = models.JSONField(_("Self-test"), default=dict)
+    snapshot = models.JSONField(_("Policy snapshot"), default=dict)
+    rollback_of = models.ForeignKey(
+        "self",
+        verbose_name=_("Rollback of"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    error = models.TextField(_("Error"), blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        verbose_name = _("Export")
+        verbose_name_plural = _("Exports")
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.status}"
+
+
+class AuditEntry(AppendOnlyModel):
+    """変更履歴: one change, import, export, rollback or login; never changed or deleted."""
+
+    created_at = models.DateTimeField(_("Date"), default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("User"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    actor_name = models.CharField(_("User name"), max_length=150, blank=True, db_index=True)
+    source_ip = models.GenericIPAddressField(_("Source IP address"), null=True, blank=True)
+    action = models.CharField(_("Action"), max_length=32, db_index=True)
+    target = models.CharField(_("Target"), max_length=255, blank=True)
+    summary = models.CharField(_("Summary"), max_length=500, blank=True)
+    before = models.JSONField(_("Before"), null=True, blank=True)
+    after = models.JSONField(_("After"), null=True, blank=True)
+    diff = models.TextField(_("Diff"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("Audit entry")
+        verbose_name_plural = _("Audit log")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"

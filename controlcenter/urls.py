@@ -16,6 +16,20 @@ controlcenter_patterns = [
     path("system/users/", views.UserListView.as_view(), name="user-list"),
     path("system/users/add/", views.UserCreateView.as_view(), name="user-add"),
     path("system/users/<int:pk>/", views.UserUpdateView.as_view(), name="user-edit"),
+    path("system/publish/", views.PublishView.as_view(), name="publish"),
+    path("system/publish/history/", views.ExportListView.as_view(), name="export-list"),
+    path(
+        "system/publish/history/<int:pk>/",
+        views.ExportDetailView.as_view(),
+        name="export-detail",
+    ),
+    path(
+        "system/publish/history/<int:pk>/rollback/",
+        views.ExportRollbackView.as_view(),
+        name="export-rollback",
+    ),
+    path("system/audit/", views.AuditLogView.as_view(), name="audit-log"),
+    path("system/audit/csv/", views.AuditLogCsvView.as_view(), name="audit-log-csv"),
     path(
         "system/users/<int:pk>/password/",
         views.UserPasswordView.as_view(),

@@ -2,27 +2,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import FormView, ListView, TemplateView, UpdateView
+from django.views.generic import DetailView, FormView, ListView, TemplateView, UpdateView, View
 
 from controlcenter import services
+from controlcenter.audit import AuditAction
+from controlcenter.clientip import client_ip
 from controlcenter.forms import (
     ServerSettingsForm,
     UserCreateForm,
     UserPasswordForm,
     UserUpdateForm,
 )
-from controlcenter.models import ServerSettings
+from controlcenter.models import AuditEntry, Export, ExportStatus, ServerSettings
 from controlcenter.navigation import system_menu
 from controlcenter.roles import Role
 
@@ -66,6 +70,7 @@ class DashboardView(PageMixin, TemplateView):
         context.update(services.dashboard_status())
         context["menu"] = system_menu(self.request.user)
         context["relay_url"] = reverse("relaypolicy:machine-relay")
+        context["last_export"], context["pending"] = services.pending_changes()
         return context
 
 
@@ -102,7 +107,8 @@ class ServerSettingsView(PermissionRequiredMixin, PageMixin, UpdateView[ServerSe
         return context
 
     def form_valid(self, form: ServerSettingsForm) -> HttpResponse:
-        response = super().form_valid(form)
+        self.object = services.server_settings_save(form=form)
+        response = HttpResponseRedirect(self.get_success_url())
         messages.success(self.request, _("The server settings were saved."))
         if self.object.is_gateway and self.object.accounts == 0:
             messages.warning(
@@ -228,3 +234,200 @@ class UserPasswordView(
             _("The password of %(user)s was changed.") % {"user": form.user.get_username()},
         )
         return super().form_valid(form)
+
+
+# --- 設定の反映, 履歴 and 変更履歴 -----------------------------------------------------------
+
+
+class PublishCrumbsMixin(PageMixin):
+    crumbs = (*PageMixin.crumbs, (_("Apply settings"), "controlcenter:publish"))
+
+
+class PublishView(PermissionRequiredMixin, PageMixin, TemplateView):
+    """設定の反映: what the next export changes, what blocks it, and the [設定] button."""
+
+    permission_required = "controlcenter.view_serversettings"
+    template_name = "controlcenter/publish.html"
+    title = _("Apply settings")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["status"] = services.publish_status()
+        context["can_publish"] = self.request.user.has_perm("controlcenter.publish_config")
+        context["relay_url"] = reverse("relaypolicy:machine-relay")
+        return context
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("controlcenter.publish_config"):
+            return self.handle_no_permission()
+        report = services.config_export(user=request.user, request_ip=client_ip(request))
+        _export_message(request, report)
+        if report.export is not None and report.written:
+            return HttpResponseRedirect(
+                reverse("controlcenter:export-detail", args=[report.export.pk])
+            )
+        return HttpResponseRedirect(reverse("controlcenter:publish"))
+
+
+def _export_message(request: HttpRequest, report: services.ExportReport) -> None:
+    number = report.export.number if report.export else 0
+    if report.written:
+        messages.success(
+            request,
+            _("Export #%(number)s was written to %(dest)s.")
+            % {"number": number, "dest": report.dest},
+        )
+    elif report.status == ExportStatus.REFUSED:
+        messages.error(
+            request,
+            _("Nothing was written: fix the errors first (export #%(number)s refused).")
+            % {"number": number},
+        )
+    else:
+        messages.error(
+            request,
+            _("The export failed and the previous files were kept: %(error)s")
+            % {"error": report.error},
+        )
+
+
+class ExportListView(PermissionRequiredMixin, PublishCrumbsMixin, ListView[Export]):
+    permission_required = "controlcenter.view_export"
+    title = _("Export history")
+    paginate_by = 50
+
+    def get_queryset(self) -> QuerySet[Export]:
+        return Export.objects.select_related("rollback_of").defer("files", "snapshot")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        current = services.last_export()
+        context["current_number"] = current.number if current else None
+        return context
+
+
+class ExportDetailView(PermissionRequiredMixin, PublishCrumbsMixin, DetailView[Export]):
+    permission_required = "controlcenter.view_export"
+    model = Export
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return str(_("Export #%(number)s")) % {"number": self.object.number}
+
+    def get_breadcrumbs(self) -> list[Crumb]:
+        trail = super().get_breadcrumbs()
+        trail.insert(-1, (_("Export history"), reverse("controlcenter:export-list")))
+        return trail
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["diffs"] = services.export_diff_against_now(self.object)
+        context["changes"] = services.snapshot_changes(
+            self.object.snapshot, services.policy_snapshot()
+        )
+        context["can_rollback"] = (
+            self.request.user.has_perm("controlcenter.publish_config")
+            and self.object.status == ExportStatus.EXPORTED
+        )
+        return context
+
+
+class ExportRollbackView(PermissionRequiredMixin, View):
+    permission_required = "controlcenter.publish_config"
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        export = get_object_or_404(Export, pk=pk, status=ExportStatus.EXPORTED)
+        try:
+            report = services.config_rollback(
+                export_id=export.pk, user=request.user, request_ip=client_ip(request)
+            )
+        except services.RollbackRefused as refused:
+            messages.error(
+                request,
+                _("The rollback to export #%(number)s was refused; nothing changed: %(reason)s")
+                % {"number": export.number, "reason": refused},
+            )
+            return HttpResponseRedirect(reverse("controlcenter:export-detail", args=[pk]))
+        assert report.export is not None
+        messages.success(
+            request,
+            _("The policy of export #%(old)s was restored and written as export #%(new)s.")
+            % {"old": export.number, "new": report.export.number},
+        )
+        return HttpResponseRedirect(reverse("controlcenter:export-detail", args=[report.export.pk]))
+
+
+class AuditFilterForm(forms.Form):
+    user = forms.CharField(
+        label=_("User"),
+        required=False,
+        max_length=150,
+        widget=forms.TextInput(attrs={"class": "form-control"}),
+    )
+    action = forms.ChoiceField(
+        label=_("Action"),
+        required=False,
+        choices=[("", "---------"), *AuditAction.choices],
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    date_from = forms.DateField(
+        label=_("From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date", "class": "form-control"}),
+    )
+    date_to = forms.DateField(
+        label=_("To"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date", "class": "form-control"}),
+    )
+
+    def filter(self, queryset: QuerySet[AuditEntry]) -> QuerySet[AuditEntry]:
+        """The entries matching the valid filters (dates are Japan time, both inclusive)."""
+        if not self.is_valid():
+            return queryset.none()
+        data = self.cleaned_data
+        if data["user"]:
+            queryset = queryset.filter(actor_name__iexact=data["user"])
+        if data["action"]:
+            queryset = queryset.filter(action=data["action"])
+        if data["date_from"]:
+            queryset = queryset.filter(created_at__date__gte=data["date_from"])
+        if data["date_to"]:
+            queryset = queryset.filter(created_at__date__lte=data["date_to"])
+        return queryset
+
+
+class AuditLogView(PermissionRequiredMixin, PageMixin, ListView[AuditEntry]):
+    """変更履歴: read-only, filtered by who, what and when."""
+
+    permission_required = "controlcenter.view_auditentry"
+    title = _("Change history")
+    paginate_by = 100
+
+    def get_form(self) -> AuditFilterForm:
+        return AuditFilterForm(self.request.GET or None)
+
+    def get_queryset(self) -> QuerySet[AuditEntry]:
+        form = self.get_form()
+        entries = AuditEntry.objects.all()
+        return form.filter(entries) if form.is_bound else entries
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["form"] = self.get_form()
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        context["query_string"] = query.urlencode()
+        context["action_labels"] = dict(AuditAction.choices)
+        return context
+
+
+class AuditLogCsvView(AuditLogView):
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = HttpResponse(
+            services.audit_log_csv(self.get_queryset()), content_type="text/csv; charset=utf-8"
+        )
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
+        return response

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
+from controlcenter.audit import AuditAction, audit_relay_table
 from controlcenter.findings import Finding, has_errors, sort_findings
 from controlcenter.models import ServerSettings
 from relaypolicy.effectfile import decode_effect, parse_effect
@@ -96,7 +97,9 @@ def relay_table_save(
     bumped = RelayPolicy.objects.filter(pk=1, version=version).update(version=version + 1)
     if not bumped:
         raise StaleTableError
+    before = relay_table()
     _store_table(table, user)
+    audit_relay_table(action=AuditAction.RELAY_SAVE, before=before, after=table, user=user)
     return report
 
 
@@ -126,7 +129,11 @@ def relay_rules_import(
     if not replace and RelayRule.objects.exists():
         raise RelayRulesExistError
     RelayPolicy.objects.filter(pk=1).update(version=F("version") + 1)
+    before = relay_table()
     _store_table(preview.report.table, user)
+    audit_relay_table(
+        action=AuditAction.RELAY_IMPORT, before=before, after=preview.report.table, user=user
+    )
     return preview
 
 

@@ -21,7 +21,7 @@ from django.views.generic.base import ContextMixin
 from controlcenter.findings import Level
 from controlcenter.models import ServerSettings
 from controlcenter.selftest import selftest_findings
-from controlcenter.services import policy_compile, policy_selftest
+from controlcenter.services import policy_compile, policy_selftest, server_settings_save
 from controlcenter.simulation import Session, evaluate_session
 from controlcenter.views import PageMixin
 from relaypolicy import services
@@ -69,8 +69,9 @@ class RestrictionView(WritePermissionMixin, PageMixin, UpdateView[ServerSettings
         return context
 
     def form_valid(self, form: RelayRestrictionForm) -> HttpResponse:
+        server_settings_save(form=form)  # audited like 全設定
         messages.success(self.request, _("The relay restriction settings were saved."))
-        return super().form_valid(form)
+        return HttpResponseRedirect(self.get_success_url())
 
 
 class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):

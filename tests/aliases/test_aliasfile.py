@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aliases import aliasfile
 from aliases.aliasfile import (
     AddressPattern,
     AddressProblem,
@@ -318,6 +319,35 @@ def test_shadowing_names_the_earlier_wildcard(aliases, position, expected):
     assert index.shadowing(position) == expected
 
 
+address_text = st.one_of(
+    st.text(alphabet="aZ09.*@-_%!\"\\ #'{~[]\t\x00ａ＠é", max_size=12),
+    st.builds(
+        lambda local, labels: f"{local}@{'.'.join(labels)}",
+        st.one_of(
+            st.text(alphabet="aZ9.-_+'`", min_size=1, max_size=3),
+            st.text(alphabet="aZ9.*-_+%é", max_size=66),
+        ),
+        st.one_of(
+            st.lists(st.sampled_from(["d", "JP", "co", "a-b", "1", "x9", "-a", "b-"]), max_size=4),
+            st.lists(st.text(alphabet="aZ09-*", max_size=64), max_size=5),
+        ),
+    ),
+)
+
+
+def outcome(parse, text):
+    try:
+        return parse(text)
+    except AliasSyntaxError as error:
+        return (error.message, error.problem, error.params)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=address_text)
+def test_address_fast_path_agrees_with_the_full_checks(text):
+    assert outcome(aliasfile._parse_address, text) == outcome(aliasfile._parse_address_slowly, text)
+
+
 def naive_lookup(aliases, address):
     """An independent first-match linear scan with regular expressions."""
     local, at, domain = address.rpartition("@")
@@ -375,6 +405,17 @@ def test_index_agrees_with_a_naive_first_match_scan(aliases, addresses):
         assert (None if found is None else found.target) == next(
             (t for a in aliases if (t := a.rewrite(address)) is not None), None
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(aliases=st.lists(small_alias, max_size=25), extra=small_alias, data=st.data())
+def test_shadowing_of_an_alias_outside_the_index_is_as_if_inserted(aliases, extra, data):
+    position = data.draw(st.integers(0, len(aliases)))
+    inserted = [*aliases[:position], extra, *aliases[position:]]
+
+    assert AliasIndex.build(aliases).shadowing_of(extra, position) == AliasIndex.build(
+        inserted
+    ).shadowing(position)
 
 
 def test_index_is_fast_at_100000_aliases():

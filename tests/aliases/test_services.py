@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aliases import services
+from aliases.aliasfile import Alias as Entry
 from aliases.models import Alias, LocalDomain
+from controlcenter.findings import sort_findings
 from controlcenter.models import ServerSettings
 from relaypolicy.models import RelayPolicy
 
@@ -342,3 +346,109 @@ class TestUploadGuard:
         with pytest.raises(services.StaleImportError):
             services.upload_confirm(token=upload.token, user=user)
         assert [a.pattern for a in Alias.objects.all()] == [f"b@{DOMAIN}"]
+
+
+# --- the list screen's overview -------------------------------------------------------------
+
+overview_row = st.tuples(
+    st.sampled_from(["a", "Ab", "2009", "2009x", "x-sales", "*", "20*", "*-sales", "a*b"]),
+    st.sampled_from([DOMAIN, "Example.CO.jp", "other.jp", "gone.jp"]),
+    st.sampled_from(["t@inner.jp", "*@inner.jp", "t-*@inner.jp"]),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(overview_row, max_size=12),
+    mode=st.sampled_from(["gateway", "mailserver", "both"]),
+    terminator=st.sampled_from(["", "norelay"]),
+    licence=st.sampled_from(["unlimited", "50"]),
+    accounts=st.sampled_from([0, 1, 46]),
+    limit=st.integers(1, 6),
+)
+def test_alias_overview_reports_what_alias_check_does(
+    rows, mode, terminator, licence, accounts, limit
+) -> None:
+    Alias.objects.all().delete()
+    LocalDomain.objects.all().delete()
+    domains = {
+        name: LocalDomain.objects.create(name=name) for name in (DOMAIN, "other.jp", "gone.jp")
+    }
+    entries = {
+        Entry(f"{local}@{domain}", target).key: (local, domain, target)
+        for local, domain, target in rows
+    }
+    Alias.objects.bulk_create(
+        Alias(
+            position=10 * n,
+            pattern=f"{local}@{domain}",
+            key=key,
+            target=target,
+            domain=domains[domain.lower()],
+        )
+        for n, (key, (local, domain, target)) in enumerate(entries.items())
+    )
+    # Renamed around the services: its aliases are no longer in a local domain (alias.E003).
+    LocalDomain.objects.filter(name="gone.jp").update(name="renamed.jp")
+    ServerSettings.objects.filter(pk=1).update(mode=mode, licence=licence, accounts=accounts)
+    RelayPolicy.objects.filter(pk=1).update(terminator=terminator)
+    services._memo.clear()
+
+    check = services.alias_check()
+    overview = services.alias_overview(limit=limit)
+
+    ids = list(Alias.objects.order_by("position").values_list("id", flat=True))
+    assert overview.row_by_id == {alias_id: row for row, alias_id in enumerate(ids)}
+    assert [overview.findings_for(alias_id) for alias_id in ids] == [
+        check.by_position.get(row, ()) for row in range(len(ids))
+    ]
+    everything = sort_findings(check.findings)
+    assert list(overview.summary) == everything[:limit]
+    assert (overview.total, overview.usage) == (len(everything), check.usage)
+
+
+def test_alias_overview_names_rows_shadowed_beyond_the_summary(domain: LocalDomain) -> None:
+    services.alias_create(pattern=f"*@{DOMAIN}", target="*@inner.jp")
+    for n in range(5):
+        services.alias_create(pattern=f"u{n}@{DOMAIN}", target="u@inner.jp")
+
+    overview = services.alias_overview(limit=3)
+
+    last = Alias.objects.get(pattern=f"u4@{DOMAIN}")
+    assert [(f.code, f.render()) for f in overview.findings_for(last.pk)] == [
+        (
+            "alias.W002",
+            f"u4@{DOMAIN} is never used: the earlier wildcard *@{DOMAIN} on row 1 already "
+            "matches every address it would",
+        )
+    ]
+    assert [(f.code, f.obj) for f in overview.summary] == [
+        ("alias.W001", f"alias:*@{DOMAIN}"),
+        ("alias.W002", f"alias:u0@{DOMAIN}"),
+        ("alias.W002", f"alias:u1@{DOMAIN}"),
+    ]
+    assert overview.total == 7  # W001 + I002 on the wildcard, W002 on each of the five
+
+
+def test_single_alias_writes_number_rows_of_the_whole_table(domain: LocalDomain) -> None:
+    services.alias_create(pattern=f"2009*@{DOMAIN}", target="2009*@inner.jp")
+    Alias.objects.bulk_create(
+        Alias(
+            position=10 + n,
+            pattern=f"u{n}@{DOMAIN}",
+            key=f"u{n}@{DOMAIN}",
+            target="t@inner.jp",
+            domain=domain,
+        )
+        for n in range(20_000)
+    )
+    report = services.alias_create(pattern=f"2009abe@{DOMAIN}", target="abe@inner.jp")
+    with pytest.raises(services.AliasRefused) as refused:
+        services.alias_update(alias=report.alias, pattern=f"U7@{DOMAIN}", target="x@inner.jp")
+
+    assert [f.code for f in report.findings] == ["alias.W002"]
+    assert [(f.code, dict(f.params)["first_row"]) for f in refused.value.findings] == [
+        ("alias.E004", 9)
+    ]

@@ -210,7 +210,7 @@ def test_upload_too_large_is_refused_with_message(editor_client: Client, setting
     settings.CC_UPLOAD_MAX_BYTES = 10
     response = upload(editor_client, b"a@example.co.jp,a@inner.jp\n")
     assert response.context["form"].errors.as_data()["file"][0].code == "too_large"
-    assertContains(response, "the largest accepted is 10")
+    assertContains(response, "受け付けられる最大サイズは 10\xa0バイト です。")
 
 
 def test_upload_error_report_csv(editor_client: Client) -> None:

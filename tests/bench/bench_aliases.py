@@ -2,7 +2,8 @@
 
 Run: ``DEBUG=1 .venv/bin/python -m tests.bench.bench_aliases`` (a temporary SQLite database
 unless DATABASE_URL is set). Budgets: preview + import <= 10 s, peak memory <= 300 MB,
-list page or search <= 200 ms server time.
+list page or search <= 200 ms server time, also the first one after a change (the list's
+findings are memoised per table state), and a single alias edit < 300 ms.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def _peak_mb() -> float:
 def main() -> None:
     _setup()
     from django.contrib.auth.models import User
+    from django.db import connection
     from django.test import Client
 
     from aliases import services
@@ -62,6 +64,11 @@ def main() -> None:
 
     ServerSettings.objects.update_or_create(pk=1, defaults={"licence": "unlimited"})
     Alias.objects.all().delete()
+    if connection.vendor == "postgresql":
+        # Earlier runs' 100,000 deleted rows would otherwise be scanned by every query until
+        # autovacuum comes by, and the figures would depend on how many runs came before.
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {Alias._meta.db_table}")
     LocalDomain.objects.get_or_create(name=DOMAIN)
     data = _csv()
     print(f"CSV: {ROWS} rows, {len(data) / 1e6:.1f} MB; database {os.environ['DATABASE_URL']}")
@@ -97,7 +104,7 @@ def main() -> None:
 
         return get
 
-    _timed("list page 1 (cold: validates the table)", page(""))
+    _timed("list page 1 (cold: first request)", page(""))
     for label, query in [
         ("list page 1", ""),
         ("list page 1000 (last)", "?page=1000"),
@@ -108,6 +115,20 @@ def main() -> None:
     ]:
         _timed(label, page(query))
     _timed("CSV download (all)", lambda: client.get("/aliases/aliases.csv").content)
+
+    middle = Alias.objects.order_by("position")[ROWS // 2]
+    _timed(
+        "edit one alias (row 50,001)",
+        lambda: services.alias_update(alias=middle, pattern=middle.pattern, target="x@inner.jp"),
+    )
+    _timed("list page 1000 (first after the edit)", page("?page=1000"))
+    _timed(
+        "add one wildcard alias",
+        lambda: services.alias_create(pattern=f"new*@{DOMAIN}", target="*@inner.jp"),
+    )
+    _timed("list page 1 (first after the add)", page(""))
+    _timed("delete one alias", lambda: services.aliases_delete(ids=[middle.pk]))
+    _timed("search 'user09999' (first after the delete)", page("?q=user09999"))
 
 
 if __name__ == "__main__":

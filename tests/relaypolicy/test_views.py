@@ -190,3 +190,16 @@ def test_restriction_settings_save(editor_client: Client) -> None:
     assertRedirects(response, "/relay/")
     server = ServerSettings.load()
     assert (server.max_message_size, server.max_recipients) == (20971520, 100)
+
+
+def test_restriction_settings_change_is_audited(editor_client: Client) -> None:
+    from controlcenter.models import AuditEntry
+
+    editor_client.post("/relay/", {"max_message_size": "1048576", "max_recipients": "0"})
+    entry = AuditEntry.objects.order_by("-pk").first()
+    assert entry is not None
+    assert (entry.action, entry.target, entry.summary) == (
+        "settings.change",
+        "settings",
+        "max_message_size",
+    )

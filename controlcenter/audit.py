@@ -1,0 +1,196 @@
+"""変更履歴: recording who changed what, when and from where.
+
+Services call :func:`audit_record` at the point of change. Who and from where come from the
+request being served (:class:`AuditContextMiddleware` keeps them in a context variable; the
+address is :func:`controlcenter.clientip.client_ip`, never a header a browser may choose), or
+are passed explicitly; outside a request (management commands) the actor is the command line.
+
+Logins are recorded from Django's ``user_logged_in`` / ``user_login_failed`` signals: those
+receivers only record, they decide nothing.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import models
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
+
+from controlcenter.clientip import client_ip
+from controlcenter.models import AuditEntry
+
+COMMAND_LINE = "(command line)"
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", _("Login")
+    LOGIN_FAILED = "login_failed", _("Login failed")
+    SETTINGS_CHANGE = "settings.change", _("Settings changed")
+    RELAY_SAVE = "relay.save", _("Relay rules saved")
+    RELAY_IMPORT = "relay.import", _("effect.dat imported")
+    ALIAS_CREATE = "alias.create", _("Alias added")
+    ALIAS_UPDATE = "alias.update", _("Alias changed")
+    ALIAS_DELETE = "alias.delete", _("Aliases deleted")
+    ALIAS_MOVE = "alias.move", _("Alias moved")
+    ALIAS_IMPORT = "alias.import", _("Alias CSV imported")
+    DOMAIN_CREATE = "domain.create", _("Domain added")
+    DOMAIN_DELETE = "domain.delete", _("Domain deleted")
+    USER_CREATE = "user.create", _("Admin user added")
+    USER_UPDATE = "user.update", _("Admin user changed")
+    USER_PASSWORD = "user.password", _("Password set")
+    EXPORT = "config.export", _("Settings applied (export)")
+    EXPORT_REFUSED = "config.export_refused", _("Export refused")
+    EXPORT_FAILED = "config.export_failed", _("Export failed")
+    ROLLBACK = "config.rollback", _("Rollback")
+
+
+User = AbstractBaseUser | AnonymousUser | None
+
+
+@dataclass(frozen=True)
+class _Context:
+    user: Any  # request.user (lazy)
+    source_ip: str | None
+
+
+_current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar(
+    "audit_context", default=None
+)
+
+
+@contextmanager
+def audit_context(*, user: User, source_ip: str | None) -> Iterator[None]:
+    """Attribute the changes made inside the block to ``user`` at ``source_ip``."""
+    token = _current.set(_Context(user, source_ip))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+class AuditContextMiddleware:
+    """Remember the request's user and trusted client address for :func:`audit_record`."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with audit_context(user=getattr(request, "user", None), source_ip=client_ip(request)):
+            return self.get_response(request)
+
+
+def _as_text(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.splitlines()
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+
+
+def text_diff(before: object, after: object) -> str:
+    lines = difflib.unified_diff(
+        _as_text(before), _as_text(after), "before", "after", lineterm="", n=2
+    )
+    return "\n".join(lines)
+
+
+_UNSET: Any = object()
+
+
+def audit_record(
+    *,
+    action: str,
+    target: str = "",
+    summary: str = "",
+    before: object = None,
+    after: object = None,
+    actor: User = _UNSET,
+    actor_name: str = "",
+    source_ip: str | None = _UNSET,
+) -> AuditEntry:
+    """Append one entry; ``actor`` and ``source_ip`` default to the current request's."""
+    context = _current.get()
+    if actor is _UNSET:
+        actor = context.user if context else None
+    if source_ip is _UNSET:
+        source_ip = context.source_ip if context else None
+    user = actor if actor is not None and actor.is_authenticated else None
+    if not actor_name:
+        actor_name = user.get_username() if user is not None else COMMAND_LINE
+    return AuditEntry.objects.create(
+        actor=user,  # type: ignore[misc]
+        actor_name=actor_name[:150],
+        source_ip=source_ip or None,
+        action=action,
+        target=target[:255],
+        summary=summary[:500],
+        before=before,
+        after=after,
+        diff=text_diff(before, after),
+    )
+
+
+# --- login signals (connected in ControlCenterConfig.ready) ---------------------------------
+
+
+def record_login(
+    sender: object, request: HttpRequest | None, user: AbstractBaseUser, **kw: Any
+) -> None:
+    audit_record(
+        action=AuditAction.LOGIN,
+        target=user.get_username(),
+        actor=user,
+        source_ip=client_ip(request) if request is not None else None,
+    )
+
+
+def record_login_failed(
+    sender: object, credentials: dict[str, Any], request: HttpRequest | None = None, **kw: Any
+) -> None:
+    # The attempted name, never the password (Django already masks it in ``credentials``).
+    username = str(credentials.get("username", ""))[:150]
+    audit_record(
+        action=AuditAction.LOGIN_FAILED,
+        target=username,
+        actor=None,
+        actor_name=username or "?",
+        source_ip=client_ip(request) if request is not None else None,
+    )
+
+
+def _effect_text(table: Any) -> str:
+    from relaypolicy.table import render_table
+
+    return "\n".join(render_table(table).lines[1:])  # without the banner
+
+
+def audit_relay_table(*, action: str, before: Any, after: Any, user: User = None) -> None:
+    """Record a change of the relay table (rules, header and terminator) as effect.dat lines."""
+    old, new = _effect_text(before), _effect_text(after)
+    if old == new and action == AuditAction.RELAY_SAVE:
+        return
+    summary = ""
+    if before.terminator != after.terminator:
+        summary = f"terminator: {before.terminator or '-'} -> {after.terminator or '-'}"
+    explicit: dict[str, Any] = {} if user is None else {"actor": user}
+    audit_record(
+        action=action, target="effect.dat", summary=summary, before=old, after=new, **explicit
+    )
+
+
+def alias_state(alias: Any) -> dict[str, object]:
+    """An alias (aliases.models.Alias) as recorded in the audit log."""
+    return {
+        "position": alias.position,
+        "pattern": alias.pattern,
+        "target": alias.target_text,
+        "comment": alias.comment,
+    }

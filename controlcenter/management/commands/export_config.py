@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from controlcenter import services
+from controlcenter.management.base import ContractCommand
+
+
+class Command(ContractCommand):
+    help = (
+        "Export effect.dat, the alias registration script and aliases.csv atomically, record "
+        "the export, and print what changed; exit 1 (nothing written) when the lint has errors."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--dest", metavar="DIR", help="export folder (default: the configured one)"
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="print the diff and write nothing"
+        )
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        dest = Path(options["dest"]) if options["dest"] else None
+        if dest is not None and dest.exists() and not dest.is_dir():
+            raise CommandError(f"--dest: {dest} is not a folder", returncode=2)
+        report = services.config_export(user=None, dest=dest, dry_run=options["dry_run"])
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False))
+        else:
+            self._print(report)
+        if report.status == "refused":
+            raise SystemExit(1)
+        if report.status == "failed":
+            raise CommandError(report.error, returncode=1)
+
+    def _print(self, report: services.ExportReport) -> None:
+        for diff in report.plan.diffs:
+            for line in diff.lines:
+                self.stdout.write(line)
+        for drift in report.plan.drift:
+            self.stdout.write(f"drift: {drift.name}: {drift.kind.value}")
+        for kept in report.plan.daemon_lines:
+            self.stdout.write(
+                f"daemon line kept above the terminator: {kept.text} ({kept.origin.value})"
+            )
+        for finding in report.findings:
+            if finding.is_error:
+                self.stderr.write(f"{finding.level.label}: {finding.code} {finding.render()}")
+        changed = [diff.name for diff in report.plan.diffs if diff.changed]
+        summary = ", ".join(changed) if changed else "no file changed"
+        if report.status == "dry_run":
+            self.stdout.write(f"dry run, nothing written to {report.dest}: {summary}")
+        elif report.status == "refused":
+            self.stderr.write(f"refused: the policy has errors; nothing written to {report.dest}")
+        elif report.export is not None and report.written:
+            self.stdout.write(f"export #{report.export.number} written to {report.dest}: {summary}")

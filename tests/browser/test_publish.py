@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+from controlcenter.models import Export
+
+
+def test_edit_a_rule_see_the_diff_publish_and_find_the_export_in_the_history(
+    login: Callable[..., Any], tmp_path: Path, settings: Any
+) -> None:
+    settings.CC_EXPORT_DIR = tmp_path / "export"
+    page = login()
+    page.goto("/relay/machines/")
+    rows = page.locator("#rule-table tbody[data-row]")
+    rows.nth(0).locator("input[name$='-pattern']").fill("192.168.1.0/24")
+    page.get_by_role("button", name="設定").click()
+    expect(page.locator(".alert-success")).to_be_visible()
+
+    page.goto("/system/")
+    page.locator("[data-menu='publish']").click()
+    expect(page.get_by_test_id("pending")).to_have_attribute("data-pending", "yes")
+    diff = page.locator("[data-testid='diff'][data-file='effect.dat']")
+    expect(diff.locator(".diff-add", has_text="192.168.1.0/24 default")).to_be_visible()
+
+    page.get_by_test_id("publish-button").click()
+    expect(page.locator(".alert-success")).to_contain_text("#1")
+    assert (tmp_path / "export" / "effect.dat").read_text().splitlines()[3] == (
+        "192.168.1.0/24 default"
+    )
+
+    page.goto("/system/publish/history/")
+    row = page.locator("[data-testid='export-table'] tr[data-number='1']")
+    expect(row).to_have_attribute("data-status", "exported")
+    row.get_by_role("link", name="#1").click()
+    expect(page.locator("[data-testid='export-file'][data-file='effect.dat'] pre")).to_contain_text(
+        "192.168.1.0/24 default"
+    )
+    assert Export.objects.get().username == "operator"
