@@ -21,19 +21,7 @@ _WORD_RE = re.compile(r"^[A-Za-z0-9_]+$")
 class ServerSettingsForm(forms.ModelForm[ServerSettings]):
     class Meta:
         model = ServerSettings
-        fields = [
-            "mode",
-            "licence",
-            "accounts",
-            "mailing_lists",
-            "max_message_size",
-            "max_recipients",
-            "export_dir",
-            "export_line_ending",
-            "console_folder",
-            "console_command",
-            "console_mode_word",
-        ]
+        fields = list(ServerSettings.EDITABLE_FIELDS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

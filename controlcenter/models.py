@@ -37,6 +37,21 @@ class LineEnding(models.TextChoices):
 class ServerSettings(models.Model):
     """全設定(サーバー環境設定): the one row of server-wide settings."""
 
+    # What 全設定 edits, configure changes, and an export snapshot keeps.
+    EDITABLE_FIELDS = (
+        "mode",
+        "licence",
+        "accounts",
+        "mailing_lists",
+        "max_message_size",
+        "max_recipients",
+        "export_dir",
+        "export_line_ending",
+        "console_folder",
+        "console_command",
+        "console_mode_word",
+    )
+
     mode = models.CharField(
         _("Operating mode"),
         max_length=16,

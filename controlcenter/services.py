@@ -291,19 +291,7 @@ def dashboard_status() -> dict[str, Any]:
 
 # --- 設定の反映: export, history and rollback ---------------------------------------------
 
-SETTINGS_SNAPSHOT_FIELDS = (
-    "mode",
-    "licence",
-    "accounts",
-    "mailing_lists",
-    "max_message_size",
-    "max_recipients",
-    "export_dir",
-    "export_line_ending",
-    "console_folder",
-    "console_command",
-    "console_mode_word",
-)
+SETTINGS_SNAPSHOT_FIELDS = ServerSettings.EDITABLE_FIELDS
 
 
 def policy_snapshot() -> dict[str, Any]:

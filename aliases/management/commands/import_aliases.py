@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from aliases.aliasfile import ENCODINGS
 from aliases.services import aliases_import_csv
@@ -25,11 +25,7 @@ class Command(ContractCommand):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = Path(options["path"])
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise CommandError(f"cannot read {path}: {error.strerror}", returncode=2) from None
+        data = self.read_input(Path(options["path"]))
         report = aliases_import_csv(
             data=data,
             encoding=options["encoding"],

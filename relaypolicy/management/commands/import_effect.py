@@ -24,11 +24,7 @@ class Command(ContractCommand):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = Path(options["path"])
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise CommandError(f"cannot read {path}: {error.strerror}", returncode=2) from None
+        data = self.read_input(Path(options["path"]))
         try:
             report = services.relay_rules_import(data=data, replace=options["replace"])
         except services.RelayRulesExistError:
