@@ -9,6 +9,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from controlcenter.publishing import FILE_NAMES
+
 
 class OperatingMode(models.TextChoices):
     GATEWAY = "gateway", _("SMTP gateway")
@@ -226,6 +228,12 @@ class Export(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"#{self.number} {self.status}"
+
+    def file_list(self) -> list[tuple[str, str, str]]:
+        """(name, text, sha256) in the order the files are written (jsonb reorders keys)."""
+        order = {name: index for index, name in enumerate(FILE_NAMES)}
+        names = sorted(self.files, key=lambda name: (order.get(name, len(order)), name))
+        return [(name, self.files[name], self.hashes.get(name, "")) for name in names]
 
 
 class AuditEntry(AppendOnlyModel):

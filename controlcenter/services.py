@@ -334,11 +334,15 @@ def export_source(snapshot: dict[str, Any]) -> publishing.ExportSource:
     )
 
 
+SNAPSHOT_PARTS = ("settings", "relay", "domains", "aliases")
+
+
 def snapshot_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
-    """The parts of the policy (settings, relay, domains, aliases) that differ."""
+    """The parts of the policy that differ, in a fixed order (jsonb does not keep key order)."""
+    parts = [part for part in SNAPSHOT_PARTS if part in new]
     if not old:
-        return list(new)
-    return [part for part in new if old.get(part) != new[part]]
+        return parts
+    return [part for part in parts if old.get(part) != new[part]]
 
 
 @dataclass(frozen=True)
