@@ -184,3 +184,13 @@ def test_dashboard_turns_red_for_a_wildcard_alias_without_the_terminator(
     assertContains(response, 'data-status="open"')
     assert [f.code for f in response.context["open_relay"]] == ["selftest.E001"]
     assert "selftest.E001" in [f.code for f in response.context["findings"]]
+
+
+def test_menu_marks_entries_the_user_may_not_open(viewer_client: Client) -> None:
+    response = viewer_client.get("/system/")
+    menu = {
+        item.entry.key: (item.url is not None, item.allowed) for item in response.context["menu"]
+    }
+    assert menu["users"] == (True, False)
+    assert menu["simulate"] == (True, True)
+    assertContains(response, 'data-menu="users"')
