@@ -39,7 +39,7 @@ run: $(VENV)/.installed
 
 serve: export DEBUG ?= 0
 serve: $(VENV)/.installed
-	$(MANAGE) check --deploy --fail-level WARNING
+	$(MANAGE) check --deploy
 	$(MANAGE) collectstatic --no-input --verbosity 0
 	$(MANAGE) migrate --no-input
 	$(MANAGE) ensure_admin
