@@ -304,3 +304,44 @@ class SimulationForm(forms.Form):
                 params={"count": len(recipients)},
             )
         return recipients
+
+
+MAX_EFFECT_BYTES = 1024 * 1024  # effect.dat files are a few KB; this stops accidents early
+
+
+class EffectImportForm(forms.Form):
+    text = forms.CharField(
+        label=_("Paste effect.dat"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 12, "class": "mono", "spellcheck": "false"}),
+    )
+    file = forms.FileField(label=_("or upload the file"), required=False)
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data.get("file")
+        if upload is not None and upload.size > MAX_EFFECT_BYTES:
+            raise ValidationError(
+                _("The file is %(size)s bytes; effect.dat may be at most %(limit)s bytes."),
+                code="too_large",
+                params={"size": upload.size, "limit": MAX_EFFECT_BYTES},
+            )
+        return upload
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean() or {}
+        if not data.get("text") and not data.get("file") and not self.errors:
+            raise ValidationError(_("Paste the file's text or choose a file."), code="empty")
+        if len(str(data.get("text") or "").encode("utf-8")) > MAX_EFFECT_BYTES:
+            raise ValidationError(
+                _("The pasted text is longer than %(limit)s bytes."),
+                code="too_large",
+                params={"limit": MAX_EFFECT_BYTES},
+            )
+        return data
+
+    def payload(self) -> bytes:
+        upload = self.cleaned_data.get("file")
+        if upload is not None:
+            return bytes(upload.read())
+        return str(self.cleaned_data["text"]).encode("utf-8")

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core import signing
 from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
@@ -54,12 +57,21 @@ class RelayReport:
         return [f for f in self.findings if f.line and self.rendered.owner(f.line) == wanted]
 
 
+class StaleImportError(Exception):
+    """A previewed import can no longer be confirmed; ``text`` is what was previewed, if known."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.text = text
+
+
 @dataclass(frozen=True)
 class ImportReport:
     """An imported file: the table it becomes, and findings numbered by the file's own lines."""
 
     report: RelayReport
     findings: list[Finding] = field(default_factory=list)
+    data: bytes = b""
 
 
 def relay_table() -> Table:
@@ -113,7 +125,39 @@ def relay_import_preview(*, data: bytes) -> ImportReport:
     return ImportReport(
         relay_check(table, server=server),
         sort_findings([*decode_findings, *table_findings, *file_findings]),
+        data,
     )
+
+
+_IMPORT_SALT = "relaypolicy.import"
+IMPORT_TOKEN_MAX_AGE = 3600  # seconds a preview stays confirmable
+
+
+def relay_import_token(preview: ImportReport) -> str:
+    """A signed token carrying the previewed bytes and the table version they replace."""
+    payload = {"data": base64.b64encode(preview.data).decode("ascii"), "version": _version()}
+    return signing.dumps(payload, salt=_IMPORT_SALT, compress=True)
+
+
+def relay_import_confirm(
+    *, token: str, user: AbstractBaseUser | AnonymousUser | None = None
+) -> ImportReport:
+    """Import exactly the previewed bytes, unless the table changed or the token is bad or old."""
+    try:
+        payload = signing.loads(token, salt=_IMPORT_SALT, max_age=IMPORT_TOKEN_MAX_AGE)
+        data = base64.b64decode(payload["data"], validate=True)
+    except (signing.BadSignature, KeyError, TypeError, ValueError, binascii.Error):
+        raise StaleImportError from None
+    text = data.decode("utf-8", errors="replace")
+    with transaction.atomic():
+        locked = RelayPolicy.objects.select_for_update().filter(pk=1, version=payload["version"])
+        if not locked.exists():
+            raise StaleImportError(text)
+        return relay_rules_import(data=data, replace=True, user=user)
+
+
+def _version() -> int:
+    return int(RelayPolicy.load().version)
 
 
 @transaction.atomic

@@ -138,7 +138,8 @@ def table_from_effect(effect: EffectFile) -> tuple[Table, list[Finding]]:
     """Read a parsed effect.dat into a table (``../shared/spec/cli.md``, import_effect).
 
     Leading ``#<>``/``#blank`` rule lines become the header; a last rule line that is a catch-all
-    with a terminator modifier becomes the terminator; a previous export's banner is dropped.
+    with a terminator modifier becomes the terminator (``<IP> false`` lines the daemon appended
+    after it are moved above it first, spec §2); a previous export's banner is dropped.
     Everything else is kept in order as rows; unparsable lines verbatim, each reported.
     """
     findings: list[Finding] = []
@@ -146,6 +147,7 @@ def table_from_effect(effect: EffectFile) -> tuple[Table, list[Finding]]:
     if lines and lines[0].text.startswith(BANNER_PREFIX):
         lines.pop(0)
 
+    lines, appended = _split_daemon_lines(lines)
     terminator, terminator_pattern = "", "*.*.*.*"
     rule_positions = [i for i, line in enumerate(lines) if line.kind is LineKind.RULE]
     if rule_positions:
@@ -155,9 +157,23 @@ def table_from_effect(effect: EffectFile) -> tuple[Table, list[Finding]]:
             last.pattern in CATCH_ALL_PATTERNS
             and last.separator_ok
             and modifier in TERMINATOR_MODIFIERS
-            and last.text == format_rule(last.pattern, modifier)
+            and not last.trailing
         ):
             terminator, terminator_pattern = modifier.value, last.pattern
+            if last.text != format_rule(last.pattern, modifier):
+                findings.append(
+                    make(
+                        Level.INFO,
+                        "relay.I103",
+                        _(
+                            "The final line '%(text)s' is taken as the terminator and will be "
+                            "written as '%(canonical)s' (same meaning)."
+                        ),
+                        line=last.number,
+                        text=last.text,
+                        canonical=format_rule(last.pattern, modifier),
+                    )
+                )
             moved = [
                 line for line in lines[rule_positions[-1] + 1 :] if line.kind is not LineKind.BLANK
             ]
@@ -175,7 +191,25 @@ def table_from_effect(effect: EffectFile) -> tuple[Table, list[Finding]]:
                         pattern=last.pattern,
                     )
                 )
-            lines = lines[: rule_positions[-1]] + moved
+            lines = lines[: rule_positions[-1]] + moved + appended + [last]
+            if appended:
+                findings.append(
+                    make(
+                        Level.INFO,
+                        "relay.I102",
+                        _(
+                            "%(count)s '<IP> false' line(s) the mail daemon appended after the "
+                            "final %(pattern)s line were kept and moved above it, where they "
+                            "take effect."
+                        ),
+                        line=appended[0].number,
+                        count=len(appended),
+                        pattern=last.pattern,
+                    )
+                )
+            lines.pop()  # the terminator itself is not a row
+        else:
+            lines += appended
 
     # The first rule lines, if they are #<> / #blank, are the header; comments or blank lines
     # around them stay rows (rendered after the header, their order kept).
@@ -216,6 +250,30 @@ def table_from_effect(effect: EffectFile) -> tuple[Table, list[Finding]]:
     if pending_comment is not None:
         rows.append(Row(RowKind.COMMENT, text=pending_comment.text))
     return Table(tuple(header), tuple(rows), terminator, terminator_pattern), findings
+
+
+def _split_daemon_lines(lines: list[EffectLine]) -> tuple[list[EffectLine], list[EffectLine]]:
+    """Separate the ``<IP> false`` lines the daemon appends after a final catch-all (spec §2)."""
+    end = len(lines)
+    while end and lines[end - 1].kind is LineKind.BLANK:
+        end -= 1
+    start = end
+    while start and _is_daemon_line(lines[start - 1]):
+        start -= 1
+    before = start - 1
+    while before >= 0 and lines[before].kind is LineKind.BLANK:
+        before -= 1
+    if start == end or before < 0 or not lines[before].is_catch_all:
+        return lines, []
+    return lines[:start] + lines[end:], lines[start:end]
+
+
+def _is_daemon_line(line: EffectLine) -> bool:
+    return (
+        line.kind is LineKind.RULE
+        and line.pattern_kind in (PatternKind.IPV4, PatternKind.IPV6)
+        and line.text == format_rule(line.pattern, Modifier.FALSE)
+    )
 
 
 def _rule_row(line: EffectLine, comment: str = "") -> Row:

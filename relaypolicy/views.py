@@ -1,11 +1,7 @@
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db.models import QuerySet
@@ -25,7 +21,12 @@ from controlcenter.services import policy_compile, policy_selftest, server_setti
 from controlcenter.simulation import Session, evaluate_session
 from controlcenter.views import PageMixin
 from relaypolicy import services
-from relaypolicy.forms import RelayRestrictionForm, RelayTableForm, SimulationForm
+from relaypolicy.forms import (
+    EffectImportForm,
+    RelayRestrictionForm,
+    RelayTableForm,
+    SimulationForm,
+)
 from relaypolicy.models import RelayPolicy
 
 RELAY_CRUMBS = (
@@ -145,32 +146,6 @@ class EffectTextView(PermissionRequiredMixin, PageMixin, TemplateView):
         return self.render_to_response(self.get_context_data(report=report))
 
 
-class ImportForm(forms.Form):
-    text = forms.CharField(
-        label=_("Paste effect.dat"),
-        required=False,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 12, "class": "mono", "spellcheck": "false"}),
-    )
-    file = forms.FileField(label=_("or upload the file"), required=False)
-
-    def clean(self) -> dict[str, Any] | None:
-        data = super().clean() or {}
-        if not data.get("text") and not data.get("file"):
-            raise forms.ValidationError(_("Paste the file's text or choose a file."), code="empty")
-        return data
-
-    def payload(self) -> bytes:
-        upload = self.cleaned_data.get("file")
-        if upload is not None:
-            return bytes(upload.read())
-        return str(self.cleaned_data["text"]).encode("utf-8")
-
-
-def _token(data: bytes, version: int) -> str:
-    return hashlib.sha256(version.to_bytes(8, "big") + data).hexdigest()
-
-
 class ImportView(WritePermissionMixin, PageMixin, ContextMixin, View):
     """Paste or upload an existing effect.dat, see the parsed rows and findings, then replace."""
 
@@ -179,44 +154,38 @@ class ImportView(WritePermissionMixin, PageMixin, ContextMixin, View):
     crumbs = MACHINE_CRUMBS
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return self.show(ImportForm())
+        return self.show(EffectImportForm())
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        version = RelayPolicy.load().version
         if "confirm" in request.POST:
-            try:
-                data = base64.b64decode(request.POST.get("payload", ""), validate=True)
-            except (binascii.Error, ValueError):
-                data = b""
-            if _token(data, version) != request.POST.get("token"):
-                messages.error(
-                    request,
-                    _(
-                        "The relay table changed since the preview; nothing was replaced. "
-                        "Preview the file again."
-                    ),
-                )
-                return self.show(ImportForm(), status=409)
-            report = services.relay_rules_import(data=data, replace=True, user=request.user)
-            messages.success(
-                request,
-                gettext("The relay table was replaced by the imported file (%(count)s rows).")
-                % {"count": len(report.report.table.rows)},
-            )
-            return HttpResponseRedirect(reverse("relaypolicy:machine-relay"))
-        form = ImportForm(request.POST, request.FILES)
+            return self.confirm(request.POST.get("token", ""))
+        form = EffectImportForm(request.POST, request.FILES)
         if not form.is_valid():
             return self.show(form)
-        data = form.payload()
-        preview = services.relay_import_preview(data=data)
-        return self.show(
-            form,
-            preview=preview,
-            payload=base64.b64encode(data).decode("ascii"),
-            token=_token(data, version),
-        )
+        preview = services.relay_import_preview(data=form.payload())
+        return self.show(form, preview=preview, token=services.relay_import_token(preview))
 
-    def show(self, form: ImportForm, status: int = 200, **extra: Any) -> HttpResponse:
+    def confirm(self, token: str) -> HttpResponse:
+        try:
+            report = services.relay_import_confirm(token=token, user=self.request.user)
+        except services.StaleImportError as error:
+            messages.error(
+                self.request,
+                _(
+                    "The relay table changed since the preview, or the "
+                    "preview is too old; nothing was replaced. Preview "
+                    "the file again."
+                ),
+            )
+            return self.show(EffectImportForm(initial={"text": error.text}), status=409)
+        messages.success(
+            self.request,
+            gettext("The relay table was replaced by the imported file (%(count)s rows).")
+            % {"count": len(report.report.table.rows)},
+        )
+        return HttpResponseRedirect(reverse("relaypolicy:machine-relay"))
+
+    def show(self, form: EffectImportForm, status: int = 200, **extra: Any) -> HttpResponse:
         context = self.get_context_data(form=form, **extra)
         return render(self.request, "relaypolicy/import_form.html", context, status=status)
 

@@ -161,3 +161,35 @@ def test_selftest_page_passes_for_the_hardened_gateway(
     response = viewer_client.get("/relay/test/selftest/")
     assert response.context["report"].outside_relay_failures == ()
     assert [f.code for f in response.context["findings"] if f.is_error] == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"client_ip": "1.2.3.4", "mail_from": "", "rcpt_to": ["a@b.jp"], "auth": "no"}',
+            "line 1: auth must be true or false",
+        ),
+        (
+            '{"client_ip": "x", "mail_from": "", "rcpt_to": ["a@b.jp"]}',
+            "line 1: 'x' is not an IPv4 or IPv6 address",
+        ),
+    ],
+)
+def test_batch_mode_refuses_ambiguous_values(tmp_path: Path, line: str, message: str) -> None:
+    batch = tmp_path / "bad.jsonl"
+    batch.write_text(line + "\n")
+    with pytest.raises(CommandError) as caught:
+        call_command("simulate_relay", "--batch", str(batch))
+    assert (caught.value.returncode, str(caught.value).endswith(message)) == (2, True)
+
+
+def test_single_mode_refuses_a_bad_client_ip() -> None:
+    with pytest.raises(CommandError) as caught:
+        call_command(
+            "simulate_relay", "--client-ip", "999.1.1.1", "--mail-from", "", "--rcpt-to", "a@b.jp"
+        )
+    assert (caught.value.returncode, str(caught.value)) == (
+        2,
+        "--client-ip: '999.1.1.1' is not an IPv4 or IPv6 address",
+    )

@@ -79,7 +79,7 @@ def test_previous_banner_is_dropped_and_comments_before_the_header_are_kept() ->
         ("* norelay,0", "norelay,0", "*"),
         ("*.*.*.* false", "false", "*.*.*.*"),
         ("*.*.*.* default", "", "*.*.*.*"),
-        ("*.*.*.* NORELAY", "", "*.*.*.*"),
+        ("*.*.*.* NORELAY", "norelay", "*.*.*.*"),
         ("*.*.*.*  norelay", "", "*.*.*.*"),
     ],
 )
@@ -100,12 +100,33 @@ def test_comments_after_the_terminator_are_moved_above_it_and_reported() -> None
     assert [(f.code, f.line) for f in findings] == [("relay.I101", 5)]
 
 
-def test_a_rule_after_the_catch_all_leaves_the_terminator_off_as_the_contract_says() -> None:
-    # cli.md: only a *last* rule line that is a catch-all becomes the terminator; the validator
-    # then reports the unreachable line and the missing terminator.
-    table, _ = parse_table("#<> default\n#blank false\n*.*.*.* norelay\n203.0.113.9 false\n")
+def test_lines_the_daemon_appended_after_the_terminator_are_moved_above_it() -> None:
+    # Spec §2: the daemon appends "<client IP> false" below the final line, where it never
+    # takes effect; the import keeps them where they work and still finds the terminator.
+    table, findings = parse_table(
+        "#<> default\n#blank false\n192.168.1.0/24 default\n*.*.*.* norelay\n"
+        "203.0.113.7 false\n198.51.100.2 false\n"
+    )
+    assert table.terminator == "norelay"
+    assert table.rows == (
+        Row(RowKind.RULE, "192.168.1.0/24", "default"),
+        Row(RowKind.RULE, "203.0.113.7", "false"),
+        Row(RowKind.RULE, "198.51.100.2", "false"),
+    )
+    assert [(f.code, f.line) for f in findings] == [("relay.I102", 5)]
+
+
+def test_other_rules_after_the_catch_all_leave_the_terminator_off() -> None:
+    # cli.md: only a last rule line that is a catch-all becomes the terminator.
+    table, _ = parse_table("#<> default\n#blank false\n*.*.*.* norelay\n10.0.0.0/8 default\n")
     assert table.terminator == ""
     assert table.rows == (
         Row(RowKind.RULE, "*.*.*.*", "norelay"),
-        Row(RowKind.RULE, "203.0.113.9", "false"),
+        Row(RowKind.RULE, "10.0.0.0/8", "default"),
     )
+
+
+def test_an_upper_case_terminator_is_taken_and_reported() -> None:
+    table, findings = parse_table("#<> default\n#blank false\n*.*.*.* NORELAY\n")
+    assert (table.terminator, table.rows) == ("norelay", ())
+    assert [(f.code, f.line) for f in findings] == [("relay.I103", 3)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from pytest_django.asserts import assertContains, assertRedirects
 
@@ -157,11 +158,7 @@ def test_import_previews_then_replaces_the_table(editor_client: Client) -> None:
     assert _stored() == []
     response = editor_client.post(
         "/relay/machines/import/",
-        {
-            "confirm": "1",
-            "payload": response.context["payload"],
-            "token": response.context["token"],
-        },
+        {"confirm": "1", "token": response.context["token"]},
     )
     assertRedirects(response, "/relay/machines/")
     assert _stored() == [("rule", "172.16.0.0/16", "default", "office"), ("verbatim", "", "", "")]
@@ -172,15 +169,26 @@ def test_import_confirmation_is_refused_when_the_table_changed(editor_client: Cl
     response = editor_client.post("/relay/machines/import/", {"text": "#<> default\n"})
     services.relay_table_save(table=Table(), version=0)
     response = editor_client.post(
-        "/relay/machines/import/",
-        {
-            "confirm": "1",
-            "payload": response.context["payload"],
-            "token": response.context["token"],
-        },
+        "/relay/machines/import/", {"confirm": "1", "token": response.context["token"]}
     )
     assert response.status_code == 409
+    assert response.context["form"].initial == {"text": "#<> default\n"}  # nothing retyped
     assert RelayPolicy.load().header_blank == "#blank false"
+
+
+def test_import_confirmation_refuses_a_forged_token(editor_client: Client) -> None:
+    response = editor_client.post(
+        "/relay/machines/import/", {"confirm": "1", "token": "eyJkYXRhIjoiIn0:forged:sig"}
+    )
+    assert response.status_code == 409
+    assert RelayRule.objects.count() == 0
+
+
+def test_import_refuses_a_file_over_the_limit(editor_client: Client) -> None:
+    big = SimpleUploadedFile("effect.dat", b"#" * (1024 * 1024 + 1))
+    response = editor_client.post("/relay/machines/import/", {"file": big})
+    assert [e.code for e in response.context["form"].errors.as_data()["file"]] == ["too_large"]
+    assert "preview" not in response.context
 
 
 def test_restriction_settings_save(editor_client: Client) -> None:

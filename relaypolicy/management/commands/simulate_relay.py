@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,13 @@ class Command(ContractCommand):
         ]
         if missing:
             raise CommandError(f"missing {', '.join(missing)} (or use --batch FILE)", returncode=2)
+        try:
+            client_ip = _client_ip(options["client_ip"])
+        except ValueError as error:
+            raise CommandError(f"--client-ip: {error}", returncode=2) from None
         return [
             Session(
-                client_ip=options["client_ip"],
+                client_ip=client_ip,
                 mail_from=options["mail_from"],
                 rcpt_to=tuple(options["rcpt_to"]),
                 auth=options["auth"],
@@ -77,11 +82,14 @@ def _read_batch(path: Path) -> list[Session]:
             client_ip = _text_field(item, "client_ip")
             mail_from = _text_field(item, "mail_from")
             rcpt = item["rcpt_to"]
+            auth = item.get("auth", False)
+            if not isinstance(auth, bool):
+                raise ValueError("auth must be true or false")
             session = Session(
-                client_ip=client_ip,
+                client_ip=_client_ip(client_ip),
                 mail_from=mail_from,
                 rcpt_to=tuple(rcpt) if isinstance(rcpt, list) else (rcpt,),
-                auth=bool(item.get("auth", False)),
+                auth=auth,
             )
             if not all(isinstance(address, str) for address in session.rcpt_to):
                 raise ValueError("rcpt_to must be a list of strings")
@@ -90,6 +98,13 @@ def _read_batch(path: Path) -> list[Session]:
             raise CommandError(f"{path} line {number}: {detail}", returncode=2) from None
         sessions.append(session)
     return sessions
+
+
+def _client_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 or IPv6 address") from None
 
 
 def _text_field(item: dict[str, Any], key: str) -> str:
