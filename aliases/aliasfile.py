@@ -90,11 +90,11 @@ The upload and export format (``aliases.csv``)::
 - The ``alias`` and ``mapped_to`` cells are stripped of surrounding spaces; full-width
   characters in them are converted to ASCII **with a warning** on that line (never silently).
   Comments are stripped but otherwise kept as written (Japanese text stays full-width).
-- Formula neutralisation: on export a cell that would start a spreadsheet formula
-  (first character ``=``, ``+``, ``-``, ``@``, TAB or CR, possibly after leading ``'``) is
-  prefixed with one ``'``; on import exactly that ``'`` is removed again. A comment
-  ``=SUM(A1)`` therefore survives the round trip without ever becoming a live formula, and a
-  cell typed as ``'=SUM(A1)`` imports as ``=SUM(A1)``.
+- Formula neutralisation: on export (of any table, through :func:`render_csv_table`) a cell
+  that would start a spreadsheet formula (first character ``=``, ``+``, ``-``, ``@``, TAB or
+  CR, possibly after leading ``'``) is prefixed with one ``'``; on import exactly that ``'``
+  is removed again. A comment ``=SUM(A1)`` therefore survives the round trip without ever
+  becoming a live formula, and a cell typed as ``'=SUM(A1)`` imports as ``=SUM(A1)``.
 
 CSV finding codes (``alias.*`` codes live in :mod:`aliases.validation`):
 
@@ -122,6 +122,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 import shlex
 import unicodedata
@@ -143,11 +144,13 @@ __all__ = [
     "AliasSyntaxError",
     "CsvParseResult",
     "CsvRow",
+    "neutralise_formula",
     "normalise_fullwidth",
     "parse_alias_csv",
     "parse_alias_pattern",
     "parse_target",
     "render_alias_csv",
+    "render_csv_table",
     "render_register_script",
 ]
 
@@ -948,18 +951,20 @@ def parse_alias_csv(
     return CsvParseResult(tuple(reader.rows), tuple(findings), codec, bom, reader.header_line)
 
 
+def render_csv_table(rows: Iterable[Iterable[str]]) -> str:
+    """Rows as CSV text with CRLF endings and every cell formula-neutralised; the caller
+    encodes it (UTF-8, with a BOM for Excel if wanted)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerows([neutralise_formula(cell) for cell in row] for row in rows)
+    return out.getvalue()
+
+
 def render_alias_csv(aliases: Iterable[Alias], *, header: bool = True) -> str:
     """The aliases as CSV text with CRLF endings and formula-neutralised cells; the caller
     encodes it (UTF-8, with a BOM for Excel if wanted). Round-trips through the parser."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    if header:
-        writer.writerow(COLUMNS)
-    for alias in aliases:
-        writer.writerow(
-            [neutralise_formula(cell) for cell in (alias.pattern, alias.target_text, alias.comment)]
-        )
-    return out.getvalue()
+    rows = ((alias.pattern, alias.target_text, alias.comment) for alias in aliases)
+    return render_csv_table(itertools.chain([COLUMNS], rows) if header else rows)
 
 
 # --- registration script ------------------------------------------------------------------

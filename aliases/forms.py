@@ -27,16 +27,6 @@ ENCODING_CHOICES = [
 _MONO = {"class": "mono", "spellcheck": "false", "autocomplete": "off"}
 
 
-def _address(value: str, parse: Any) -> str:
-    converted, _changed = normalise_fullwidth(value)
-    converted = converted.strip()
-    try:
-        parse(converted)
-    except AliasSyntaxError as error:
-        raise ValidationError(gettext(error.message) % error.params, code="syntax") from None
-    return converted
-
-
 class AliasForm(forms.Form):
     pattern = forms.CharField(
         label=_("Alias"),
@@ -53,11 +43,37 @@ class AliasForm(forms.Form):
     option = forms.ChoiceField(label=_("Option"), required=False, choices=AliasOption.choices)
     comment = forms.CharField(label=_("Comment"), max_length=255, required=False)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Field name -> (as typed, as saved), for the fields whose full-width characters
+        # were converted; issue 4 wants that said, never done silently.
+        self.converted: dict[str, tuple[str, str]] = {}
+
     def clean_pattern(self) -> str:
-        return _address(self.cleaned_data["pattern"], parse_alias_pattern)
+        return self._address("pattern", parse_alias_pattern)
 
     def clean_target(self) -> str:
-        return _address(self.cleaned_data["target"], parse_target)
+        return self._address("target", parse_target)
+
+    def _address(self, name: str, parse: Any) -> str:
+        typed: str = self.cleaned_data[name]
+        converted, changed = normalise_fullwidth(typed)
+        converted = converted.strip()
+        try:
+            parse(converted)
+        except AliasSyntaxError as error:
+            raise ValidationError(gettext(error.message) % error.params, code="syntax") from None
+        if changed:
+            self.converted[name] = (typed, converted)
+        return converted
+
+    def conversion_warnings(self) -> list[str]:
+        """One message per converted field, naming it, for after the save."""
+        return [
+            gettext("%(field)s: full-width characters were converted: %(before)s → %(after)s")
+            % {"field": self.fields[name].label, "before": before, "after": after}
+            for name, (before, after) in self.converted.items()
+        ]
 
     def clean_comment(self) -> str:
         comment: str = self.cleaned_data["comment"]

@@ -1,7 +1,8 @@
 """Alias table services: validation, CRUD, CSV import/export and the upload confirmation.
 
-Every write runs in one transaction and re-validates the table as it would be after the
-change: an error-level finding or a licence overflow refuses the write, warnings never block.
+Every write runs in one transaction, under the settings row lock (:func:`_lock_aliases`), and
+re-validates the table as it would be after the change: an error-level finding or a licence
+overflow refuses the write, warnings never block. Every write is in the audit log.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import hashlib
+import itertools
 import secrets
 import threading
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
@@ -19,7 +21,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -31,6 +33,7 @@ from aliases.aliasfile import (
     CsvRow,
     parse_alias_csv,
     parse_alias_pattern,
+    render_csv_table,
 )
 from aliases.aliasfile import Alias as Entry
 from aliases.aliasfile import render_alias_csv as render_csv
@@ -38,7 +41,7 @@ from aliases.models import Alias, AliasUpload, LocalDomain
 from aliases.validation import (
     AliasValidation,
     LicenceUsage,
-    _check_licence,
+    check_licence,
     licence_usage,
     shadowed_finding,
     validate_alias_rows,
@@ -50,6 +53,7 @@ from controlcenter.models import ServerSettings
 from relaypolicy.services import relay_table
 
 UPLOAD_LIFETIME = timedelta(hours=24)
+PREVIEW_LIMIT = 1000
 _BATCH = 2000
 _T = TypeVar("_T")
 
@@ -322,7 +326,15 @@ def _renumber(finding: Finding, keep: Sequence[int]) -> Finding:
 
 def _licence_findings(total: int, context: _Context) -> list[Finding]:
     usage = licence_usage(total, context.accounts, context.mailing_lists, context.licence)
-    return _check_licence(usage, total, context.accounts, context.mailing_lists)
+    return check_licence(usage, total, context.accounts, context.mailing_lists)
+
+
+def _lock_aliases() -> None:
+    """Serialise the alias writes with each other and with settings saves (the same row
+    lock): each checks the whole table (licence, duplicates, positions) before it writes,
+    so two writers must not both pass their checks on the same state. Inside a transaction.
+    """
+    ServerSettings.objects.select_for_update().get_or_create(pk=1)
 
 
 # --- single aliases -------------------------------------------------------------------------
@@ -386,6 +398,7 @@ def alias_create(
     *, pattern: str, target: str, option: str = "", comment: str = ""
 ) -> AliasSaveReport:
     """Append an alias at the end; raises :class:`AliasRefused` with the blocking findings."""
+    _lock_aliases()
     entry = Entry(pattern.strip(), target.strip(), option, comment.strip())
     findings = _check_one(entry, replacing=None)
     top = Alias.objects.aggregate(top=Max("position"))["top"] or 0
@@ -408,9 +421,12 @@ def alias_update(
     *, alias: Alias, pattern: str, target: str, option: str = "", comment: str = ""
 ) -> AliasSaveReport:
     """Change an alias in place (its order stays); raises :class:`AliasRefused`."""
+    _lock_aliases()
+    # The instance may predate a move made meanwhile: saving its position would tie two rows.
+    alias.refresh_from_db()
     entry = Entry(pattern.strip(), target.strip(), option, comment.strip())
     findings = _check_one(entry, replacing=alias.pk)
-    before = alias_state(Alias.objects.get(pk=alias.pk))
+    before = alias_state(alias)
     alias.pattern, alias.key, alias.target = entry.pattern, entry.key, entry.target
     alias.option, alias.comment = entry.option, entry.comment
     alias.domain = LocalDomain.objects.get(name=entry.domain)
@@ -428,6 +444,7 @@ def alias_update(
 @transaction.atomic
 def aliases_delete(*, ids: Iterable[int]) -> int:
     """Delete the aliases with these ids; returns how many were deleted."""
+    _lock_aliases()
     ids = list(ids)
     before = [alias_state(alias) for alias in Alias.objects.filter(pk__in=ids).order_by("position")]
     deleted, _detail = Alias.objects.filter(pk__in=ids).delete()
@@ -443,6 +460,12 @@ def aliases_delete(*, ids: Iterable[int]) -> int:
 @transaction.atomic
 def alias_move(*, alias: Alias, direction: Literal["up", "down"]) -> bool:
     """Swap an alias with its neighbour; False when it is already first (or last)."""
+    _lock_aliases()
+    # The instance may predate another move: swap from where the alias is now.
+    current = Alias.objects.filter(pk=alias.pk).values_list("position", flat=True).first()
+    if current is None:
+        return False
+    alias.position = current
     neighbours = Alias.objects.select_for_update()
     if direction == "up":
         other = neighbours.filter(position__lt=alias.position).order_by("-position").first()
@@ -471,18 +494,26 @@ class DomainInUse(Exception):
     """The domain still has aliases."""
 
 
+@transaction.atomic
 def domain_create(*, name: str, comment: str = "") -> LocalDomain:
     """Register a managed local domain; raises ValidationError for a bad or known name."""
+    _lock_aliases()
     name = name.strip().lower()
     try:
         parsed = _parse_domain(name)
     except AliasSyntaxError as error:
         raise ValidationError(_(error.message) % error.params, code="invalid_domain") from None
+    duplicate = ValidationError(
+        _("%(domain)s is already a local domain.") % {"domain": parsed}, code="duplicate"
+    )
     if LocalDomain.objects.filter(name=parsed).exists():
-        raise ValidationError(
-            _("%(domain)s is already a local domain.") % {"domain": parsed}, code="duplicate"
-        )
-    domain = LocalDomain.objects.create(name=parsed, comment=comment.strip())
+        raise duplicate
+    try:
+        # A savepoint: a writer that bypasses the lock (a shell, a script) may have added it.
+        with transaction.atomic():
+            domain = LocalDomain.objects.create(name=parsed, comment=comment.strip())
+    except IntegrityError:
+        raise duplicate from None
     audit_record(action=AuditAction.DOMAIN_CREATE, target=domain.name, after=domain.comment)
     return domain
 
@@ -494,6 +525,7 @@ def _parse_domain(name: str) -> str:
 @transaction.atomic
 def domain_delete(*, domain: LocalDomain) -> None:
     """Delete a local domain; raises :class:`DomainInUse` while aliases still use it."""
+    _lock_aliases()
     if Alias.objects.filter(domain=domain).exists():
         raise DomainInUse(domain.name)
     audit_record(action=AuditAction.DOMAIN_DELETE, target=domain.name, before=domain.comment)
@@ -613,6 +645,8 @@ def aliases_import_csv(
     changed since that fingerprint was taken.
     """
     with transaction.atomic():
+        if not dry_run:
+            _lock_aliases()
         if expected_fingerprint is not None and alias_fingerprint() != expected_fingerprint:
             raise StaleImportError
         known = frozenset(LocalDomain.objects.values_list("name", flat=True))
@@ -843,6 +877,7 @@ def upload_get(*, token: str, user: AbstractBaseUser | AnonymousUser) -> AliasUp
 @transaction.atomic
 def upload_confirm(*, token: str, user: AbstractBaseUser | AnonymousUser) -> ImportReport:
     """Import exactly the previewed bytes; refuses when the table changed since the preview."""
+    _lock_aliases()
     upload = upload_get(token=token, user=user)
     report = aliases_import_csv(
         data=bytes(upload.data),
@@ -856,13 +891,75 @@ def upload_confirm(*, token: str, user: AbstractBaseUser | AnonymousUser) -> Imp
     return report
 
 
+@dataclass(frozen=True)
+class UploadPreview:
+    """What the upload page shows of a stored upload: the dry run's report and up to
+    :data:`PREVIEW_LIMIT` of its rows (``hidden`` more are not shown)."""
+
+    upload: AliasUpload
+    report: ImportReport
+    rows: tuple[ImportRow, ...]
+    hidden: int
+
+
+def upload_preview(
+    *, token: str, user: AbstractBaseUser | AnonymousUser, limit: int = PREVIEW_LIMIT
+) -> UploadPreview:
+    """Dry-run the stored upload against the table as it is now; raises
+    :class:`UploadNotFound`. Every row with a finding is shown before any without."""
+    upload = upload_get(token=token, user=user)
+    report = _dry_run(upload)
+    return UploadPreview(
+        upload, report, _preview_rows(report.rows, limit), max(0, len(report.rows) - limit)
+    )
+
+
+def _dry_run(upload: AliasUpload) -> ImportReport:
+    return aliases_import_csv(
+        data=bytes(upload.data),
+        encoding=upload.encoding,
+        add_domains=upload.add_domains,
+        dry_run=True,
+    )
+
+
+def _preview_rows(rows: Sequence[ImportRow], limit: int) -> tuple[ImportRow, ...]:
+    if len(rows) <= limit:
+        return tuple(rows)
+    shown = [row for row in rows if row.findings][:limit]
+    rest = [row for row in rows if not row.findings][: limit - len(shown)]
+    return tuple(sorted([*shown, *rest], key=lambda row: row.line))
+
+
+FINDINGS_CSV_COLUMNS = ("line", "level", "code", "message")
+
+
+def upload_findings_csv(*, token: str, user: AbstractBaseUser | AnonymousUser) -> bytes:
+    """The stored upload's errors and warnings against the table as it is now, as CSV for
+    Excel (:data:`FINDINGS_CSV_COLUMNS`); raises :class:`UploadNotFound`."""
+    report = _dry_run(upload_get(token=token, user=user))
+    rows = (
+        (str(f.line or ""), f.level.label, f.code, f.render(_))
+        for f in report.findings
+        if f.level is not Level.INFO
+    )
+    return _excel_csv(render_csv_table(itertools.chain([FINDINGS_CSV_COLUMNS], rows)))
+
+
 # --- CSV export and demo --------------------------------------------------------------------
 
 
 def aliases_export_csv(queryset: QuerySet[Alias]) -> bytes:
     """The aliases in upload format, UTF-8 with a BOM so that Excel opens it; re-imports."""
     rows = queryset.order_by("position").values_list("pattern", "target", "option", "comment")
-    text = render_csv(Entry(p, t, o, c) for p, t, o, c in rows.iterator(chunk_size=_BATCH))
+    return _excel_csv(
+        render_csv(Entry(p, t, o, c) for p, t, o, c in rows.iterator(chunk_size=_BATCH))
+    )
+
+
+def _excel_csv(text: str) -> bytes:
+    """CSV text from :mod:`aliases.aliasfile` (formula-neutralised) as Excel opens it: UTF-8
+    only with a BOM."""
     return codecs.BOM_UTF8 + text.encode("utf-8")
 
 
@@ -877,6 +974,7 @@ DEMO_STAFF = (
 def demo_load() -> list[str]:
     """Add the demo domain with one alias per staff address and one partial wildcard
     (idempotent: a second run changes nothing)."""
+    _lock_aliases()
     domain, created = LocalDomain.objects.get_or_create(
         name=DEMO_DOMAIN, defaults={"comment": "Demo company"}
     )

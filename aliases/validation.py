@@ -187,7 +187,7 @@ def validate_table(
     """The licence usage and the findings about the whole table (not about one alias), as
     :func:`validate_alias_rows` reports them in ``general``."""
     usage = licence_usage(aliases_count, accounts, mailing_lists, licence)
-    general = _check_licence(usage, aliases_count, accounts, mailing_lists)
+    general = check_licence(usage, aliases_count, accounts, mailing_lists)
     if gateway_mode and accounts == 0 and licence is not None:
         general.append(
             make(
@@ -375,9 +375,11 @@ def _syntax(
     return True
 
 
-def _check_licence(
+def check_licence(
     usage: LicenceUsage, aliases: int, accounts: int, mailing_lists: int
 ) -> list[Finding]:
+    """The licence finding for ``usage``: ``alias.E007`` when exceeded, ``alias.W004`` above
+    90 %, otherwise none; the counts only word the message."""
     if usage.exceeded:
         return [
             make(

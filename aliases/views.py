@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, Literal
 
 from django.contrib import messages
@@ -12,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.generic import FormView, ListView, TemplateView
@@ -26,7 +24,6 @@ from controlcenter.views import PageMixin
 
 ALIAS_CRUMBS = (*PageMixin.crumbs, (_("Alias management"), "aliases:alias-list"))
 SUMMARY_LIMIT = 50
-PREVIEW_LIMIT = 1000
 CHANGE_PERMISSIONS = ("aliases.add_alias", "aliases.change_alias")
 
 
@@ -91,8 +88,12 @@ class AliasFormMixin(PermissionRequiredMixin, PageMixin):
     crumbs = ALIAS_CRUMBS
     request: HttpRequest
 
-    def saved(self, report: services.AliasSaveReport, message: str) -> HttpResponse:
+    def saved(
+        self, form: AliasForm, report: services.AliasSaveReport, message: str
+    ) -> HttpResponse:
         messages.success(self.request, message % {"alias": report.alias.pattern})
+        for warning in form.conversion_warnings():
+            messages.warning(self.request, warning)
         _warn(self.request, report.warnings)
         return HttpResponseRedirect(reverse("aliases:alias-list"))
 
@@ -108,7 +109,7 @@ class AliasCreateView(AliasFormMixin, FormView[AliasForm]):
         except services.AliasRefused as refused:
             form.add_findings(refused.findings)
             return self.form_invalid(form)
-        return self.saved(report, gettext("%(alias)s was added."))
+        return self.saved(form, report, gettext("%(alias)s was added."))
 
 
 class AliasUpdateView(AliasFormMixin, FormView[AliasForm]):
@@ -128,7 +129,7 @@ class AliasUpdateView(AliasFormMixin, FormView[AliasForm]):
         except services.AliasRefused as refused:
             form.add_findings(refused.findings)
             return self.form_invalid(form)
-        return self.saved(report, gettext("%(alias)s was saved."))
+        return self.saved(form, report, gettext("%(alias)s was saved."))
 
 
 class AliasDeleteView(PermissionRequiredMixin, PageMixin, TemplateView):
@@ -197,24 +198,30 @@ class UploadMixin(PermissionRequiredMixin, PageMixin, ContextMixin):
     crumbs = ALIAS_CRUMBS
     request: HttpRequest
 
-    def show(self, form: AliasUploadForm, status: int = 200, **extra: Any) -> HttpResponse:
+    def show(
+        self, form: AliasUploadForm | None = None, status: int = 200, **extra: Any
+    ) -> HttpResponse:
+        form = form or AliasUploadForm(initial={"encoding": "auto"})
         context = self.get_context_data(form=form, **extra)
         return render(self.request, "aliases/alias_upload.html", context, status=status)
 
-
-def _preview_rows(report: services.ImportReport) -> list[services.ImportRow]:
-    """Every row with a finding first in line order, then the others, up to the limit."""
-    problems = [row for row in report.rows if row.findings]
-    if len(report.rows) <= PREVIEW_LIMIT:
-        return list(report.rows)
-    shown = problems[:PREVIEW_LIMIT]
-    rest = [row for row in report.rows if not row.findings][: PREVIEW_LIMIT - len(shown)]
-    return sorted([*shown, *rest], key=lambda row: row.line)
+    def show_preview(
+        self, preview: services.UploadPreview, form: AliasUploadForm | None = None, **extra: Any
+    ) -> HttpResponse:
+        return self.show(
+            form,
+            upload=preview.upload,
+            report=preview.report,
+            preview_rows=preview.rows,
+            preview_hidden=preview.hidden,
+            findings=sort_findings(preview.report.findings)[:SUMMARY_LIMIT],
+            **extra,
+        )
 
 
 class AliasUploadView(UploadMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
-        return self.show(AliasUploadForm(initial={"encoding": "auto"}))
+        return self.show()
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = AliasUploadForm(request.POST, request.FILES)
@@ -227,20 +234,14 @@ class AliasUploadView(UploadMixin, View):
             encoding=form.cleaned_data["encoding"],
             add_domains=form.cleaned_data["add_domains"],
         )
-        report = services.aliases_import_csv(
-            data=bytes(upload.data),
-            encoding=upload.encoding,
-            add_domains=upload.add_domains,
-            dry_run=True,
-        )
-        return self.show(
-            form,
-            upload=upload,
-            report=report,
-            preview_rows=_preview_rows(report),
-            preview_hidden=max(0, len(report.rows) - PREVIEW_LIMIT),
-            findings=sort_findings(report.findings)[:SUMMARY_LIMIT],
-        )
+        return self.show_preview(services.upload_preview(token=upload.token, user=request.user))
+
+
+UNKNOWN = gettext_noop("This upload is unknown or expired; upload the file again.")
+STALE = gettext_noop(
+    "The aliases, domains or settings changed after the preview; nothing was "
+    "imported. Upload the file again to see an up-to-date preview."
+)
 
 
 class AliasUploadConfirmView(UploadMixin, View):
@@ -249,35 +250,40 @@ class AliasUploadConfirmView(UploadMixin, View):
         try:
             report = services.upload_confirm(token=token, user=request.user)
         except services.UploadNotFound:
-            messages.error(
-                request, gettext("This upload is unknown or expired; upload the file again.")
-            )
-            return self.show(AliasUploadForm(initial={"encoding": "auto"}), status=400)
+            return self.refused(token, gettext(UNKNOWN), status=400)
         except services.StaleImportError:
-            messages.error(
-                request,
-                gettext(
-                    "The aliases, domains or settings changed after the preview; nothing was "
-                    "imported. Upload the file again to see an up-to-date preview."
-                ),
-            )
-            return self.show(AliasUploadForm(initial={"encoding": "auto"}), status=409)
+            return self.refused(token, gettext(STALE), status=409)
         if not report.written:
-            messages.error(request, gettext("The file has errors; nothing was imported."))
-            return self.show(AliasUploadForm(initial={"encoding": "auto"}), status=400)
-        messages.success(
-            request,
-            gettext("Imported: %(created)s new, %(updated)s updated, %(unchanged)s unchanged.")
-            % {"created": report.created, "updated": report.updated, "unchanged": report.unchanged},
-        )
-        if report.domains_added:
-            messages.info(
-                request,
-                gettext("Local domains added: %(domains)s")
-                % {"domains": ", ".join(report.domains_added)},
+            return self.refused(
+                token, gettext("The file has errors; nothing was imported."), status=400
             )
-        _warn(request, report.warnings[:SUMMARY_LIMIT])
+        _imported(request, report)
         return HttpResponseRedirect(reverse("aliases:alias-list"))
+
+    def refused(self, token: str, message: str, *, status: int) -> HttpResponse:
+        """The message over the stored upload's preview as it stands now, without the
+        confirm button: the user sees which rows were refused and why."""
+        messages.error(self.request, message)
+        try:
+            preview = services.upload_preview(token=token, user=self.request.user)
+        except services.UploadNotFound:  # no upload to show (unknown, expired or foreign)
+            return self.show(status=status)
+        return self.show_preview(preview, status=status, refused=True)
+
+
+def _imported(request: HttpRequest, report: services.ImportReport) -> None:
+    messages.success(
+        request,
+        gettext("Imported: %(created)s new, %(updated)s updated, %(unchanged)s unchanged.")
+        % {"created": report.created, "updated": report.updated, "unchanged": report.unchanged},
+    )
+    if report.domains_added:
+        messages.info(
+            request,
+            gettext("Local domains added: %(domains)s")
+            % {"domains": ", ".join(report.domains_added)},
+        )
+    _warn(request, report.warnings[:SUMMARY_LIMIT])
 
 
 class AliasUploadReportView(PermissionRequiredMixin, View):
@@ -287,26 +293,10 @@ class AliasUploadReportView(PermissionRequiredMixin, View):
 
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
         try:
-            upload = services.upload_get(token=token, user=request.user)
+            data = services.upload_findings_csv(token=token, user=request.user)
         except services.UploadNotFound:
             raise Http404 from None
-        report = services.aliases_import_csv(
-            data=bytes(upload.data),
-            encoding=upload.encoding,
-            add_domains=upload.add_domains,
-            dry_run=True,
-        )
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["line", "level", "code", "message"])
-        for finding in report.findings:
-            if finding.level is not Level.INFO:
-                writer.writerow(
-                    [finding.line or "", finding.level.label, finding.code, finding.render(gettext)]
-                )
-        response = HttpResponse(
-            b"\xef\xbb\xbf" + out.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8"
-        )
+        response = HttpResponse(data, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="alias-import-report.csv"'
         return response
 

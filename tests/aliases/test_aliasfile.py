@@ -24,6 +24,7 @@ from aliases.aliasfile import (
     parse_alias_pattern,
     parse_target,
     render_alias_csv,
+    render_csv_table,
     render_register_script,
     unneutralise_formula,
 )
@@ -927,3 +928,11 @@ def test_register_script_passes_every_argument_verbatim_to_the_shell(tmp_path):
         "aliases=$x`id`&{a,b}@d.jp",
         "mappedto=t@e.jp",
     ]
+
+
+def test_render_csv_table_neutralises_every_cell_and_ends_lines_with_crlf():
+    rows = [("line", "message"), ("3", "=HYPERLINK(x)"), ("", '-1, "quoted"')]
+
+    assert render_csv_table(rows) == (
+        'line,message\r\n3,\'=HYPERLINK(x)\r\n,"\'-1, ""quoted"""\r\n'
+    )

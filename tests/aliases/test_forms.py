@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import translation
 from django.utils.datastructures import MultiValueDict
 
 from aliases.forms import AliasForm, AliasUploadForm
@@ -14,6 +15,27 @@ def test_alias_form_converts_fullwidth_and_strips() -> None:
     )
     assert form.is_valid(), form.errors
     assert form.cleaned_data["pattern"] == "sales@example.co.jp"
+
+
+def test_alias_form_names_each_fullwidth_conversion_with_before_and_after() -> None:
+    form = AliasForm({"pattern": "ｓａｌｅｓ＠example.co.jp　", "target": "t２@inner.jp"})
+    assert form.is_valid(), form.errors
+    assert form.converted == {
+        "pattern": ("ｓａｌｅｓ＠example.co.jp", "sales@example.co.jp"),
+        "target": ("t２@inner.jp", "t2@inner.jp"),
+    }
+    with translation.override("en"):
+        assert form.conversion_warnings() == [
+            "Alias: full-width characters were converted: ｓａｌｅｓ＠example.co.jp → "
+            "sales@example.co.jp",
+            "Real address: full-width characters were converted: t２@inner.jp → t2@inner.jp",
+        ]
+
+
+def test_alias_form_ascii_input_converts_nothing() -> None:
+    form = AliasForm({"pattern": "sales@example.co.jp", "target": "t@inner.jp"})
+    assert form.is_valid(), form.errors
+    assert (form.converted, form.conversion_warnings()) == ({}, [])
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,19 @@
 from __future__ import annotations
 
+import codecs
+import csv
+import io
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import QuerySet
+from django.test.utils import CaptureQueriesContext
+from django.utils.translation import gettext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -8,7 +21,7 @@ from aliases import services
 from aliases.aliasfile import Alias as Entry
 from aliases.models import Alias, LocalDomain
 from controlcenter.findings import sort_findings
-from controlcenter.models import ServerSettings
+from controlcenter.models import AuditEntry, ServerSettings
 from relaypolicy.models import RelayPolicy
 
 pytestmark = pytest.mark.django_db
@@ -346,6 +359,275 @@ class TestUploadGuard:
         with pytest.raises(services.StaleImportError):
             services.upload_confirm(token=upload.token, user=user)
         assert [a.pattern for a in Alias.objects.all()] == [f"b@{DOMAIN}"]
+
+
+# --- locking, atomicity and the audit trail of the write services ---------------------------
+
+WRITES = {
+    "alias_create": [("alias.create", f"c@{DOMAIN}")],
+    "alias_update": [("alias.update", f"a@{DOMAIN}")],
+    "aliases_delete": [("alias.delete", f"a@{DOMAIN}")],
+    "aliases_delete_bulk": [("alias.delete", f"a@{DOMAIN}, b@{DOMAIN}")],
+    "alias_move": [("alias.move", f"a@{DOMAIN}")],
+    "domain_create": [("domain.create", "new.example.jp")],
+    "domain_delete": [("domain.delete", "spare.example.jp")],
+    "aliases_import_csv": [("alias.import", "aliases.csv")],
+    "upload_confirm": [("alias.import", "aliases.csv")],
+}
+
+
+def prepare_write(name: str, user: Any) -> Callable[[], object]:
+    """Store what the write ``name`` needs and return the call, ready to run."""
+    a = services.alias_create(pattern=f"a@{DOMAIN}", target="a@inner.jp").alias
+    b = services.alias_create(pattern=f"b@{DOMAIN}", target="b@inner.jp").alias
+    spare = LocalDomain.objects.create(name="spare.example.jp")
+    new_csv = csv_bytes(f"c@{DOMAIN},c@inner.jp")
+    upload = services.upload_store(
+        user=user, data=new_csv, filename="c.csv", encoding="auto", add_domains=False
+    )
+    calls: dict[str, Callable[[], object]] = {
+        "alias_create": lambda: services.alias_create(pattern=f"c@{DOMAIN}", target="c@inner.jp"),
+        "alias_update": lambda: services.alias_update(
+            alias=a, pattern=a.pattern, target="new@inner.jp"
+        ),
+        "aliases_delete": lambda: services.aliases_delete(ids=[a.pk]),
+        "aliases_delete_bulk": lambda: services.aliases_delete(ids=[a.pk, b.pk]),
+        "alias_move": lambda: services.alias_move(alias=a, direction="down"),
+        "domain_create": lambda: services.domain_create(name="new.example.jp"),
+        "domain_delete": lambda: services.domain_delete(domain=spare),
+        "aliases_import_csv": lambda: services.aliases_import_csv(
+            data=new_csv, encoding="auto", add_domains=False, dry_run=False
+        ),
+        "upload_confirm": lambda: services.upload_confirm(token=upload.token, user=user),
+    }
+    return calls[name]
+
+
+@pytest.mark.parametrize("name", [*WRITES, "demo_load"])
+def test_every_alias_write_first_locks_the_settings_row_in_its_transaction(
+    name: str, domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    call = services.demo_load if name == "demo_load" else prepare_write(name, user)
+    outer = len(connection.savepoint_ids)
+    executed: list[tuple[str, tuple[Any, ...], int]] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if not sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT")):
+            executed.append((sql, tuple(params or ()), len(connection.savepoint_ids)))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        call()
+
+    sql, params, depth = executed[0]
+    table = '"controlcenter_serversettings"'
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    assert sql.endswith(f'FROM {table} WHERE {table}."id" = %s LIMIT 21{lock}')
+    assert (params, depth) == ((1,), outer + 1)
+
+
+@pytest.mark.parametrize(("name", "expected"), WRITES.items())
+def test_every_alias_write_records_its_audit_entry(
+    name: str, expected: list[tuple[str, str]], domain: LocalDomain, django_user_model: Any
+) -> None:
+    call = prepare_write(name, django_user_model.objects.create_user("u", password="x"))
+    known = list(AuditEntry.objects.values_list("pk", flat=True))
+
+    call()
+
+    assert (
+        list(
+            AuditEntry.objects.exclude(pk__in=known).order_by("pk").values_list("action", "target")
+        )
+        == expected
+    )
+
+
+def test_import_dry_run_takes_no_lock_and_records_nothing(domain: LocalDomain) -> None:
+    known = AuditEntry.objects.count()
+    with CaptureQueriesContext(connection) as queries:
+        services.aliases_import_csv(
+            data=csv_bytes(f"x@{DOMAIN},x@inner.jp"),
+            encoding="auto",
+            add_domains=False,
+            dry_run=True,
+        )
+    assert [q["sql"] for q in queries if "FOR UPDATE" in q["sql"]] == []
+    assert AuditEntry.objects.count() == known
+
+
+def test_domain_create_turns_a_concurrent_duplicate_into_the_validation_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services.domain_create(name=DOMAIN)
+    with pytest.raises(ValidationError) as checked:
+        services.domain_create(name=DOMAIN)
+    audited = AuditEntry.objects.count()
+    # Another writer inserted the name between the check and the INSERT.
+    monkeypatch.setattr(QuerySet, "exists", lambda self: False)
+
+    with pytest.raises(ValidationError) as raced:
+        services.domain_create(name=DOMAIN)
+
+    assert (raced.value.code, raced.value.messages) == ("duplicate", checked.value.messages)
+    assert list(LocalDomain.objects.values_list("name", flat=True)) == [DOMAIN]
+    assert AuditEntry.objects.count() == audited
+
+
+def test_domain_create_writes_nothing_when_its_audit_entry_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_audit(**kwargs: object) -> None:
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr(services, "audit_record", broken_audit)
+
+    with pytest.raises(RuntimeError, match="audit log unavailable"):
+        services.domain_create(name=DOMAIN)
+    assert LocalDomain.objects.count() == 0
+
+
+def test_update_of_a_stale_instance_keeps_the_current_position(domain: LocalDomain) -> None:
+    a = services.alias_create(pattern=f"a@{DOMAIN}", target="a@inner.jp").alias
+    b = services.alias_create(pattern=f"b@{DOMAIN}", target="b@inner.jp").alias
+    stale = Alias.objects.get(pk=a.pk)
+    services.alias_move(alias=a, direction="down")
+
+    services.alias_update(alias=stale, pattern=stale.pattern, target="new@inner.jp")
+
+    assert list(Alias.objects.order_by("position").values_list("pk", "position", "target")) == [
+        (b.pk, 1, "b@inner.jp"),
+        (a.pk, 2, "new@inner.jp"),
+    ]
+
+
+def test_move_of_a_stale_instance_moves_from_the_current_position(domain: LocalDomain) -> None:
+    a = services.alias_create(pattern=f"a@{DOMAIN}", target="a@inner.jp").alias
+    b = services.alias_create(pattern=f"b@{DOMAIN}", target="b@inner.jp").alias
+    stale = Alias.objects.get(pk=a.pk)
+    services.alias_move(alias=a, direction="down")
+
+    assert services.alias_move(alias=stale, direction="down") is False
+    assert list(Alias.objects.order_by("position").values_list("pk", "position")) == [
+        (b.pk, 1),
+        (a.pk, 2),
+    ]
+
+
+def race_two_creates(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Create first@ and second@ in two threads, second@ starting while first@ sits between
+    its checks and its INSERT; each result is the new position or the refusal's codes."""
+    inside = threading.Event()
+    check_one = services._check_one
+
+    def slow_check(entry: Entry, *, replacing: int | None) -> object:
+        found = check_one(entry, replacing=replacing)
+        if entry.pattern.startswith("first@"):
+            inside.set()
+            time.sleep(0.5)  # without the lock, second@ passes its checks meanwhile
+        return found
+
+    monkeypatch.setattr(services, "_check_one", slow_check)
+    results: dict[str, object] = {}
+
+    def create(local: str) -> None:
+        try:
+            alias = services.alias_create(pattern=f"{local}@{DOMAIN}", target="x@inner.jp").alias
+            results[local] = alias.position
+        except services.AliasRefused as refused:
+            results[local] = [f.code for f in refused.findings]
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=create, args=("first",))
+    first.start()
+    assert inside.wait(timeout=10)
+    second = threading.Thread(target=create, args=("second",))
+    second.start()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    return results
+
+
+needs_row_locks = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite has no row locks; CI runs this on PostgreSQL"
+)
+
+
+@needs_row_locks
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_are_serialised_in_arrival_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_licence()
+    LocalDomain.objects.create(name=DOMAIN)
+
+    assert race_two_creates(monkeypatch) == {"first": 1, "second": 2}
+
+
+@needs_row_locks
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_cannot_both_take_the_last_licence_seat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_licence("50", accounts=1)
+    LocalDomain.objects.create(name=DOMAIN)
+    rows = [f"u{i}@{DOMAIN},u{i}@inner.jp" for i in range(48)]  # 1 account + 48: one seat left
+    services.aliases_import_csv(
+        data=csv_bytes(*rows), encoding="auto", add_domains=False, dry_run=False
+    )
+
+    assert race_two_creates(monkeypatch) == {"first": 49, "second": ["alias.E007"]}
+    assert Alias.objects.count() == 49
+
+
+# --- the upload page ------------------------------------------------------------------------
+
+
+def test_upload_preview_shows_rows_with_findings_first_up_to_the_limit(
+    domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    data = csv_bytes(*[f"u{i}@{DOMAIN},u{i}@inner.jp" for i in range(3)], "broken,x@inner.jp")
+    upload = services.upload_store(
+        user=user, data=data, filename="a.csv", encoding="auto", add_domains=False
+    )
+
+    preview = services.upload_preview(token=upload.token, user=user, limit=2)
+
+    assert preview.upload == upload
+    assert [(row.line, row.status) for row in preview.rows] == [(2, "created"), (5, "error")]
+    assert preview.hidden == 2
+    assert (preview.report.created, preview.report.written) == (3, False)
+
+
+def test_upload_findings_csv_is_excel_ready_and_formula_safe(
+    domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    data = csv_bytes(
+        f"ok@{DOMAIN},ok@inner.jp", "=HYPERLINK(x),x@inner.jp", f"ｙ＠{DOMAIN},y@inner.jp"
+    )
+    upload = services.upload_store(
+        user=user, data=data, filename="a.csv", encoding="auto", add_domains=False
+    )
+    error, warning = services.aliases_import_csv(
+        data=data, encoding="auto", add_domains=False, dry_run=True
+    ).findings
+
+    out = services.upload_findings_csv(token=upload.token, user=user)
+
+    assert out.startswith(codecs.BOM_UTF8)
+    assert out.count(b"\r\n") == 3
+    assert list(csv.reader(io.StringIO(out[3:].decode("utf-8"), newline=""))) == [
+        ["line", "level", "code", "message"],
+        ["3", "error", "csv.E006", "'" + error.render(gettext)],
+        ["4", "warning", "csv.W001", warning.render(gettext)],
+    ]
+    assert error.render(gettext).startswith("=HYPERLINK(x)")
+    with pytest.raises(services.UploadNotFound):
+        services.upload_findings_csv(token=upload.token[::-1], user=user)
 
 
 # --- the list screen's overview -------------------------------------------------------------

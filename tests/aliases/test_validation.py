@@ -3,6 +3,7 @@ import pytest
 from aliases.aliasfile import Alias
 from aliases.validation import (
     LicenceUsage,
+    check_licence,
     licence_usage,
     validate_alias_rows,
     validate_aliases,
@@ -386,3 +387,21 @@ def test_licence_usage(args, expected, percent, near):
     usage = licence_usage(*args)
 
     assert (usage, usage.percent, usage.near_limit) == (expected, percent, near)
+
+
+@pytest.mark.parametrize(
+    ("aliases", "licence", "expected"),
+    [
+        (49, 50, [(Level.ERROR, "alias.E007")]),
+        (48, 50, [(Level.WARNING, "alias.W004")]),
+        (43, 50, []),
+        (10_000, None, []),
+    ],
+)
+def test_check_licence_is_public_and_grades_the_usage(aliases, licence, expected):
+    # 1 account + N aliases + 1 mailing list: 48 aliases fill 50 seats, 49 exceed them.
+    usage = licence_usage(aliases, 1, 1, licence)
+
+    findings = check_licence(usage, aliases, 1, 1)
+
+    assert [(f.level, f.code) for f in findings] == expected

@@ -4,12 +4,19 @@ import re
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from pytest_django.asserts import assertContains
+from django.utils import translation
+from django.utils.html import escape
+from django.utils.translation import gettext
+from pytest_django.asserts import assertContains, assertNotContains
 
 from aliases import services
+from aliases.forms import AliasForm
 from aliases.models import Alias, AliasUpload, LocalDomain
+from aliases.views import STALE
 from controlcenter.models import ServerSettings
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +125,7 @@ def test_edit_alias(editor_client: Client) -> None:
     assert response.status_code == 302
     alias.refresh_from_db()
     assert alias.target == "new@inner.jp"
+    assert messages_of(response, "warning") == []
 
 
 def test_delete_needs_post_and_confirms(editor_client: Client) -> None:
@@ -203,6 +211,7 @@ def test_upload_confirm_refuses_tampered_token(editor_client: Client) -> None:
     token = response.context["upload"].token
     response = editor_client.post("/aliases/upload/confirm/", {"token": token[::-1]})
     assert response.status_code == 400
+    assert "preview_rows" not in response.context
     assert Alias.objects.count() == 0
 
 
@@ -221,6 +230,106 @@ def test_upload_error_report_csv(editor_client: Client) -> None:
     assert text.splitlines()[0] == "line,level,code,message"
     assert re.match(r"2,error,csv\.E006,", text.splitlines()[1])
     assert editor_client.get("/aliases/upload/nope/report.csv").status_code == 404
+
+
+def fullwidth_warning(field: str, before: str, after: str) -> str:
+    """The warning after saving, in the language the pages answer in."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return gettext(
+            "%(field)s: full-width characters were converted: %(before)s → %(after)s"
+        ) % {"field": AliasForm.base_fields[field].label, "before": before, "after": after}
+
+
+def messages_of(response: Any, level: str) -> list[str]:
+    return [m.message for m in get_messages(response.wsgi_request) if m.level_tag == level]
+
+
+def test_add_alias_warns_about_each_fullwidth_conversion_after_saving(
+    editor_client: Client,
+) -> None:
+    response = editor_client.post(
+        "/aliases/add/", {"pattern": f"yamada＠{DOMAIN}", "target": "y１２３@inner.jp"}
+    )
+    assert response.status_code == 302
+    assert list(Alias.objects.values_list("pattern", "target")) == [
+        (f"yamada@{DOMAIN}", "y123@inner.jp")
+    ]
+    assert messages_of(response, "warning") == [
+        fullwidth_warning("pattern", f"yamada＠{DOMAIN}", f"yamada@{DOMAIN}"),
+        fullwidth_warning("target", "y１２３@inner.jp", "y123@inner.jp"),
+    ]
+
+
+def test_edit_alias_warns_about_a_fullwidth_conversion_after_saving(editor_client: Client) -> None:
+    alias = make_alias("a")
+    response = editor_client.post(
+        f"/aliases/{alias.pk}/", {"pattern": f"a@{DOMAIN}", "target": "ｎｅｗ２@inner.jp"}
+    )
+    assert response.status_code == 302
+    assert Alias.objects.get(pk=alias.pk).target == "new2@inner.jp"
+    assert messages_of(response, "warning") == [
+        fullwidth_warning("target", "ｎｅｗ２@inner.jp", "new2@inner.jp")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [("ｙａｍａｄａ＠nowhere.example.jp", "alias.E003"), ("ｙａｍａｄａ", "syntax")],
+)
+def test_add_alias_refused_rerenders_fullwidth_input_as_typed_without_warning(
+    editor_client: Client, typed: str, code: str
+) -> None:
+    response = editor_client.post("/aliases/add/", {"pattern": typed, "target": "a@inner.jp"})
+    assert response.status_code == 200
+    assert [e.code for e in response.context["form"].errors.as_data()["pattern"]] == [code]
+    assertContains(response, f'value="{typed}"')
+    assert messages_of(response, "warning") == []
+    assert Alias.objects.count() == 0
+
+
+def test_upload_confirm_refused_as_stale_shows_the_current_preview_and_why(
+    editor_client: Client,
+) -> None:
+    response = upload(editor_client, b"a@example.co.jp,a@inner.jp\nb@example.co.jp,b2@inner.jp\n")
+    token = response.context["upload"].token
+    make_alias("b", "b@inner.jp")
+
+    response = editor_client.post("/aliases/upload/confirm/", {"token": token})
+
+    assert response.status_code == 409
+    assert response.context["upload"].token == token
+    assert [(row.line, row.status) for row in response.context["preview_rows"]] == [
+        (1, "created"),
+        (2, "updated"),
+    ]
+    with translation.override(settings.LANGUAGE_CODE):
+        assertContains(response, escape(gettext(STALE)), count=1, status_code=409)
+    assertContains(response, 'data-testid="preview-table"', count=1, status_code=409)
+    assertNotContains(response, 'data-testid="confirm"', status_code=409)
+    assert list(Alias.objects.values_list("pattern", "target")) == [(f"b@{DOMAIN}", "b@inner.jp")]
+
+
+def test_upload_confirm_refused_for_errors_shows_the_error_rows(editor_client: Client) -> None:
+    response = upload(editor_client, b"ok@example.co.jp,ok@inner.jp\nbad,x@inner.jp\n")
+    token = response.context["upload"].token
+
+    response = editor_client.post("/aliases/upload/confirm/", {"token": token})
+
+    assert response.status_code == 400
+    assert [(row.line, row.status) for row in response.context["preview_rows"]] == [
+        (1, "created"),
+        (2, "error"),
+    ]
+    assert [(f.line, f.code) for f in response.context["report"].errors] == [(2, "csv.E006")]
+    with translation.override(settings.LANGUAGE_CODE):
+        message = gettext("The file has errors; nothing was imported.")
+    assertContains(response, escape(message), count=1, status_code=400)
+    assertContains(
+        response, '<tr id="line-2" data-line="2" data-status="error">', count=1, status_code=400
+    )
+    assertContains(response, 'data-testid="preview-refused"', count=1, status_code=400)
+    assertNotContains(response, 'data-testid="confirm"', status_code=400)
+    assert Alias.objects.count() == 0
 
 
 def test_domain_add_list_and_delete(editor_client: Client, domain: LocalDomain) -> None:
