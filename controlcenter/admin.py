@@ -1,35 +1,39 @@
+"""The Django admin (/admin/) is for inspection only.
+
+Every change goes through the control center's screens, whose services validate, lock and
+audit it (the last-administrator guard lives on 管理ユーザー, the licence check on 全設定...):
+every admin of the project's models, and of users and groups, is read-only.
+"""
+
 from typing import Any
 
+import django.contrib.auth.admin  # noqa: F401 - registers User and Group, replaced below
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.http import HttpRequest
 
 from controlcenter.models import AuditEntry, Export, ServerSettings
 
 
-@admin.register(ServerSettings)
-class ServerSettingsAdmin(admin.ModelAdmin[ServerSettings]):
-    list_display = ["mode", "licence", "accounts", "mailing_lists", "export_dir", "updated_at"]
-    readonly_fields = ["updated_at"]
-
-    def has_add_permission(self, request: object) -> bool:
-        return not ServerSettings.objects.exists()
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False
-
-
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    """Append-only records: visible, never added, changed or deleted here."""
+    """Visible, never added, changed or deleted here."""
 
     actions = None
 
-    def has_add_permission(self, request: object) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def has_change_permission(self, request: object, obj: object = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(ServerSettings)
+class ServerSettingsAdmin(ReadOnlyAdmin):
+    list_display = ["mode", "licence", "accounts", "mailing_lists", "export_dir", "updated_at"]
 
 
 @admin.register(AuditEntry)
@@ -44,4 +48,39 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 class ExportAdmin(ReadOnlyAdmin):
     list_display = ["number", "created_at", "username", "status", "dest"]
     list_filter = ["status"]
-    exclude = ["files", "snapshot"]
+    search_fields = ["username", "dest", "error"]
+    exclude = ["files", "snapshot", "replaced"]
+
+
+# Django's own user and group admins would bypass 管理ユーザー (its last-administrator guard
+# and its audit) and the role groups' managed permissions.
+User = get_user_model()
+for model in (User, Group):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(User)
+class UserAdmin(ReadOnlyAdmin):
+    list_display = ["username", "last_name", "first_name", "email", "is_active", "last_login"]
+    list_filter = ["is_active", "is_staff", "groups"]
+    search_fields = ["username", "last_name", "first_name", "email"]
+    ordering = ["username"]
+    fields = [
+        "username",
+        ("last_name", "first_name"),
+        "email",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "groups",
+        "last_login",
+        "date_joined",
+    ]
+
+
+@admin.register(Group)
+class GroupAdmin(ReadOnlyAdmin):
+    list_display = ["name"]
+    search_fields = ["name"]
+    fields = ["name", "permissions"]

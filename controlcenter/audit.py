@@ -25,9 +25,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
 from controlcenter.clientip import client_ip
-from controlcenter.models import AuditEntry
+from controlcenter.models import COMMAND_LINE_ACTOR, AuditEntry
 
-COMMAND_LINE = "(command line)"
+# The actor name stored for changes made outside a request; AuditEntry.actor_display shows it
+# translated, so the log does not keep an English phrase.
+COMMAND_LINE = COMMAND_LINE_ACTOR
 
 
 class AuditAction(models.TextChoices):
@@ -50,6 +52,7 @@ class AuditAction(models.TextChoices):
     EXPORT_REFUSED = "config.export_refused", _("Export refused")
     EXPORT_FAILED = "config.export_failed", _("Export failed")
     ROLLBACK = "config.rollback", _("Rollback")
+    ROLLBACK_REFUSED = "config.rollback_refused", _("Rollback refused")
 
 
 User = AbstractBaseUser | AnonymousUser | None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from crispy_forms.helper import FormHelper
@@ -11,7 +12,8 @@ from django.contrib.auth.forms import SetPasswordMixin
 from django.contrib.auth.models import AbstractUser
 from django.utils.translation import gettext_lazy as _
 
-from controlcenter.models import ServerSettings
+from aliases.models import Alias
+from controlcenter.models import Licence, ServerSettings
 from controlcenter.roles import Role
 
 _COMMAND_RE = re.compile(r"^[A-Za-z0-9_./-]+$")
@@ -23,8 +25,15 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
         model = ServerSettings
         fields = list(ServerSettings.EDITABLE_FIELDS)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, export_settings: bool = False, **kwargs: Any) -> None:
+        """``export_settings``: whether the export folder and console command may change
+        (controlcenter.change_export_settings); without it they are shown disabled and posted
+        values are ignored."""
         super().__init__(*args, **kwargs)
+        self.export_settings = export_settings
+        if not export_settings:
+            for name in ServerSettings.EXPORT_SETTINGS_FIELDS:
+                self.fields[name].disabled = True
         self.helper = FormHelper()
         self.helper.layout = Layout(
             Fieldset(_("Basic settings"), "mode", "licence", "accounts", "mailing_lists"),
@@ -41,6 +50,17 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
             ),
             Fieldset(
                 _("Export"),
+                *(
+                    []
+                    if export_settings
+                    else [
+                        HTML(
+                            '{% load i18n %}<p class="form-text" data-testid="export-locked">'
+                            "{% translate 'Only administrators can change the export folder "
+                            "and the alias registration command.' %}</p>"
+                        )
+                    ]
+                ),
                 "export_dir",
                 "export_line_ending",
                 "console_folder",
@@ -52,12 +72,46 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
 
     def clean_export_dir(self) -> str:
         value: str = self.cleaned_data["export_dir"].strip()
+        if self.fields["export_dir"].disabled:
+            return value  # unchanged: this user may not change it, so cannot fix it either
         if value and not value.startswith("/"):
             raise forms.ValidationError(
                 _("Give an absolute folder such as /usr/local/mta/bin, or leave it blank."),
                 code="relative",
             )
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise forms.ValidationError(
+                _("%(path)s exists and is not a folder."),
+                code="not_a_folder",
+                params={"path": value},
+            )
         return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        licence, accounts = cleaned.get("licence"), cleaned.get("accounts")
+        mailing_lists = cleaned.get("mailing_lists")
+        if licence in (None, Licence.UNLIMITED) or accounts is None or mailing_lists is None:
+            return cleaned
+        # Spec §4: accounts, aliases and mailing lists each take a seat; refuse to exceed it.
+        aliases = Alias.objects.count()
+        used = aliases + accounts + mailing_lists
+        if used > int(licence):
+            raise forms.ValidationError(
+                _(
+                    "The licence allows %(limit)s users, but %(used)s seats would be used "
+                    "(%(aliases)s aliases, %(accounts)s accounts, %(lists)s mailing lists)."
+                ),
+                code="licence_exceeded",
+                params={
+                    "limit": int(licence),
+                    "used": used,
+                    "aliases": aliases,
+                    "accounts": accounts,
+                    "lists": mailing_lists,
+                },
+            )
+        return cleaned
 
     def clean_console_folder(self) -> str:
         value: str = self.cleaned_data["console_folder"].strip()

@@ -53,6 +53,14 @@ class ServerSettings(models.Model):
         "console_command",
         "console_mode_word",
     )
+    # Where an administrator's export writes and what the root-run script calls: only users
+    # with controlcenter.change_export_settings (administrators) change them on 全設定.
+    EXPORT_SETTINGS_FIELDS = (
+        "export_dir",
+        "console_folder",
+        "console_command",
+        "console_mode_word",
+    )
 
     mode = models.CharField(
         _("Operating mode"),
@@ -98,7 +106,8 @@ class ServerSettings(models.Model):
         max_length=255,
         blank=True,
         help_text=_(
-            "Where publishing writes effect.dat and the alias files; blank: the default folder."
+            "Where publishing writes effect.dat and the alias files; blank: the default folder. "
+            "A folder that does not exist yet is created by the first export."
         ),
     )
     export_line_ending = models.CharField(
@@ -121,6 +130,10 @@ class ServerSettings(models.Model):
         permissions = [
             ("run_simulation", "Can run relay simulations and the self-test"),
             ("publish_config", "Can publish the configuration to the mail daemon"),
+            (
+                "change_export_settings",
+                "Can change the export folder and the alias registration command",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -220,6 +233,11 @@ class Export(AppendOnlyModel):
         related_name="+",
     )
     error = models.TextField(_("Error"), blank=True)
+    # The deployed text of the files this export overwrote although they were changed by hand.
+    replaced = models.JSONField(_("Files replaced"), default=dict, blank=True)
+    # A digest per part of ``snapshot`` (services.policy_fingerprints), so that "unexported
+    # changes" is known without loading the whole policy; empty in exports made before.
+    fingerprints = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-number"]
@@ -234,6 +252,16 @@ class Export(AppendOnlyModel):
         order = {name: index for index, name in enumerate(FILE_NAMES)}
         names = sorted(self.files, key=lambda name: (order.get(name, len(order)), name))
         return [(name, self.files[name], self.hashes.get(name, "")) for name in names]
+
+    def replaced_list(self) -> list[tuple[str, str]]:
+        """(name, deployed text) of the files changed by hand that this export replaced."""
+        return [(name, self.replaced[name]) for name in FILE_NAMES if name in self.replaced]
+
+
+# Stored as the actor name of changes made outside a request (management commands); shown
+# translated. Entries written before it was introduced hold the English literal.
+COMMAND_LINE_ACTOR = ""
+LEGACY_COMMAND_LINE_ACTOR = "(command line)"
 
 
 class AuditEntry(AppendOnlyModel):
@@ -263,4 +291,16 @@ class AuditEntry(AppendOnlyModel):
         verbose_name_plural = _("Audit log")
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_display} {self.action}"
+
+    @property
+    def is_command_line(self) -> bool:
+        return self.actor_id is None and self.actor_name in (
+            COMMAND_LINE_ACTOR,
+            LEGACY_COMMAND_LINE_ACTOR,
+        )
+
+    @property
+    def actor_display(self) -> str:
+        """Who, as shown on 変更履歴 and in its CSV (the command line in the user's language)."""
+        return str(_("(command line)")) if self.is_command_line else self.actor_name

@@ -23,6 +23,16 @@ Before writing, :func:`plan_export` compares with what is deployed:
   terminator. A deployed effect.dat that differs from the manifest only by such appended lines is
   reported as drift of kind ``daemon`` rather than ``modified``.
 
+A file changed by hand (drift ``modified``) or not written by us (``unmanaged``) would be lost
+by the export: the plan keeps its deployed text in ``replaced``, and the callers ask for an
+explicit confirmation before overwriting it. :attr:`ExportPlan.digest` identifies a plan (the
+files it writes and the deployed files it was compared with), so a publish can refuse when the
+plan is no longer the one the administrator reviewed.
+
+A folder that cannot be read, created or locked (a file, a missing parent on a read-only file
+system, no permission) raises :class:`FolderError`, whose message names the folder; a missing
+folder is not an error (an export creates it).
+
 Worked example: deployed ``... / *.*.*.* norelay / 203.0.113.7 false`` becomes
 ``... / 203.0.113.7 false / *.*.*.* norelay``.
 
@@ -238,6 +248,33 @@ def parse_manifest(data: bytes) -> Manifest | None:
 # --- comparing with the deployed files ------------------------------------------------------
 
 
+class FolderError(OSError):
+    """The export folder cannot be read, created or locked; nothing was written."""
+
+    def __init__(self, folder: Path, error: OSError) -> None:
+        self.folder = folder
+        self.reason = error.strerror or str(error)
+        super().__init__(f"export folder {folder} cannot be used: {self.reason}")
+
+
+def folder_problem(folder: Path) -> str:
+    """Why ``folder`` cannot take an export, checked without creating anything ("" if it can).
+
+    A folder that does not exist yet is fine when its nearest existing ancestor is a writable
+    folder. Some failures (a pseudo file system) only show when the export creates it.
+    """
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():
+            return f"{probe} is a broken symbolic link"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return ""
+
+
 @dataclass(frozen=True)
 class Deployed:
     """What the export folder holds now: file bytes by name (None: missing) and the manifest."""
@@ -245,20 +282,25 @@ class Deployed:
     files: dict[str, bytes | None]
     manifest: Manifest | None
     manifest_present: bool = False
+    manifest_sha256: str | None = None
 
 
 def read_deployed(folder: Path) -> Deployed:
-    files: dict[str, bytes | None] = {}
-    for name in FILE_NAMES:
-        try:
-            files[name] = (folder / name).read_bytes()
-        except FileNotFoundError:
-            files[name] = None
-    try:
-        raw = (folder / MANIFEST).read_bytes()
-    except FileNotFoundError:
+    """The files in ``folder`` (a missing folder holds none); FolderError when unreadable."""
+    files = {name: _read_optional(folder, name) for name in FILE_NAMES}
+    raw = _read_optional(folder, MANIFEST)
+    if raw is None:
         return Deployed(files, None)
-    return Deployed(files, parse_manifest(raw), manifest_present=True)
+    return Deployed(files, parse_manifest(raw), manifest_present=True, manifest_sha256=sha256(raw))
+
+
+def _read_optional(folder: Path, name: str) -> bytes | None:
+    try:
+        return (folder / name).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:  # the folder is a file, a file is a folder, no permission...
+        raise FolderError(folder, error) from error
 
 
 class DriftKind(StrEnum):
@@ -415,10 +457,30 @@ class ExportPlan:
     diffs: tuple[FileDiff, ...]
     drift: tuple[Drift, ...]
     daemon_lines: tuple[DaemonLine, ...] = field(default=())
+    # sha256 of each deployed file (manifest included) the plan was compared with; None: absent
+    deployed_hashes: dict[str, str | None] = field(default_factory=dict)
+    # deployed text of the files the export would overwrite although changed by hand
+    replaced: dict[str, str] = field(default_factory=dict)
 
     @property
     def hashes(self) -> dict[str, str]:
         return {name: sha256(data) for name, data in self.files.items()}
+
+    @property
+    def digest(self) -> str:
+        """Identifies the plan: what it writes and the deployed files it was compared with."""
+        state = {
+            "export": self.export_number,
+            "files": self.hashes,
+            "manifest": sha256(self.manifest),
+            "deployed": self.deployed_hashes,
+        }
+        return sha256(json.dumps(state, sort_keys=True).encode("ascii"))
+
+    @property
+    def overwrites(self) -> list[str]:
+        """Files changed by hand (or not ours) that writing this plan would replace."""
+        return [name for name in FILE_NAMES if name in self.replaced]
 
     @property
     def changed(self) -> bool:
@@ -453,14 +515,26 @@ def plan_export(source: ExportSource, deployed: Deployed, *, export_number: int)
     manifest = render_manifest(
         export_number=export_number, files=files, daemon_lines=[d.text for d in daemon]
     )
+    drift = tuple(detect_drift(deployed, daemon))
+    lost = {d.name for d in drift if d.kind in (DriftKind.MODIFIED, DriftKind.UNMANAGED)}
+    deployed_hashes: dict[str, str | None] = {
+        name: None if data is None else sha256(data) for name, data in deployed.files.items()
+    }
+    deployed_hashes[MANIFEST] = deployed.manifest_sha256
     return ExportPlan(
         export_number,
         texts,
         files,
         manifest,
         diffs,
-        tuple(detect_drift(deployed, daemon)),
+        drift,
         tuple(daemon),
+        deployed_hashes=deployed_hashes,
+        replaced={
+            name: text
+            for name in FILE_NAMES
+            if name in lost and (text := _deployed_text(deployed, name)) is not None
+        },
     )
 
 
@@ -498,9 +572,10 @@ def write_file_set(
     """Write ``files`` (in order) into ``folder`` as one set, or not at all.
 
     ``rename`` is the step that puts a file into place (``os.replace``; tests inject failures).
-    Raises WriteError after restoring the previous files; no temporary file is left behind.
+    Raises WriteError after restoring the previous files; no temporary file is left behind,
+    or FolderError when the folder cannot be created.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_folder(folder)
     temps: dict[str, Path] = {}
     backups: dict[str, Path] = {}
     placed: list[str] = []
@@ -538,6 +613,13 @@ def write_file_set(
     _remove(backups.values())
 
 
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # FileExistsError too: a file stands where the folder should be
+        raise FolderError(folder, error) from error
+
+
 def _remove(paths: Iterable[Path]) -> None:
     for path in list(paths):
         with contextlib.suppress(FileNotFoundError):
@@ -546,9 +628,16 @@ def _remove(paths: Iterable[Path]) -> None:
 
 @contextlib.contextmanager
 def export_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder``'s lock file: exports to it cannot interleave."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK, "a+b") as stream:
+    """Hold an exclusive lock on ``folder``'s lock file: exports to it cannot interleave.
+
+    Creates the folder; raises FolderError when it cannot be created or locked.
+    """
+    _make_folder(folder)
+    try:
+        stream = open(folder / LOCK, "a+b")  # noqa: SIM115 - closed below, after the unlock
+    except OSError as error:
+        raise FolderError(folder, error) from error
+    with stream:
         fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
         try:
             yield

@@ -2,7 +2,7 @@
 
 - 閲覧者 (viewer): view everything, run simulations.
 - 編集者 (editor): also add, change and delete relay rules, aliases and settings.
-- 管理者 (administrator): also publish exports and manage users.
+- 管理者 (administrator): also publish exports, change the export settings and manage users.
 
 Rules rather than lists, so a model added by a later migration is covered as soon
 as that app's migration calls :func:`sync_role_groups`.
@@ -18,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 MANAGED_APPS = ("controlcenter", "relaypolicy", "aliases")
 # Records that nobody may edit through the web (the audit log is append-only).
 READ_ONLY_MODELS = frozenset({"auditentry", "export"})
-# Permissions reserved to administrators.
-ADMIN_ONLY = frozenset({"controlcenter.publish_config"})
+# Permissions reserved to administrators: publishing, and choosing where an export writes and
+# which command the root-run registration script calls.
+ADMIN_ONLY = frozenset({"controlcenter.publish_config", "controlcenter.change_export_settings"})
 USER_PERMISSIONS = ("add_user", "change_user", "delete_user", "view_user", "view_group")
 
 

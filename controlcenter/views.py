@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import DetailView, FormView, ListView, TemplateView, UpdateView, View
 
@@ -26,7 +27,14 @@ from controlcenter.forms import (
     UserPasswordForm,
     UserUpdateForm,
 )
-from controlcenter.models import AuditEntry, Export, ExportStatus, ServerSettings
+from controlcenter.models import (
+    COMMAND_LINE_ACTOR,
+    LEGACY_COMMAND_LINE_ACTOR,
+    AuditEntry,
+    Export,
+    ExportStatus,
+    ServerSettings,
+)
 from controlcenter.navigation import system_menu
 from controlcenter.roles import Role
 
@@ -100,6 +108,13 @@ class ServerSettingsView(PermissionRequiredMixin, PageMixin, UpdateView[ServerSe
             return self.handle_no_permission()
         return super().post(request, *args, **kwargs)
 
+    def get_form_kwargs(self) -> dict[str, Any]:
+        kwargs = super().get_form_kwargs()
+        kwargs["export_settings"] = self.request.user.has_perm(
+            "controlcenter.change_export_settings"
+        )
+        return kwargs
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["can_change"] = self.request.user.has_perm("controlcenter.change_serversettings")
@@ -108,17 +123,10 @@ class ServerSettingsView(PermissionRequiredMixin, PageMixin, UpdateView[ServerSe
 
     def form_valid(self, form: ServerSettingsForm) -> HttpResponse:
         self.object = services.server_settings_save(form=form)
-        response = HttpResponseRedirect(self.get_success_url())
         messages.success(self.request, _("The server settings were saved."))
-        if self.object.is_gateway and self.object.accounts == 0:
-            messages.warning(
-                self.request,
-                _(
-                    "A gateway needs at least one (dummy) mailbox account, or the product "
-                    "demands the unlimited edition."
-                ),
-            )
-        return response
+        for finding in services.server_settings_findings(self.object):
+            messages.warning(self.request, finding.render(gettext))
+        return HttpResponseRedirect(self.get_success_url())
 
 
 class UserListView(PermissionRequiredMixin, PageMixin, ListView[AbstractUser]):
@@ -260,8 +268,16 @@ class PublishView(PermissionRequiredMixin, PageMixin, TemplateView):
     def post(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("controlcenter.publish_config"):
             return self.handle_no_permission()
-        report = services.config_export(user=request.user, request_ip=client_ip(request))
+        report = services.config_export(
+            user=request.user,
+            request_ip=client_ip(request),
+            expected_digest=request.POST.get("plan", ""),
+            force=request.POST.get("overwrite") == "on",
+        )
         _export_message(request, report)
+        if report.status == services.STALE:
+            # What was reviewed is not what would be written: show the new plan instead.
+            return self.render_to_response(self.get_context_data(), status=409)
         if report.export is not None and report.written:
             return HttpResponseRedirect(
                 reverse("controlcenter:export-detail", args=[report.export.pk])
@@ -271,7 +287,25 @@ class PublishView(PermissionRequiredMixin, PageMixin, TemplateView):
 
 def _export_message(request: HttpRequest, report: services.ExportReport) -> None:
     number = report.export.number if report.export else 0
-    if report.written:
+    if report.status == services.STALE:
+        messages.error(
+            request,
+            _(
+                "Nothing was written: the policy or the deployed files changed since the page "
+                "was shown. Review the new difference and publish again."
+            ),
+        )
+    elif report.status == services.UNCONFIRMED:
+        messages.error(
+            request,
+            _(
+                "Nothing was written: %(files)s changed by hand in the export folder. Tick "
+                "“Overwrite the files changed by hand” to replace them (their content is kept "
+                "in the export history)."
+            )
+            % {"files": ", ".join(report.plan.overwrites)},
+        )
+    elif report.written:
         messages.success(
             request,
             _("Export #%(number)s was written to %(dest)s.")
@@ -297,7 +331,7 @@ class ExportListView(PermissionRequiredMixin, PublishCrumbsMixin, ListView[Expor
     paginate_by = 50
 
     def get_queryset(self) -> QuerySet[Export]:
-        return Export.objects.select_related("rollback_of").defer("files", "snapshot")
+        return Export.objects.select_related("rollback_of").defer("files", "snapshot", "replaced")
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -340,7 +374,10 @@ class ExportRollbackView(PermissionRequiredMixin, View):
         export = get_object_or_404(Export, pk=pk, status=ExportStatus.EXPORTED)
         try:
             report = services.config_rollback(
-                export_id=export.pk, user=request.user, request_ip=client_ip(request)
+                export_id=export.pk,
+                user=request.user,
+                request_ip=client_ip(request),
+                force=request.POST.get("overwrite") == "on",
             )
         except services.RollbackRefused as refused:
             messages.error(
@@ -387,7 +424,11 @@ class AuditFilterForm(forms.Form):
         if not self.is_valid():
             return queryset.none()
         data = self.cleaned_data
-        if data["user"]:
+        if data["user"] in (LEGACY_COMMAND_LINE_ACTOR, gettext("(command line)")):
+            queryset = queryset.filter(
+                actor__isnull=True, actor_name__in=(COMMAND_LINE_ACTOR, LEGACY_COMMAND_LINE_ACTOR)
+            )
+        elif data["user"]:
             queryset = queryset.filter(actor_name__iexact=data["user"])
         if data["action"]:
             queryset = queryset.filter(action=data["action"])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,3 +41,30 @@ def test_edit_a_rule_see_the_diff_publish_and_find_the_export_in_the_history(
         "192.168.1.0/24 default"
     )
     assert Export.objects.get().username == "operator"
+
+
+def test_overwriting_a_hand_edited_file_needs_the_tick_and_shows_in_the_history(
+    login: Callable[..., Any], tmp_path: Path, settings: Any
+) -> None:
+    folder = tmp_path / "export"
+    settings.CC_EXPORT_DIR = folder
+    page = login()
+    page.goto("/system/publish/")
+    page.get_by_test_id("publish-button").click()
+    expect(page.locator(".alert-success")).to_contain_text("#1")
+    with (folder / "effect.dat").open("a") as stream:
+        stream.write("10.9.9.9 true\n")
+
+    page.goto("/system/publish/")
+    expect(page.locator("[data-testid='drift'] li[data-file='effect.dat']")).to_have_attribute(
+        "data-kind", "modified"
+    )
+    page.get_by_test_id("publish-button").click()  # the browser refuses: the tick is required
+    expect(page).to_have_url(re.compile(r"/system/publish/$"))
+    assert Export.objects.count() == 1
+    page.get_by_test_id("overwrite").check()
+    page.get_by_test_id("publish-button").click()
+    expect(page.locator(".alert-success")).to_contain_text("#2")
+    assert "10.9.9.9 true" not in (folder / "effect.dat").read_text()
+    replaced = page.locator("[data-testid='replaced-file'][data-file='effect.dat'] pre")
+    expect(replaced).to_contain_text("10.9.9.9 true")

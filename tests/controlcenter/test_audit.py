@@ -214,6 +214,26 @@ def test_audit_csv_is_utf8_with_bom_in_japan_time(viewer_client: Client) -> None
     assert response.content.startswith(b"\xef\xbb\xbf")
 
 
+def test_command_line_actor_is_stored_as_a_marker_and_shown_translated(
+    viewer_client: Client,
+) -> None:
+    # viewer_client's user was created outside a request: by the command line, too.
+    entry = audit_record(action=AuditAction.SETTINGS_CHANGE, target="settings")
+    legacy = AuditEntry.objects.create(action="login", actor_name="(command line)", target="old")
+    assert (entry.actor, entry.actor_name) == (None, "")
+    created = AuditEntry.objects.get(action=AuditAction.USER_CREATE)
+    response = viewer_client.get("/system/audit/")
+    assertContains(response, "<td>(コマンドライン)</td>", count=3)
+    response = viewer_client.get("/system/audit/", {"user": "(コマンドライン)"})
+    assert [e.pk for e in response.context["object_list"]] == [legacy.pk, entry.pk, created.pk]
+    query = {"action": "settings.change"}
+    rows = viewer_client.get("/system/audit/csv/", query).content.decode("utf-8-sig").splitlines()
+    assert [row.split(",")[1] for row in rows] == ["user", "(コマンドライン)"]
+    viewer_client.post("/i18n/setlang/", {"language": "en"})
+    rows = viewer_client.get("/system/audit/csv/", query).content.decode("utf-8-sig").splitlines()
+    assert [row.split(",")[1] for row in rows] == ["user", "(command line)"]
+
+
 def test_audit_pages_refuse_post(viewer_client: Client) -> None:
     assert viewer_client.post("/system/audit/").status_code == 405
     assert viewer_client.post("/system/audit/csv/").status_code == 405

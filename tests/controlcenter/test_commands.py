@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from aliases.models import Alias
+from controlcenter import services
 from controlcenter.models import ServerSettings
 from controlcenter.roles import Role
 from controlcenter.services import user_role
@@ -50,6 +51,31 @@ def test_configure_refuses_bad_values_like_the_form() -> None:
     assert caught.value.returncode == 2
     assert str(caught.value).startswith("--accounts: ")
     assert ServerSettings.load().accounts == 1
+
+
+def test_configure_refuses_settings_that_exceed_the_licence() -> None:
+    from aliases import services as alias_services
+
+    alias_services.domain_create(name="example.co.jp")
+    for index in range(11):
+        alias_services.alias_create(pattern=f"u{index}@example.co.jp", target=f"u{index}@in.jp")
+    with pytest.raises(CommandError) as caught:
+        call_command("configure", "--licence", "50", "--accounts", "60")
+    assert caught.value.returncode == 2
+    assert str(caught.value) == (
+        "The licence allows 50 users, but 71 seats would be used "
+        "(11 aliases, 60 accounts, 0 mailing lists)."
+    )
+    server = ServerSettings.load()
+    assert (server.licence, server.accounts) == ("50", 1)
+
+
+def test_the_command_line_may_change_the_export_settings() -> None:
+    services.server_settings_update(
+        changes={"console_command": "./epstman2", "console_folder": "/opt/mta/bin"}
+    )
+    server = ServerSettings.load()
+    assert (server.console_command, server.console_folder) == ("./epstman2", "/opt/mta/bin")
 
 
 @pytest.mark.parametrize(

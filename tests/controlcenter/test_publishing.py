@@ -22,7 +22,9 @@ from controlcenter.publishing import (
     Deployed,
     DriftKind,
     ExportSource,
+    FolderError,
     WriteError,
+    folder_problem,
     plan_export,
     read_deployed,
     write_file_set,
@@ -181,6 +183,76 @@ def test_drift_detects_hand_edits_missing_files_and_unmanaged_folders(tmp_path: 
         (EFFECT, DriftKind.UNMANAGED),
         (SCRIPT, DriftKind.UNMANAGED),
     ]
+
+
+def test_plan_keeps_the_deployed_text_of_files_it_would_overwrite(tmp_path: Path) -> None:
+    _write_export(tmp_path)
+    script = (tmp_path / SCRIPT).read_text() + "echo edited by hand\n"
+    (tmp_path / SCRIPT).write_text(script)
+    (tmp_path / ALIASES_CSV).unlink()
+    plan = plan_export(SOURCE, read_deployed(tmp_path), export_number=2)
+    assert plan.replaced == {SCRIPT: script}
+    assert plan.overwrites == [SCRIPT]
+
+    (tmp_path / MANIFEST).unlink()
+    plan = plan_export(SOURCE, read_deployed(tmp_path), export_number=2)
+    assert plan.overwrites == [EFFECT, SCRIPT]
+    assert plan.replaced[EFFECT] == (tmp_path / EFFECT).read_bytes().decode("ascii")
+
+
+def test_plan_over_daemon_lines_only_overwrites_nothing(tmp_path: Path) -> None:
+    _write_export(tmp_path)
+    with (tmp_path / EFFECT).open("a") as stream:
+        stream.write("203.0.113.7 false\r\n")
+    plan = plan_export(SOURCE, read_deployed(tmp_path), export_number=2)
+    assert ([d.kind for d in plan.drift], plan.replaced) == ([DriftKind.DAEMON], {})
+
+
+def test_plan_digest_changes_with_the_files_and_with_the_deployed_folder(tmp_path: Path) -> None:
+    _write_export(tmp_path)
+    digest = plan_export(SOURCE, read_deployed(tmp_path), export_number=2).digest
+    assert plan_export(SOURCE, read_deployed(tmp_path), export_number=2).digest == digest
+    assert len(digest) == 64
+    assert plan_export(SOURCE, read_deployed(tmp_path), export_number=3).digest != digest
+    other = ExportSource(table=TABLE, aliases=ALIASES[:1], newline="\r\n")
+    assert plan_export(other, read_deployed(tmp_path), export_number=2).digest != digest
+    with (tmp_path / ALIASES_CSV).open("ab") as stream:
+        stream.write(b"x@example.co.jp,y@example.co.jp\r\n")
+    assert plan_export(SOURCE, read_deployed(tmp_path), export_number=2).digest != digest
+
+
+def test_reading_a_folder_that_is_a_file_names_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.write_text("not a folder")
+    with pytest.raises(FolderError) as error:
+        read_deployed(folder)
+    assert (error.value.folder, error.value.reason) == (folder, "Not a directory")
+    assert str(error.value) == f"export folder {folder} cannot be used: Not a directory"
+
+
+def test_a_missing_folder_reads_as_empty(tmp_path: Path) -> None:
+    assert read_deployed(tmp_path / "new") == _empty()
+
+
+def test_locking_a_folder_that_is_a_file_raises_folder_error(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.write_text("not a folder")
+    with pytest.raises(FolderError) as error, publishing.export_lock(folder):
+        pass
+    assert (error.value.folder, error.value.reason) == (folder, "File exists")
+    with pytest.raises(FolderError) as error, publishing.export_lock(folder / "sub"):
+        pass
+    assert (error.value.folder, error.value.reason) == (folder / "sub", "Not a directory")
+
+
+def test_folder_problem_is_checked_without_creating_anything(tmp_path: Path) -> None:
+    file = tmp_path / "file"
+    file.write_text("x")
+    assert folder_problem(tmp_path) == ""
+    assert folder_problem(tmp_path / "new" / "deeper") == ""
+    assert folder_problem(file) == f"{file} is not a folder"
+    assert folder_problem(file / "x") == f"{file} is not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_daemon_appended_lines_move_above_the_terminator(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pytest_django.asserts import assertContains, assertFormError, assertRedirec
 
 from controlcenter.models import ServerSettings
 from controlcenter.roles import Role
-from controlcenter.services import user_role
+from controlcenter.services import server_settings_findings, user_role
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -73,18 +73,84 @@ def test_settings_form_saves(editor_client: Client) -> None:
     ],
 )
 def test_settings_form_rerenders_with_the_users_input_and_a_message(
-    editor_client: Client, field: str, value: str, message: str
+    administrator_client: Client, field: str, value: str, message: str
 ) -> None:
-    response = editor_client.post("/system/settings/", SETTINGS | {field: value})
+    response = administrator_client.post("/system/settings/", SETTINGS | {field: value})
     assert response.status_code == 200
     assertFormError(response.context["form"], field, message)
     assertContains(response, f'value="{value}"' if field != "accounts" else 'value="-1"')
     assert ServerSettings.load().licence == "50"
 
 
-def test_gateway_without_accounts_warns_after_saving(editor_client: Client) -> None:
+def test_gateway_without_accounts_warns_after_saving_with_the_settings_finding(
+    editor_client: Client,
+) -> None:
     response = editor_client.post("/system/settings/", SETTINGS | {"accounts": "0"}, follow=True)
-    assertContains(response, "ダミーのメールボックスアカウントが少なくとも1つ必要です")
+    assert [f.code for f in server_settings_findings(ServerSettings.load())] == ["settings.W001"]
+    assert [(m.level_tag, str(m.message)) for m in response.context["messages"]] == [
+        ("success", "サーバー環境設定を保存しました。"),
+        (
+            "warning",
+            "メールボックスアカウントがありません。ゲートウェイにもダミーアカウントが少なくとも"
+            "1つ必要です(ない場合は無制限版が必要になります)。",
+        ),
+    ]
+
+
+EXPORT_SETTINGS = {
+    "export_dir": "/srv/elsewhere",
+    "console_folder": "/tmp",
+    "console_command": "./evil",
+    "console_mode_word": "X",
+}
+
+
+def test_only_administrators_hold_the_export_settings_permission(
+    make_user: Callable[..., User],
+) -> None:
+    holders = {
+        role: make_user(username=role.value, role=role).has_perm(
+            "controlcenter.change_export_settings"
+        )
+        for role in Role
+    }
+    assert holders == {Role.VIEWER: False, Role.EDITOR: False, Role.ADMINISTRATOR: True}
+
+
+def test_editor_sees_the_export_settings_disabled_and_cannot_change_them(
+    editor_client: Client,
+) -> None:
+    response = editor_client.get("/system/settings/")
+    assertContains(response, 'data-testid="export-locked"')
+    assertContains(
+        response,
+        'name="console_command" value="./epstman" maxlength="64" '
+        'class="textinput form-control" required disabled',
+    )
+    response = editor_client.post("/system/settings/", SETTINGS | EXPORT_SETTINGS)
+    assertRedirects(response, "/system/settings/")
+    server = ServerSettings.load()
+    assert [getattr(server, name) for name in ServerSettings.EXPORT_SETTINGS_FIELDS] == [
+        "",
+        "/usr/local/mta/bin",
+        "./epstman",
+        "NA",
+    ]
+    assert server.licence == "100"
+
+
+def test_administrator_changes_the_export_settings(administrator_client: Client) -> None:
+    response = administrator_client.get("/system/settings/")
+    assert b'data-testid="export-locked"' not in response.content
+    response = administrator_client.post("/system/settings/", SETTINGS | EXPORT_SETTINGS)
+    assertRedirects(response, "/system/settings/")
+    server = ServerSettings.load()
+    assert [getattr(server, name) for name in ServerSettings.EXPORT_SETTINGS_FIELDS] == [
+        "/srv/elsewhere",
+        "/tmp",
+        "./evil",
+        "X",
+    ]
 
 
 def test_administrator_adds_a_user_with_a_role(administrator_client: Client) -> None:

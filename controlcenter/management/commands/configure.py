@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from controlcenter import services
@@ -59,5 +59,6 @@ def settings_report(server: ServerSettings) -> dict[str, object]:
 def _one_line(error: ValidationError) -> str:
     parts = []
     for field, messages in error.message_dict.items():
-        parts.append(f"--{field}: {' '.join(str(m) for m in messages)}")
+        text = " ".join(str(m) for m in messages)
+        parts.append(text if field == NON_FIELD_ERRORS else f"--{field}: {text}")
     return "; ".join(parts)

@@ -6,14 +6,15 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from controlcenter import services
+from controlcenter import publishing, services
 from controlcenter.management.base import ContractCommand
 
 
 class Command(ContractCommand):
     help = (
         "Export effect.dat, the alias registration script and aliases.csv atomically, record "
-        "the export, and print what changed; exit 1 (nothing written) when the lint has errors."
+        "the export, and print what changed; exit 1 (nothing written) when the lint has errors, "
+        "the folder is unusable, or files changed by hand would be overwritten without --force."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -23,21 +24,30 @@ class Command(ContractCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="print the diff and write nothing"
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="overwrite files changed by hand in the folder (kept in the export history)",
+        )
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args: Any, **options: Any) -> None:
         dest = Path(options["dest"]) if options["dest"] else None
-        if dest is not None and dest.exists() and not dest.is_dir():
-            raise CommandError(f"--dest: {dest} is not a folder", returncode=2)
-        report = services.config_export(user=None, dest=dest, dry_run=options["dry_run"])
+        if dest is not None and (problem := publishing.folder_problem(dest)):
+            raise CommandError(f"--dest: {problem}", returncode=2)
+        report = services.config_export(
+            user=None, dest=dest, dry_run=options["dry_run"], force=options["force"]
+        )
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False))
         else:
             self._print(report)
-        if report.status == "refused":
+        if report.status in ("refused", services.UNCONFIRMED):
             raise SystemExit(1)
         if report.status == "failed":
-            raise CommandError(report.error, returncode=1)
+            # An unusable --dest is bad input (status 2); an unusable configured folder is not.
+            bad_dest = dest is not None and report.folder_unusable
+            raise CommandError(report.error, returncode=2 if bad_dest else 1)
 
     def _print(self, report: services.ExportReport) -> None:
         for diff in report.plan.diffs:
@@ -58,5 +68,11 @@ class Command(ContractCommand):
             self.stdout.write(f"dry run, nothing written to {report.dest}: {summary}")
         elif report.status == "refused":
             self.stderr.write(f"refused: the policy has errors; nothing written to {report.dest}")
+        elif report.status == services.UNCONFIRMED:
+            self.stderr.write(
+                f"refused: {', '.join(report.plan.overwrites)} in {report.dest} changed by hand "
+                "since the last export; nothing written. Run again with --force to overwrite "
+                "(the replaced content is kept in the export history)."
+            )
         elif report.export is not None and report.written:
             self.stdout.write(f"export #{report.export.number} written to {report.dest}: {summary}")

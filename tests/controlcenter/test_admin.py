@@ -1,0 +1,104 @@
+"""The Django admin is read-only: every change goes through the screens and their services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import models
+from django.test import Client
+
+from aliases import services as alias_services
+from controlcenter.models import ServerSettings
+from controlcenter.roles import Role
+from relaypolicy.models import RelayPolicy, RelayRule
+from relaypolicy.services import relay_table_save
+from relaypolicy.table import Row, RowKind, Table
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def objects(make_user: Callable[..., User]) -> dict[str, models.Model]:
+    """One object of every model the admin shows, by admin URL prefix."""
+    relay_table_save(
+        table=Table(rows=(Row(RowKind.RULE, pattern="192.168.1.0/24", modifier="default"),)),
+        version=RelayPolicy.load().version,
+    )
+    domain = alias_services.domain_create(name="example.co.jp")
+    alias = alias_services.alias_create(pattern="a@example.co.jp", target="a@inner.jp").alias
+    return {
+        "auth/user": make_user(username="viewer", role=Role.VIEWER),
+        "auth/group": Group.objects.get(name=Role.EDITOR.value),
+        "controlcenter/serversettings": ServerSettings.load(),
+        "relaypolicy/relayrule": RelayRule.objects.get(),
+        "relaypolicy/relaypolicy": RelayPolicy.load(),
+        "aliases/localdomain": domain,
+        "aliases/alias": alias,
+    }
+
+
+def _state(obj: models.Model) -> dict[str, object]:
+    fresh = type(obj).objects.get(pk=obj.pk)  # type: ignore[attr-defined]
+    return {f.attname: getattr(fresh, f.attname) for f in fresh._meta.concrete_fields}
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "auth/user",
+        "auth/group",
+        "controlcenter/serversettings",
+        "relaypolicy/relayrule",
+        "relaypolicy/relaypolicy",
+        "aliases/localdomain",
+        "aliases/alias",
+    ],
+)
+def test_administrator_cannot_add_change_or_delete_through_the_admin(
+    objects: dict[str, models.Model], administrator_client: Client, prefix: str
+) -> None:
+    obj = objects[prefix]
+    before = _state(obj)
+    count = type(obj).objects.count()  # type: ignore[attr-defined]
+    base = f"/admin/{prefix}/"
+    assert administrator_client.get(base).status_code == 200
+    assert administrator_client.get(f"{base}{obj.pk}/change/").status_code == 200
+    posted = {"name": "x", "pattern": "x@example.co.jp", "mode": "mailserver", "is_active": ""}
+    assert administrator_client.post(f"{base}{obj.pk}/change/", posted).status_code == 403
+    assert administrator_client.post(f"{base}{obj.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert administrator_client.post(f"{base}add/", posted).status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+    administrator_client.post(base, bulk)
+    assert _state(obj) == before
+    assert type(obj).objects.count() == count  # type: ignore[attr-defined]
+
+
+def test_admin_lists_are_searchable(
+    objects: dict[str, models.Model], administrator_client: Client
+) -> None:
+    response = administrator_client.get("/admin/relaypolicy/relayrule/", {"q": "192.168"})
+    assert [row.pk for row in response.context["cl"].result_list] == [
+        objects["relaypolicy/relayrule"].pk
+    ]
+    assert response.context["cl"].list_display == [
+        "position",
+        "kind",
+        "pattern",
+        "modifier",
+        "comment",
+        "text",
+    ]
+    response = administrator_client.get("/admin/aliases/alias/", {"q": "a@example"})
+    assert [row.pk for row in response.context["cl"].result_list] == [objects["aliases/alias"].pk]
+    response = administrator_client.get("/admin/auth/user/", {"q": "viewer"})
+    assert [row.username for row in response.context["cl"].result_list] == ["viewer"]
+
+
+def test_the_user_admin_does_not_show_password_hashes(
+    objects: dict[str, models.Model], administrator_client: Client
+) -> None:
+    response = administrator_client.get(f"/admin/auth/user/{objects['auth/user'].pk}/change/")
+    assert b"md5$" not in response.content
+    assert b"pbkdf2" not in response.content
