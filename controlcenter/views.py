@@ -65,7 +65,8 @@ class PageMixin:
         return context
 
 
-class DashboardView(PageMixin, TemplateView):
+class DashboardView(PermissionRequiredMixin, PageMixin, TemplateView):
+    permission_required = "controlcenter.view_serversettings"
     template_name = "controlcenter/dashboard.html"
     title = _("Top")
     crumbs = ()

@@ -257,12 +257,19 @@ class RelayTableForm:
 
     @property
     def display_forms(self) -> list[RuleRowForm]:
-        """The rows in the order the user left them; deleted ones last, still shown."""
+        """The rows in the order the user left them (also when re-shown with errors)."""
         forms_: list[RuleRowForm] = list(self.rows.forms)
-        if not self.rows.is_bound or not all(form.is_valid() for form in forms_):
+        if not self.rows.is_bound:
             return forms_
-        ordered: list[RuleRowForm] = list(self.rows.ordered_forms)
-        return ordered + [form for form in forms_ if form not in ordered]
+
+        def position(item: tuple[int, RuleRowForm]) -> tuple[bool, int, int]:
+            index, form = item
+            raw = form.data.get(form.add_prefix("ORDER"), "")
+            deleted = bool(form.data.get(form.add_prefix("DELETE")))
+            order = int(raw) if str(raw).isdigit() else len(forms_) + index
+            return deleted, order, index
+
+        return [form for _index, form in sorted(enumerate(forms_), key=position)]
 
 
 class RelayRestrictionForm(forms.ModelForm[ServerSettings]):

@@ -62,9 +62,10 @@ def test_configure_refuses_settings_that_exceed_the_licence() -> None:
     with pytest.raises(CommandError) as caught:
         call_command("configure", "--licence", "50", "--accounts", "60")
     assert caught.value.returncode == 2
+    # Commands speak the site language (LANGUAGE_CODE = ja), like the screens.
     assert str(caught.value) == (
-        "The licence allows 50 users, but 71 seats would be used "
-        "(11 aliases, 60 accounts, 0 mailing lists)."
+        "ライセンスは 50 ユーザーまでですが、71 ユーザー分を使用することになります "
+        "(エイリアス 11、アカウント 60、メーリングリスト 0)。"
     )
     server = ServerSettings.load()
     assert (server.licence, server.accounts) == ("50", 1)

@@ -260,3 +260,11 @@ def test_menu_marks_entries_the_user_may_not_open(viewer_client: Client) -> None
     assert menu["users"] == (True, False)
     assert menu["simulate"] == (True, True)
     assertContains(response, 'data-menu="users"')
+
+
+def test_a_user_without_a_role_is_told_to_ask_for_one(
+    role_client: Callable[[Role | None], Client],
+) -> None:
+    response = role_client(None).get("/")
+    assert response.status_code == 403
+    assertContains(response, "ロールがまだありません", status_code=403)

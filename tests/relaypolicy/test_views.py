@@ -211,3 +211,29 @@ def test_restriction_settings_change_is_audited(editor_client: Client) -> None:
         "settings",
         "max_message_size",
     )
+
+
+def test_a_post_without_the_form_is_refused_with_a_message_not_an_error(
+    editor_client: Client,
+) -> None:
+    response = editor_client.post("/relay/machines/", {})
+    assert response.status_code == 200
+    assert (
+        response.context["form"].rows.non_form_errors().as_data()[0].code
+        == "missing_management_form"
+    )
+    assert RelayPolicy.load().version == 0
+
+
+def test_rows_are_re_shown_in_the_users_order_when_saving_is_refused(
+    editor_client: Client,
+) -> None:
+    data = _post_data(
+        [
+            {"pattern": "192.168.1.0/24", "ORDER": "2"},
+            {"pattern": "*.*.*.*", "modifier": "true", "ORDER": "1"},
+        ]
+    )
+    response = editor_client.post("/relay/machines/", data)
+    shown = [form["pattern"].value() for form in response.context["form"].display_forms]
+    assert shown == ["*.*.*.*", "192.168.1.0/24"]
