@@ -787,26 +787,16 @@ class _CsvReader:
         )
 
     def _row(self, line: int, raw: list[str]) -> None:
-        if len(raw) > 3:
+        if not 2 <= len(raw) <= 3:
             self.findings.append(
                 make(
                     Level.ERROR,
                     "csv.E004",
                     _("expected 2 or 3 columns (alias, mapped_to, comment), found %(count)s"),
                     line=line,
-                    hint=_("Quote a comment or a mapped_to,option that contains a comma."),
-                    count=len(raw),
-                )
-            )
-            return
-        if len(raw) < 2:
-            self.findings.append(
-                make(
-                    Level.ERROR,
-                    "csv.E004",
-                    _("expected 2 or 3 columns (alias, mapped_to, comment), found %(count)s"),
-                    line=line,
-                    hint=_("Every row needs an alias and the address it is mapped to."),
+                    hint=_("Quote a comment or a mapped_to,option that contains a comma.")
+                    if len(raw) > 3
+                    else _("Every row needs an alias and the address it is mapped to."),
                     count=len(raw),
                 )
             )

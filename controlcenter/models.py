@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator
@@ -36,7 +36,23 @@ class LineEnding(models.TextChoices):
     CRLF = "crlf", _("CRLF (Windows)")
 
 
-class ServerSettings(models.Model):
+class SingletonModel(models.Model):
+    """A table with exactly one row (pk 1), created on first use."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> Self:
+        obj, _created = cls._default_manager.get_or_create(pk=1)
+        return obj
+
+
+class ServerSettings(SingletonModel):
     """全設定(サーバー環境設定): the one row of server-wide settings."""
 
     # What 全設定 edits, configure changes, and an export snapshot keeps.
@@ -138,15 +154,6 @@ class ServerSettings(models.Model):
 
     def __str__(self) -> str:
         return str(_("Server settings"))
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self.pk = 1  # a singleton: there is exactly one row
-        super().save(*args, **kwargs)
-
-    @classmethod
-    def load(cls) -> ServerSettings:
-        obj, _created = cls.objects.get_or_create(pk=1)
-        return obj
 
     @property
     def is_gateway(self) -> bool:

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from controlcenter.models import SingletonModel
 from relaypolicy.table import Row, RowKind
 
 
@@ -17,7 +16,7 @@ class TerminatorChoice(models.TextChoices):
     OFF = "", _("none (no final line)")
 
 
-class RelayPolicy(models.Model):
+class RelayPolicy(SingletonModel):
     """The parts of effect.dat around the rules: the pinned header and the terminator."""
 
     header_null = models.CharField(
@@ -57,15 +56,6 @@ class RelayPolicy(models.Model):
 
     def __str__(self) -> str:
         return str(_("Per-machine relay"))
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self.pk = 1  # a singleton: there is exactly one row
-        super().save(*args, **kwargs)
-
-    @classmethod
-    def load(cls) -> RelayPolicy:
-        obj, _created = cls.objects.get_or_create(pk=1)
-        return obj
 
     @property
     def header(self) -> tuple[str, ...]:
