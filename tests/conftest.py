@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
+import hypothesis
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -11,6 +13,12 @@ from controlcenter import services
 from controlcenter.roles import Role
 
 PASSWORD = "correct-horse-battery-staple-42"
+
+# Property tests check behaviour, not speed: no per-example deadline (a busy 2-core CI machine
+# would otherwise fail them at random); CI runs more examples than a laptop.
+hypothesis.settings.register_profile("project", deadline=None)
+hypothesis.settings.register_profile("ci", deadline=None, max_examples=200)
+hypothesis.settings.load_profile("ci" if os.environ.get("CI") == "true" else "project")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from relaypolicy.forms import RuleRowForm, SimulationForm, _kept_text
+from relaypolicy.table import Row, RowKind
+
+
+def _row(**data: str) -> RuleRowForm:
+    form = RuleRowForm(data={"kind": "rule", "modifier": "default", **data})
+    assert form.is_valid(), form.errors
+    return form
+
+
+def test_a_rule_row_becomes_a_canonical_rule() -> None:
+    assert _row(pattern=" 192.168.1.0/24 ", comment=" LAN").row() == Row(
+        RowKind.RULE, "192.168.1.0/24", "default", comment=" LAN"
+    )
+
+
+def test_an_imported_line_is_kept_as_written_until_it_is_edited() -> None:
+    unchanged = _row(pattern="10.0.0.5", modifier="true", text="10.0.0.5  true")
+    edited = _row(pattern="10.0.0.6", modifier="true", text="10.0.0.5  true")
+    assert (unchanged.row().text, edited.row().text) == ("10.0.0.5  true", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern", "modifier", "kept"),
+    [
+        ("192.168.1.0/24 DEFAULT", "192.168.1.0/24", "default", True),
+        ("192.168.1.0/24 DEFAULT", "192.168.1.0/24", "norelay", False),
+        ("10.0.0.1 bogus", "10.0.0.1", "bogus", True),
+        ("", "10.0.0.1", "default", False),
+        ("'comment", "10.0.0.1", "default", False),
+    ],
+)
+def test_kept_text(text: str, pattern: str, modifier: str, kept: bool) -> None:
+    assert _kept_text(text, pattern, modifier) == (text if kept else "")
+
+
+def test_an_unknown_modifier_stays_selectable_and_is_explained() -> None:
+    form = RuleRowForm(initial={"kind": "rule", "pattern": "10.0.0.1", "modifier": "bogus"})
+    choices = dict(form.fields["modifier"].choices)  # type: ignore[attr-defined]
+    assert choices["bogus"] == "bogus: 不明な修飾子 (default と同じ動作)"
+
+
+def test_a_comment_row_is_written_with_its_apostrophe() -> None:
+    form = RuleRowForm(data={"kind": "comment", "comment": "office LAN", "text": ""})
+    assert form.is_valid()
+    assert form.row() == Row(RowKind.COMMENT, text="'office LAN")
+
+
+def test_a_pattern_with_spaces_is_refused() -> None:
+    form = RuleRowForm(data={"kind": "rule", "pattern": "10.0.0.1 true", "modifier": ""})
+    assert [e.code for e in form.errors.as_data()["pattern"]] == ["space"]
+
+
+def test_simulation_form_reads_one_recipient_per_line() -> None:
+    form = SimulationForm(
+        data={"client_ip": "192.168.1.5", "mail_from": "", "rcpt_to": "a@b.jp\n\n c@d.jp \n"}
+    )
+    assert form.is_valid()
+    assert (form.cleaned_data["mail_from"], form.cleaned_data["rcpt_to"]) == (
+        "",
+        ["a@b.jp", "c@d.jp"],
+    )
+
+
+def test_simulation_form_limits_the_recipients() -> None:
+    form = SimulationForm(
+        data={"client_ip": "192.168.1.5", "rcpt_to": "\n".join(f"u{n}@b.jp" for n in range(51))}
+    )
+    assert [e.code for e in form.errors.as_data()["rcpt_to"]] == ["too_many"]
