@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -58,8 +59,12 @@ class RuleRowForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        written = self.data.get(self.add_prefix("modifier"), "") if self.is_bound else ""
-        written = written or self.initial.get("modifier", "")
+        if self.is_bound:
+            # Only a modifier the row's imported line really carries may be outside the list.
+            text = str(self.data.get(self.add_prefix("text"), ""))
+            written = _written_modifier(text) if _LINE_BREAKS.search(text) is None else ""
+        else:
+            written = self.initial.get("modifier", "")
         modifier = self.fields["modifier"]
         assert isinstance(modifier, forms.ChoiceField)
         modifier.choices = _with_written(MODIFIER_CHOICES, written)
@@ -76,15 +81,39 @@ class RuleRowForm(forms.Form):
         return pattern
 
     def clean_comment(self) -> str:
-        comment: str = self.cleaned_data["comment"]
-        if "\n" in comment or "\r" in comment:
-            raise ValidationError(_("A comment must fit on one line."), code="newline")
-        return comment
+        return _one_line(self.cleaned_data["comment"])
+
+    def clean_text(self) -> str:
+        return _one_line(self.cleaned_data["text"])
 
     def clean(self) -> dict[str, Any] | None:
         data = super().clean() or {}
-        if data.get("kind") == RowKind.RULE and not data.get("pattern") and data.get("comment"):
+        kind, text = data.get("kind"), data.get("text", "")
+        if kind == RowKind.RULE and not data.get("pattern") and data.get("comment"):
             self.add_error("pattern", ValidationError(_("Enter a pattern."), code="required"))
+        if "text" in data and not _text_fits(kind, text):
+            raise ValidationError(
+                _("This row was changed outside the editor; reload the page."), code="tampered"
+            )
+        modifier = data.get("modifier", "")
+        known = modifier in {value for value, _label in MODIFIER_CHOICES}
+        pattern = data.get("pattern", "")
+        if (
+            kind == RowKind.RULE
+            and pattern
+            and not known
+            and not _kept_text(text, pattern, modifier)
+        ):
+            self.add_error(
+                "modifier",
+                ValidationError(
+                    _(
+                        "Choose one of the listed modifiers: an imported unknown one is kept "
+                        "only while its line is unchanged."
+                    ),
+                    code="unknown",
+                ),
+            )
         return data
 
     @property
@@ -109,6 +138,38 @@ class RuleRowForm(forms.Form):
             comment=data["comment"],
             text=_kept_text(data["text"], data["pattern"], data["modifier"]),
         )
+
+
+# Every character that could end or split an effect.dat line, and other control characters
+# (TAB stays: imported lines may hold one, and the validator explains what it does).
+_LINE_BREAKS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _one_line(value: str) -> str:
+    if _LINE_BREAKS.search(value):
+        raise ValidationError(
+            _("Line breaks and control characters are not allowed: each row is one line."),
+            code="control",
+        )
+    return value
+
+
+def _written_modifier(text: str) -> str:
+    line = parse_line(text) if text else None
+    if line is None or line.kind is not LineKind.RULE:
+        return ""
+    return line.modifier.value if line.modifier is not None else line.modifier_text
+
+
+def _text_fits(kind: object, text: str) -> bool:
+    """The hidden line text can only be what the row's kind allows (it is never typed)."""
+    if kind == RowKind.BLANK:
+        return text == ""
+    if kind == RowKind.COMMENT:
+        return text == "" or text[0] in "' "
+    if kind == RowKind.VERBATIM:
+        return text != ""
+    return True
 
 
 def _kept_text(text: str, pattern: str, modifier: str) -> str:

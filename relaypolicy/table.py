@@ -126,6 +126,9 @@ def render_table(table: Table, *, banner: str = BANNER, newline: str = "\n") -> 
     if terminator is not None:
         lines.append(terminator)
         owners.append(Owner(Part.TERMINATOR))
+    if any("\n" in text or "\r" in text for text in lines):
+        # A row holding a line break would hide a line from the validator: never render one.
+        raise ValueError("an effect.dat row may not contain a line break")
     parsed = EffectFile(
         tuple(parse_line(text, number) for number, text in enumerate(lines, start=1)),
         newline,

@@ -71,3 +71,49 @@ def test_simulation_form_limits_the_recipients() -> None:
         data={"client_ip": "192.168.1.5", "rcpt_to": "\n".join(f"u{n}@b.jp" for n in range(51))}
     )
     assert [e.code for e in form.errors.as_data()["rcpt_to"]] == ["too_many"]
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "code"),
+    [
+        ({"kind": "comment", "text": " x\n*.*.*.* true"}, "text", "control"),
+        ({"kind": "comment", "comment": "x\r*.*.*.* true"}, "comment", "control"),
+        (
+            {"kind": "rule", "pattern": "10.0.0.1", "text": "10.0.0.1 default\u2028* true"},
+            "text",
+            "control",
+        ),
+        (
+            {"kind": "rule", "pattern": "10.0.0.1", "modifier": "default\n*.*.*.* true"},
+            "modifier",
+            "invalid_choice",
+        ),
+        ({"kind": "blank", "text": "*.*.*.* true"}, "__all__", "tampered"),
+        ({"kind": "comment", "text": "*.*.*.* true"}, "__all__", "tampered"),
+        ({"kind": "verbatim", "text": ""}, "__all__", "tampered"),
+        (
+            {"kind": "rule", "pattern": "10.0.0.1", "modifier": "bogus"},
+            "modifier",
+            "invalid_choice",
+        ),
+        (
+            {"kind": "rule", "pattern": "10.0.0.2", "modifier": "bogus", "text": "10.0.0.1 bogus"},
+            "modifier",
+            "unknown",
+        ),
+    ],
+)
+def test_a_row_can_never_smuggle_a_second_line_or_an_unknown_modifier(
+    data: dict[str, str], field: str, code: str
+) -> None:
+    form = RuleRowForm(data={"modifier": "default", **data})
+    assert form.is_valid() is False
+    assert code in [error.code for error in form.errors.as_data()[field]]
+
+
+def test_an_imported_unknown_modifier_is_kept_while_its_line_is_unchanged() -> None:
+    form = RuleRowForm(
+        data={"kind": "rule", "pattern": "10.0.0.1", "modifier": "bogus", "text": "10.0.0.1 bogus"}
+    )
+    assert form.is_valid(), form.errors
+    assert form.row() == Row(RowKind.RULE, "10.0.0.1", "bogus", text="10.0.0.1 bogus")

@@ -237,3 +237,11 @@ def test_rows_are_re_shown_in_the_users_order_when_saving_is_refused(
     response = editor_client.post("/relay/machines/", data)
     shown = [form["pattern"].value() for form in response.context["form"].display_forms]
     assert shown == ["*.*.*.*", "192.168.1.0/24"]
+
+
+def test_a_smuggled_line_break_is_refused_and_nothing_is_stored(editor_client: Client) -> None:
+    data = _post_data([{"kind": "comment", "text": " x\n*.*.*.* true", "comment": ""}])
+    response = editor_client.post("/relay/machines/", data)
+    assert response.status_code == 200
+    assert RelayRule.objects.count() == 0
+    assert RelayPolicy.load().version == 0
