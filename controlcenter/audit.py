@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
 from controlcenter.clientip import client_ip
-from controlcenter.models import COMMAND_LINE_ACTOR, AuditEntry
+from controlcenter.models import COMMAND_LINE_ACTOR, ActorKind, AuditEntry
 
 # The actor name stored for changes made outside a request; AuditEntry.actor_display shows it
 # translated, so the log does not keep an English phrase.
@@ -98,11 +98,26 @@ def _as_text(value: object) -> list[str]:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
 
 
-def text_diff(before: object, after: object) -> str:
+# The most of a diff an entry stores (characters); the rest is cut, with a note.
+DIFF_LIMIT = 64 * 1024
+
+
+def text_diff(before: object, after: object, *, limit: int = DIFF_LIMIT) -> str:
     lines = difflib.unified_diff(
         _as_text(before), _as_text(after), "before", "after", lineterm="", n=2
     )
-    return "\n".join(lines)
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        size += len(line) + 1
+        if size > limit:
+            kept.append(
+                str(_("[truncated: the diff is longer than %(limit)s characters]"))
+                % {"limit": limit}
+            )
+            break
+        kept.append(line)
+    return "\n".join(kept)
 
 
 _UNSET: Any = object()
@@ -117,20 +132,30 @@ def audit_record(
     after: object = None,
     actor: User = _UNSET,
     actor_name: str = "",
+    actor_kind: str = ActorKind.COMMAND_LINE,
     source_ip: str | None = _UNSET,
 ) -> AuditEntry:
-    """Append one entry; ``actor`` and ``source_ip`` default to the current request's."""
+    """Append one entry; ``actor`` and ``source_ip`` default to the current request's.
+
+    Without an authenticated actor the entry is in the name of ``actor_name`` (a user) when
+    given, else the command line's, or ``actor_kind`` (ActorKind.ANONYMOUS: a failed login).
+    """
     context = _current.get()
     if actor is _UNSET:
         actor = context.user if context else None
     if source_ip is _UNSET:
         source_ip = context.source_ip if context else None
     user = actor if actor is not None and actor.is_authenticated else None
-    if not actor_name:
-        actor_name = user.get_username() if user is not None else COMMAND_LINE
+    if user is not None:
+        actor_kind, actor_name = ActorKind.USER, user.get_username()
+    elif actor_name:
+        actor_kind = ActorKind.USER
+    else:
+        actor_name = COMMAND_LINE
     return AuditEntry.objects.create(
         actor=user,  # type: ignore[misc]
         actor_name=actor_name[:150],
+        actor_kind=actor_kind,
         source_ip=source_ip or None,
         action=action,
         target=target[:255],
@@ -164,7 +189,7 @@ def record_login_failed(
         action=AuditAction.LOGIN_FAILED,
         target=username,
         actor=None,
-        actor_name=username or "?",
+        actor_kind=ActorKind.ANONYMOUS,
         source_ip=client_ip(request) if request is not None else None,
     )
 

@@ -271,6 +271,12 @@ COMMAND_LINE_ACTOR = ""
 LEGACY_COMMAND_LINE_ACTOR = "(command line)"
 
 
+class ActorKind(models.TextChoices):
+    USER = "user", _("User")
+    COMMAND_LINE = "command_line", _("Command line")
+    ANONYMOUS = "anonymous", _("Not signed in")
+
+
 class AuditEntry(AppendOnlyModel):
     """変更履歴: one change, import, export, rollback or login; never changed or deleted."""
 
@@ -280,10 +286,19 @@ class AuditEntry(AppendOnlyModel):
         verbose_name=_("User"),
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        # Deleting a user never rewrites the append-only log: the id stays, unconstrained.
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     actor_name = models.CharField(_("User name"), max_length=150, blank=True, db_index=True)
+    actor_kind = models.CharField(
+        _("Actor kind"),
+        max_length=16,
+        choices=ActorKind.choices,
+        default=ActorKind.USER,
+        db_index=True,
+    )
     source_ip = models.GenericIPAddressField(_("Source IP address"), null=True, blank=True)
     action = models.CharField(_("Action"), max_length=32, db_index=True)
     target = models.CharField(_("Target"), max_length=255, blank=True)
@@ -302,12 +317,17 @@ class AuditEntry(AppendOnlyModel):
 
     @property
     def is_command_line(self) -> bool:
-        return self.actor_id is None and self.actor_name in (
-            COMMAND_LINE_ACTOR,
-            LEGACY_COMMAND_LINE_ACTOR,
-        )
+        return self.actor_kind == ActorKind.COMMAND_LINE
 
     @property
     def actor_display(self) -> str:
-        """Who, as shown on 変更履歴 and in its CSV (the command line in the user's language)."""
-        return str(_("(command line)")) if self.is_command_line else self.actor_name
+        """Who, as shown on 変更履歴 and in its CSV (the command line in the user's language).
+
+        Based on ``actor_kind`` only: a failed login's attempted name (in ``target``) can never
+        pass for the command line or for a user.
+        """
+        if self.actor_kind == ActorKind.COMMAND_LINE:
+            return str(_("(command line)"))
+        if self.actor_kind == ActorKind.ANONYMOUS:
+            return str(_("(not signed in)"))
+        return self.actor_name

@@ -52,6 +52,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -575,6 +576,52 @@ def write_file_set(
     Raises WriteError after restoring the previous files; no temporary file is left behind,
     or FolderError when the folder cannot be created.
     """
+    stage_file_set(folder, files, rename=rename).discard()
+
+
+@dataclass
+class StagedFileSet:
+    """A file set in place whose previous files are still kept as backups.
+
+    :meth:`discard` drops the backups (the set stays); :meth:`restore` puts the previous
+    files back (and removes the files that did not exist before).
+    """
+
+    folder: Path
+    backups: dict[str, Path]
+    created: list[str]
+
+    def discard(self) -> None:
+        _remove(self.backups.values())
+        self.backups.clear()
+        self.created.clear()
+
+    def restore(self) -> None:
+        for name in self.created:
+            with contextlib.suppress(OSError):
+                os.unlink(self.folder / name)
+        for name, backup in self.backups.items():
+            with contextlib.suppress(OSError):
+                os.replace(backup, self.folder / name)
+        self.discard()
+        _fsync_folder(self.folder)
+
+
+def _backup(target: Path, backup: Path) -> None:
+    """Keep ``target`` as ``backup``: a hard link, or a copy where linking is refused.
+
+    Linux's fs.protected_hardlinks refuses to link files owned by another user.
+    """
+    try:
+        os.link(target, backup)
+    except OSError:  # PermissionError included
+        shutil.copy2(target, backup)
+
+
+def stage_file_set(
+    folder: Path, files: Mapping[str, bytes], *, rename: Rename = os.replace
+) -> StagedFileSet:
+    """Like :func:`write_file_set`, but keep the previous files until the caller decides."""
     _make_folder(folder)
     temps: dict[str, Path] = {}
     backups: dict[str, Path] = {}
@@ -592,7 +639,7 @@ def write_file_set(
             target = folder / name
             if target.exists():
                 backup = folder / f".{name}.{secrets.token_hex(8)}.bak"
-                os.link(target, backup)
+                _backup(target, backup)
                 backups[name] = backup
         for name in files:
             rename(temps[name], folder / name)
@@ -610,7 +657,7 @@ def write_file_set(
         _remove(backups.values())
         _fsync_folder(folder)
         raise WriteError(f"export to {folder} failed, previous files kept: {error}") from error
-    _remove(backups.values())
+    return StagedFileSet(folder, backups, [name for name in files if name not in backups])
 
 
 def _make_folder(folder: Path) -> None:

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -28,8 +29,8 @@ from controlcenter.forms import (
     UserUpdateForm,
 )
 from controlcenter.models import (
-    COMMAND_LINE_ACTOR,
     LEGACY_COMMAND_LINE_ACTOR,
+    ActorKind,
     AuditEntry,
     Export,
     ExportStatus,
@@ -123,7 +124,11 @@ class ServerSettingsView(PermissionRequiredMixin, PageMixin, UpdateView[ServerSe
         return context
 
     def form_valid(self, form: ServerSettingsForm) -> HttpResponse:
-        self.object = services.server_settings_save(form=form)
+        try:
+            self.object = services.server_settings_save(form=form)
+        except ValidationError:
+            # Checked again under the row lock: the aliases or the settings changed meanwhile.
+            return self.form_invalid(form)
         messages.success(self.request, _("The server settings were saved."))
         for finding in services.server_settings_findings(self.object):
             messages.warning(self.request, finding.render(gettext))
@@ -269,12 +274,16 @@ class PublishView(PermissionRequiredMixin, PageMixin, TemplateView):
     def post(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("controlcenter.publish_config"):
             return self.handle_no_permission()
-        report = services.config_export(
-            user=request.user,
-            request_ip=client_ip(request),
-            expected_digest=request.POST.get("plan", ""),
-            force=request.POST.get("overwrite") == "on",
-        )
+        try:
+            report = services.config_export(
+                user=request.user,
+                request_ip=client_ip(request),
+                expected_digest=request.POST.get("plan", ""),
+                force=request.POST.get("overwrite") == "on",
+            )
+        except services.ExportDatabaseError as error:
+            messages.error(request, str(error))
+            return HttpResponseRedirect(reverse("controlcenter:publish"))
         _export_message(request, report)
         if report.status == services.STALE:
             # What was reviewed is not what would be written: show the new plan instead.
@@ -364,6 +373,9 @@ class ExportDetailView(PermissionRequiredMixin, PublishCrumbsMixin, DetailView[E
             self.request.user.has_perm("controlcenter.publish_config")
             and self.object.status == ExportStatus.EXPORTED
         )
+        if context["can_rollback"]:
+            # The files changed by hand it would overwrite, and the digest the POST is bound to.
+            _dest, context["rollback_plan"], _error = services.rollback_plan(self.object)
         return context
 
 
@@ -379,6 +391,28 @@ class ExportRollbackView(PermissionRequiredMixin, View):
                 user=request.user,
                 request_ip=client_ip(request),
                 force=request.POST.get("overwrite") == "on",
+                expected_digest=request.POST.get("plan", ""),
+            )
+        except services.ExportDatabaseError as error:
+            messages.error(request, str(error))
+            return HttpResponseRedirect(reverse("controlcenter:export-detail", args=[pk]))
+        except services.RollbackStale:
+            messages.error(
+                request,
+                _(
+                    "Nothing was changed: the policy or the deployed files changed since the "
+                    "page was shown. Review the rollback again."
+                ),
+            )
+            # What was reviewed is not what would be written: show the new plan instead.
+            detail = ExportDetailView()
+            detail.setup(request, pk=pk)
+            detail.object = export
+            return TemplateResponse(
+                request,
+                detail.get_template_names(),
+                detail.get_context_data(object=export),
+                status=409,
             )
         except services.RollbackRefused as refused:
             messages.error(
@@ -426,11 +460,9 @@ class AuditFilterForm(forms.Form):
             return queryset.none()
         data = self.cleaned_data
         if data["user"] in (LEGACY_COMMAND_LINE_ACTOR, gettext("(command line)")):
-            queryset = queryset.filter(
-                actor__isnull=True, actor_name__in=(COMMAND_LINE_ACTOR, LEGACY_COMMAND_LINE_ACTOR)
-            )
+            queryset = queryset.filter(actor_kind=ActorKind.COMMAND_LINE)
         elif data["user"]:
-            queryset = queryset.filter(actor_name__iexact=data["user"])
+            queryset = queryset.filter(actor_kind=ActorKind.USER, actor_name__iexact=data["user"])
         if data["action"]:
             queryset = queryset.filter(action=data["action"])
         if data["date_from"]:
@@ -452,7 +484,7 @@ class AuditLogView(PermissionRequiredMixin, PageMixin, ListView[AuditEntry]):
 
     def get_queryset(self) -> QuerySet[AuditEntry]:
         form = self.get_form()
-        entries = AuditEntry.objects.all()
+        entries = AuditEntry.objects.defer("before", "after")  # the list shows the diff only
         return form.filter(entries) if form.is_bound else entries
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:

@@ -106,6 +106,7 @@ def relay_table_save(
     report = relay_check(table)
     if report.has_errors:
         raise ValueError(_("The relay table has errors; nothing was saved."))
+    _lock_policy()
     bumped = RelayPolicy.objects.filter(pk=1, version=version).update(version=version + 1)
     if not bumped:
         raise StaleTableError
@@ -150,8 +151,8 @@ def relay_import_confirm(
         raise StaleImportError from None
     text = data.decode("utf-8", errors="replace")
     with transaction.atomic():
-        locked = RelayPolicy.objects.select_for_update().filter(pk=1, version=payload["version"])
-        if not locked.exists():
+        _lock_policy()
+        if not RelayPolicy.objects.filter(pk=1, version=payload["version"]).exists():
             raise StaleImportError(text)
         return relay_rules_import(data=data, replace=True, user=user)
 
@@ -172,6 +173,7 @@ def relay_rules_import(
     preview = relay_import_preview(data=data)
     if not replace and RelayRule.objects.exists():
         raise RelayRulesExistError
+    _lock_policy()
     RelayPolicy.objects.filter(pk=1).update(version=F("version") + 1)
     before = relay_table()
     _store_table(preview.report.table, user)
@@ -179,6 +181,12 @@ def relay_rules_import(
         action=AuditAction.RELAY_IMPORT, before=before, after=preview.report.table, user=user
     )
     return preview
+
+
+def _lock_policy() -> None:
+    """Take the export's lock (the settings row) before the relay row, in the export's order:
+    an export then never renders a table that changes under it, and the two cannot deadlock."""
+    ServerSettings.objects.select_for_update().get(pk=1)
 
 
 def _store_table(table: Table, user: AbstractBaseUser | AnonymousUser | None) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -104,6 +104,20 @@ def snapshot_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
     if not old:
         return parts
     return [part for part in parts if old.get(part) != new[part]]
+
+
+def snapshot_summary(snapshot: dict[str, Any]) -> dict[str, dict[str, object]]:
+    """Per part of a policy snapshot: how many entries (settings: fields; relay: rows) and a
+    digest."""
+
+    def count(value: Any) -> int:
+        return len(value["rows"]) if isinstance(value, dict) and "rows" in value else len(value)
+
+    return {
+        part: {"count": count(snapshot[part]), "sha256": _digest(snapshot[part])}
+        for part in SNAPSHOT_PARTS
+        if part in snapshot
+    }
 
 
 @dataclass(frozen=True)
@@ -203,6 +217,7 @@ def config_export(
     rollback_of: Export | None = None,
     force: bool = False,
     expected_digest: str | None = None,
+    record_folder_failure: bool = True,
 ) -> ExportReport:
     """Render every file for the daemon into ``dest`` atomically and record the export.
 
@@ -210,7 +225,11 @@ def config_export(
     folder is a recorded failure. Writes and records nothing when the plan's digest is not
     ``expected_digest`` (STALE) or when it would overwrite files changed by hand without
     ``force`` (UNCONFIRMED); a dry run only plans. Exports are serialised by a file lock on
-    the folder and a row lock, under which the number is allocated.
+    the folder and a row lock, under which the number is allocated. The policy is checked
+    (lint and self-test) on the same snapshot that is rendered, taken under the row lock that
+    every policy write takes. The previous files are kept until the export is recorded, and
+    put back when the database step fails (ExportDatabaseError: nothing changed, nothing
+    recorded). With ``record_folder_failure=False`` an unusable folder is not recorded.
     """
     folder = ServerSettings.load().export_path if dest is None else dest
     selftest, findings = _check_policy()
@@ -221,6 +240,38 @@ def config_export(
         return ExportReport(
             status, folder, plan, findings, selftest, error=error, folder_unusable=bool(error)
         )
+    try:
+        return _config_export(
+            folder,
+            selftest,
+            findings,
+            user=user,
+            request_ip=request_ip,
+            rollback_of=rollback_of,
+            force=force,
+            expected_digest=expected_digest,
+            record_folder_failure=record_folder_failure,
+        )
+    except DatabaseError as failure:
+        # e.g. SQLite's "database is locked": nothing was recorded and the files are as before
+        message = _(
+            "The export could not be recorded in the database, nothing was changed: %(error)s"
+        ) % {"error": " ".join(str(failure).split())}
+        raise ExportDatabaseError(message) from failure
+
+
+def _config_export(
+    folder: Path,
+    selftest: SelftestReport,
+    findings: list[Finding],
+    *,
+    user: Actor,
+    request_ip: str | None,
+    rollback_of: Export | None,
+    force: bool,
+    expected_digest: str | None,
+    record_folder_failure: bool,
+) -> ExportReport:
     error = ""
     if not has_errors(findings):
         try:
@@ -232,6 +283,7 @@ def config_export(
                     rollback_of=rollback_of,
                     force=force,
                     expected_digest=expected_digest,
+                    record_folder_failure=record_folder_failure,
                 )
         except publishing.FolderError as failure:
             error = _folder_message(failure)
@@ -251,6 +303,8 @@ def config_export(
             folder_unusable=bool(error or read_error),
             snapshot=snapshot,
         )
+        if report.folder_unusable and not record_folder_failure:
+            return report
         return _record_export(report, user=user, request_ip=request_ip, rollback_of=rollback_of)
 
 
@@ -262,47 +316,85 @@ def _export_locked(
     rollback_of: Export | None,
     force: bool,
     expected_digest: str | None,
+    record_folder_failure: bool = True,
 ) -> ExportReport:
-    with transaction.atomic():
-        _lock_exports()
-        # Checked again under the locks: the policy may have changed meanwhile.
-        selftest, findings = _check_policy()
-        # Before the snapshot: a change made in between shows as pending rather than hiding.
-        fingerprints = policy_fingerprints()
-        snapshot = policy_snapshot()
-        plan, error = _plan(snapshot, folder, export_number=_next_export_number())
-        report = ExportReport(
-            ExportStatus.EXPORTED, folder, plan, findings, selftest, snapshot=snapshot
-        )
-        if expected_digest is not None and expected_digest != plan.digest:
-            return dataclasses.replace(report, status=STALE)
-        if error:
-            report = dataclasses.replace(
-                report, status=ExportStatus.FAILED, error=error, folder_unusable=True
+    staged: list[publishing.StagedFileSet] = []
+    try:
+        with transaction.atomic():
+            report = _export_transaction(
+                folder,
+                staged,
+                user=user,
+                request_ip=request_ip,
+                rollback_of=rollback_of,
+                force=force,
+                expected_digest=expected_digest,
+                record_folder_failure=record_folder_failure,
             )
-        elif has_errors(findings):
-            report = dataclasses.replace(report, status=ExportStatus.REFUSED)
-        elif plan.overwrites and not force:
-            return dataclasses.replace(report, status=UNCONFIRMED)
-        else:
-            try:
-                publishing.write_file_set(folder, plan.all_files())
-            except publishing.FolderError as failure:
-                report = dataclasses.replace(
-                    report,
-                    status=ExportStatus.FAILED,
-                    error=_folder_message(failure),
-                    folder_unusable=True,
-                )
-            except OSError as failure:
-                report = dataclasses.replace(report, status=ExportStatus.FAILED, error=str(failure))
-        return _record_export(
-            report,
-            user=user,
-            request_ip=request_ip,
-            rollback_of=rollback_of,
-            fingerprints=fingerprints if report.written else {},
+    except BaseException:
+        # The set must never be left changed without its history row.
+        for written in staged:
+            written.restore()
+        raise
+    for written in staged:
+        written.discard()
+    return report
+
+
+def _export_transaction(
+    folder: Path,
+    staged: list[publishing.StagedFileSet],
+    *,
+    user: Actor,
+    request_ip: str | None,
+    rollback_of: Export | None,
+    force: bool,
+    expected_digest: str | None,
+    record_folder_failure: bool,
+) -> ExportReport:
+    _lock_exports()
+    # Under the lock every policy write takes: the snapshot is the one checked and rendered.
+    # Before the snapshot: a change made in between shows as pending rather than hiding.
+    fingerprints = policy_fingerprints()
+    snapshot = policy_snapshot()
+    selftest, findings = _check_policy()
+    plan, error = _plan(snapshot, folder, export_number=_next_export_number())
+    report = ExportReport(
+        ExportStatus.EXPORTED, folder, plan, findings, selftest, snapshot=snapshot
+    )
+    if expected_digest is not None and expected_digest != plan.digest:
+        return dataclasses.replace(report, status=STALE)
+    if error:
+        report = dataclasses.replace(
+            report, status=ExportStatus.FAILED, error=error, folder_unusable=True
         )
+        if not record_folder_failure:
+            return report
+    elif has_errors(findings):
+        report = dataclasses.replace(report, status=ExportStatus.REFUSED)
+    elif plan.overwrites and not force:
+        return dataclasses.replace(report, status=UNCONFIRMED)
+    else:
+        try:
+            staged.append(publishing.stage_file_set(folder, plan.all_files()))
+        except publishing.FolderError as failure:
+            report = dataclasses.replace(
+                report,
+                status=ExportStatus.FAILED,
+                error=_folder_message(failure),
+                folder_unusable=True,
+            )
+            if not record_folder_failure:
+                return report
+        except OSError as failure:
+            report = dataclasses.replace(report, status=ExportStatus.FAILED, error=str(failure))
+    return _record_export(
+        report,
+        user=user,
+        request_ip=request_ip,
+        rollback_of=rollback_of,
+        fingerprints=fingerprints if report.written else {},
+    )
 
 
 def _record_export(
@@ -383,6 +475,11 @@ def _actor_kwargs(user: Actor, source_ip: str | None) -> dict[str, Any]:
 # --- rollback ---------------------------------------------------------------------------------
 
 
+class ExportDatabaseError(Exception):
+    """The database step of an export failed (e.g. SQLite is locked): nothing was recorded
+    and the export folder was left as it was. The message is one line."""
+
+
 class RollbackRefused(Exception):
     """The snapshot could not be restored (it has errors now, or the export did not write).
 
@@ -392,6 +489,18 @@ class RollbackRefused(Exception):
     def __init__(self, reason: str, *, export: Export | None = None) -> None:
         super().__init__(reason)
         self.export = export
+
+
+class RollbackStale(RollbackRefused):
+    """The rollback's plan is not the one the administrator reviewed; nothing was recorded."""
+
+
+def rollback_plan(export: Export) -> tuple[Path, publishing.ExportPlan, str]:
+    """What rolling back to ``export`` would write into today's export folder (its drift:
+    the files changed by hand it would overwrite), and why that folder is unusable."""
+    folder = ServerSettings.load().export_path
+    plan, error = _plan(export.snapshot, folder, export_number=_next_export_number())
+    return folder, plan, error
 
 
 def policy_restore(snapshot: dict[str, Any]) -> None:
@@ -445,8 +554,12 @@ def config_rollback(
     dest: Path | None = None,
     request_ip: str | None = None,
     force: bool = False,
+    expected_digest: str | None = None,
 ) -> ExportReport:
     """Restore an earlier export's policy snapshot (audited) and export it again.
+
+    With ``expected_digest`` (the digest of :func:`rollback_plan` the administrator
+    reviewed), a different plan raises RollbackStale and changes and records nothing.
 
     Everything is restored but the settings in ROLLBACK_KEEPS, and the export goes to the
     *current* export folder (or ``dest``), not to the one the old export wrote to. All or
@@ -465,15 +578,31 @@ def config_rollback(
                 action=AuditAction.ROLLBACK,
                 target=f"#{source.number}",
                 summary=", ".join(snapshot_changes(before, after)),
-                before=before,
-                after=after,
+                # Per part, not the snapshots (megabytes at 100,000 aliases): the export
+                # history keeps the policy itself.
+                before=snapshot_summary(before),
+                after=snapshot_summary(after),
                 **_actor_kwargs(user, request_ip),
             )
             attempt = config_export(
-                user=user, dest=dest, request_ip=request_ip, rollback_of=source, force=force
+                user=user,
+                dest=dest,
+                request_ip=request_ip,
+                rollback_of=source,
+                force=force,
+                expected_digest=expected_digest,
             )
+            if attempt.status == STALE:
+                raise RollbackStale(
+                    _(
+                        "the policy or the deployed files changed since the page was shown; "
+                        "review the rollback again"
+                    )
+                )
             if not attempt.written:
                 raise RollbackRefused(_rollback_reason(attempt))
+    except RollbackStale:
+        raise
     except (RollbackRefused, ValueError) as error:  # ValueError: today's validators refuse
         reason = str(error)
         export = _record_rollback_refusal(

@@ -33,16 +33,42 @@ def server_settings_update(
 
 @transaction.atomic
 def server_settings_save(*, form: forms.ModelForm[ServerSettings]) -> ServerSettings:
-    """Save a valid settings form (全設定 or 中継の制限) and record the change."""
-    before = settings_state(ServerSettings.objects.select_for_update().get(pk=1))
-    server: ServerSettings = form.save()
+    """Save a valid settings form (全設定 or 中継の制限) and record the change.
+
+    Locks the row first, then checks the form's cross-field rules again (the licence seat
+    count includes today's aliases) against the locked row with the form's changes applied,
+    and saves only the fields the form changed: a concurrent change of other fields stays.
+    Raises ValidationError (also added to the form) when the check now fails.
+    """
+    server = ServerSettings.objects.select_for_update().get(pk=1)
+    before = settings_state(server)
+    changed = [
+        name
+        for name in form.changed_data
+        if name in form.cleaned_data and not form.fields[name].disabled
+    ]
+    cleaned = dict(form.cleaned_data)
+    merged = {name: getattr(server, name) for name in cleaned if hasattr(server, name)}
+    merged.update({name: cleaned[name] for name in changed})
+    form.cleaned_data = merged
+    try:
+        form.clean()
+    except ValidationError as error:
+        form.cleaned_data = cleaned
+        form.add_error(None, error)
+        raise
+    for name in changed:
+        setattr(server, name, merged[name])
+    if changed:
+        server.save(update_fields=[*changed, "updated_at"])
+    form.instance = server
     after = settings_state(server)
     if before != after:
-        changed = [name for name in after if before.get(name) != after[name]]
+        changed_names = [name for name in after if before.get(name) != after[name]]
         audit_record(
             action=AuditAction.SETTINGS_CHANGE,
             target="settings",
-            summary=", ".join(changed),
+            summary=", ".join(changed_names),
             before=before,
             after=after,
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
+from django.utils import translation
 from pytest_django.asserts import assertContains, assertNotContains
 
 from controlcenter import services
@@ -22,6 +23,13 @@ from tests.conftest import PASSWORD
 from tests.controlcenter.test_access import PRIVATE
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _site_language_afterwards() -> Iterator[None]:
+    """Requests in English leave English active in this thread; later tests expect ja."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
@@ -103,10 +111,14 @@ def test_login_success_and_failure_are_recorded_with_the_peer_address(
     client = Client(REMOTE_ADDR="192.0.2.40", HTTP_X_FORWARDED_FOR="10.9.9.9")
     client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
     client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
-    rows = list(AuditEntry.objects.order_by("pk").values_list("action", "actor_name", "source_ip"))
+    rows = list(
+        AuditEntry.objects.order_by("pk").values_list(
+            "action", "actor_kind", "actor_name", "target", "source_ip"
+        )
+    )
     assert rows[-2:] == [
-        ("login_failed", "alice", "192.0.2.40"),
-        ("login", "alice", "192.0.2.40"),
+        ("login_failed", "anonymous", "", "alice", "192.0.2.40"),
+        ("login", "user", "alice", "alice", "192.0.2.40"),
     ]
 
 
@@ -219,7 +231,10 @@ def test_command_line_actor_is_stored_as_a_marker_and_shown_translated(
 ) -> None:
     # viewer_client's user was created outside a request: by the command line, too.
     entry = audit_record(action=AuditAction.SETTINGS_CHANGE, target="settings")
-    legacy = AuditEntry.objects.create(action="login", actor_name="(command line)", target="old")
+    # as migration 0006 marks the rows written before actor_kind existed
+    legacy = AuditEntry.objects.create(
+        action="login", actor_name="(command line)", actor_kind="command_line", target="old"
+    )
     assert (entry.actor, entry.actor_name) == (None, "")
     created = AuditEntry.objects.get(action=AuditAction.USER_CREATE)
     response = viewer_client.get("/system/audit/")
@@ -263,3 +278,58 @@ def test_alias_and_domain_changes_are_recorded() -> None:
         ("alias.delete", "sales@example.co.jp", [expected_alias], None),
         ("domain.delete", "example.co.jp", "", None),
     ]
+
+
+# --- actor kind --------------------------------------------------------------------------------
+
+
+def test_a_failed_login_named_like_the_command_line_shows_as_not_signed_in(
+    viewer_client: Client,
+) -> None:
+    Client(REMOTE_ADDR="192.0.2.41").post(
+        "/accounts/login/", {"username": "(command line)", "password": "wrong"}
+    )
+    entry = AuditEntry.objects.get(action=AuditAction.LOGIN_FAILED)
+    assert (entry.actor_id, entry.actor_kind, entry.actor_name, entry.target) == (
+        None,
+        "anonymous",
+        "",
+        "(command line)",
+    )
+    assert (entry.is_command_line, entry.actor_display) == (False, "(not signed in)")
+    response = viewer_client.get("/system/audit/", {"user": "(command line)"})
+    assert entry not in response.context["object_list"]
+    viewer_client.post("/i18n/setlang/", {"language": "en"})
+    query = {"action": "login_failed"}
+    rows = viewer_client.get("/system/audit/csv/", query).content.decode("utf-8-sig").splitlines()
+    assert [row.split(",")[1] for row in rows] == ["user", "(not signed in)"]
+
+
+def test_deleting_a_user_leaves_the_audit_rows_untouched(make_user: Callable[..., User]) -> None:
+    carol = make_user(username="carol", role=Role.EDITOR)
+    entry = audit_record(action=AuditAction.ALIAS_CREATE, target="a@x.jp", actor=carol)
+    carol_id = carol.pk
+    carol.delete()
+    entry = AuditEntry.objects.get(pk=entry.pk)
+    assert (entry.actor_id, entry.actor_kind, entry.actor_display) == (carol_id, "user", "carol")
+
+
+def test_migration_0006_marks_the_existing_rows() -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("controlcenter.migrations.0006_audit_actor_kind")
+    blank = AuditEntry.objects.create(action="settings.change", actor_name="")
+    legacy = AuditEntry.objects.create(action="login", actor_name="(command line)")
+    failed = AuditEntry.objects.create(action="login_failed", actor_name="(command line)")
+    named = AuditEntry.objects.create(action="alias.create", actor_name="dave")
+    migration.set_actor_kind(apps, None)
+    rows = AuditEntry.objects.filter(pk__in=[blank.pk, legacy.pk, failed.pk, named.pk])
+    assert dict(rows.values_list("pk", "actor_kind")) == {
+        blank.pk: "command_line",
+        legacy.pk: "command_line",
+        failed.pk: "anonymous",
+        named.pk: "user",
+    }
+    assert AuditEntry.objects.get(pk=failed.pk).actor_name == ""

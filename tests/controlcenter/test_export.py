@@ -48,6 +48,10 @@ def _save_rows(*rows: Row) -> None:
     relay_table_save(table=Table(rows=rows), version=RelayPolicy.load().version)
 
 
+def _rollback_digest(export: Export) -> str:
+    return services.rollback_plan(export)[1].digest
+
+
 def _effect_lines(folder: Path) -> list[str]:
     return (folder / EFFECT).read_text(encoding="ascii").splitlines()
 
@@ -110,7 +114,7 @@ def test_failed_write_is_recorded_and_keeps_the_old_files(
     services.config_export(user=admin)
     before = {p.name: p.read_bytes() for p in export_dir.iterdir()}
     _save_rows(LAN)
-    real = publishing.write_file_set
+    real = publishing.stage_file_set
     calls: list[str] = []
 
     def failing_rename(source: str | Path, target: str | Path) -> None:
@@ -121,7 +125,7 @@ def test_failed_write_is_recorded_and_keeps_the_old_files(
 
     monkeypatch.setattr(
         publishing,
-        "write_file_set",
+        "stage_file_set",
         lambda folder, files: real(folder, files, rename=failing_rename),
     )
     report = services.config_export(user=admin)
@@ -216,15 +220,24 @@ def test_rollback_restores_the_policy_but_not_the_server_facts_and_exports_to_to
     entry = AuditEntry.objects.get(action=AuditAction.ROLLBACK)
     assert (entry.actor, entry.source_ip, entry.target) == (admin, "192.0.2.20", "#1")
     assert entry.summary == "settings, relay"
-    assert entry.before is not None
-    assert entry.after is not None
-    assert entry.before["relay"]["rows"][0]["pattern"] == "10.0.0.0/8"
-    assert entry.after["relay"] == first.snapshot["relay"]
-    assert entry.after["settings"] == first.snapshot["settings"] | {
+    # a summary per part, not the snapshots
+    after = services.policy_snapshot()
+    assert after["relay"] == first.snapshot["relay"]
+    assert after["settings"] == first.snapshot["settings"] | {
         "accounts": 5,
         "mailing_lists": 2,
         "export_dir": str(today),
     }
+    assert entry.after == services.snapshot_summary(after)
+    assert entry.before is not None
+    assert entry.before["relay"]["count"] == 1
+    assert entry.after["relay"] == {
+        "count": len(first.snapshot["relay"]["rows"]),
+        "sha256": services.snapshot_summary(first.snapshot)["relay"]["sha256"],
+    }
+    assert entry.before["relay"]["sha256"] != entry.after["relay"]["sha256"]
+    assert entry.before["aliases"] == entry.after["aliases"]
+    assert set(entry.after) == {"settings", "relay", "domains", "aliases"}
     assert services.pending_changes()[1] == []
 
 
@@ -235,7 +248,7 @@ def test_rollback_that_cannot_export_changes_nothing(
     assert first is not None
     _save_rows(LAN)
     monkeypatch.setattr(
-        publishing, "write_file_set", lambda folder, files: (_ for _ in ()).throw(OSError("x"))
+        publishing, "stage_file_set", lambda folder, files: (_ for _ in ()).throw(OSError("x"))
     )
     with pytest.raises(services.RollbackRefused):
         services.config_rollback(export_id=first.pk, user=admin)
@@ -313,7 +326,7 @@ def test_rollback_view_is_post_only_for_administrators(
     _save_rows(LAN)
     url = f"/system/publish/history/{first.pk}/rollback/"
     assert editor_client.post(url).status_code == 403
-    response = administrator_client.post(url)
+    response = administrator_client.post(url, {"plan": _rollback_digest(first)})
     assert response.status_code == 302
     assert relay_table().rows == ()
     assert RelayRule.objects.count() == 0
@@ -601,7 +614,7 @@ def test_a_rollback_whose_export_fails_is_recorded(
     def failing_write(folder: Path, files: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(publishing, "write_file_set", failing_write)
+    monkeypatch.setattr(publishing, "stage_file_set", failing_write)
     with pytest.raises(services.RollbackRefused) as refused:
         services.config_rollback(export_id=first.pk, user=admin, request_ip="192.0.2.40")
 
@@ -694,7 +707,9 @@ def test_a_rollback_over_hand_edits_needs_the_confirmation(
     edited = _hand_edit(export_dir)
     url = f"/system/publish/history/{first.pk}/rollback/"
 
-    response = administrator_client.post(url, HTTP_ACCEPT_LANGUAGE="en")
+    response = administrator_client.post(
+        url, {"plan": _rollback_digest(first)}, HTTP_ACCEPT_LANGUAGE="en"
+    )
     assert response["Location"] == f"/system/publish/history/{first.pk}/"
     assert relay_table().rows == (LAN,)
     assert (export_dir / EFFECT).read_text() == edited
@@ -706,7 +721,7 @@ def test_a_rollback_over_hand_edits_needs_the_confirmation(
         "confirm that they may be overwritten",
     )
 
-    response = administrator_client.post(url, {"overwrite": "on"})
+    response = administrator_client.post(url, {"overwrite": "on", "plan": _rollback_digest(first)})
     export = Export.objects.get(number=2)
     assert response["Location"] == f"/system/publish/history/{export.pk}/"
     assert (relay_table().rows, export.rollback_of, export.replaced) == (
@@ -714,3 +729,84 @@ def test_a_rollback_over_hand_edits_needs_the_confirmation(
         first,
         {EFFECT: edited},
     )
+
+
+# --- the rollback form shows its drift and is bound to its plan ---------------------------------
+
+
+def test_rollback_form_lists_the_hand_changed_files_and_carries_the_plan(
+    export_dir: Path, admin: User, administrator_client: Client
+) -> None:
+    first = services.config_export(user=admin).export
+    assert first is not None
+    _save_rows(LAN)
+    _hand_edit(export_dir)
+    response = administrator_client.get(
+        f"/system/publish/history/{first.pk}/", HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assertContains(
+        response,
+        '<div class="alert alert-warning" data-testid="rollback-drift">\n'
+        '    <p class="mb-1">The rollback would overwrite these files, changed by hand in the '
+        "export folder:</p>\n"
+        f'    <ul class="mb-0"><li data-file="{EFFECT}"><code>{EFFECT}</code></li></ul>',
+    )
+    assertContains(response, f'<input type="hidden" name="plan" value="{_rollback_digest(first)}">')
+
+
+def test_rollback_without_drift_shows_no_drift_list(
+    export_dir: Path, admin: User, administrator_client: Client
+) -> None:
+    first = services.config_export(user=admin).export
+    assert first is not None
+    response = administrator_client.get(f"/system/publish/history/{first.pk}/")
+    assert b'data-testid="rollback-drift"' not in response.content
+
+
+def test_a_rollback_posted_for_another_plan_is_refused_with_409(
+    export_dir: Path, admin: User, administrator_client: Client
+) -> None:
+    first = services.config_export(user=admin).export
+    assert first is not None
+    _save_rows(LAN)
+    reviewed = _rollback_digest(first)
+    _hand_edit(export_dir)  # the deployed files changed after the page was shown
+    audit_count = AuditEntry.objects.count()
+
+    response = administrator_client.post(
+        f"/system/publish/history/{first.pk}/rollback/",
+        {"plan": reviewed, "overwrite": "on"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 409
+    assert [str(m) for m in response.context["messages"]] == [
+        "Nothing was changed: the policy or the deployed files changed since the page was "
+        "shown. Review the rollback again."
+    ]
+    assertContains(response, 'data-testid="rollback-drift"', status_code=409)
+    assert relay_table().rows == (LAN,)
+    assert Export.objects.count() == 1
+    assert AuditEntry.objects.count() == audit_count
+
+
+def test_config_rollback_with_a_stale_digest_changes_nothing(export_dir: Path, admin: User) -> None:
+    first = services.config_export(user=admin).export
+    assert first is not None
+    _save_rows(LAN)
+    with pytest.raises(services.RollbackStale):
+        services.config_rollback(export_id=first.pk, user=admin, expected_digest="0" * 64)
+    assert relay_table().rows == (LAN,)
+    assert Export.objects.count() == 1
+    assert not AuditEntry.objects.filter(action=AuditAction.ROLLBACK_REFUSED).exists()
+
+
+def test_an_audit_diff_is_capped_with_a_note() -> None:
+    from controlcenter.audit import DIFF_LIMIT, text_diff
+
+    before = [f"alias{index}@example.co.jp" for index in range(20000)]
+    with translation.override("en"):
+        diff = text_diff(before, [])
+    assert len(diff) <= DIFF_LIMIT + 100
+    assert diff.splitlines()[-1] == "[truncated: the diff is longer than 65536 characters]"
+    assert text_diff({"a": 1}, {"a": 2}).splitlines()[-3:] == ['-  "a": 1', '+  "a": 2', " }"]

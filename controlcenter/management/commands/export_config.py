@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from controlcenter import publishing, services
+from controlcenter.findings import has_errors
 from controlcenter.management.base import ContractCommand
 
 
@@ -14,7 +15,8 @@ class Command(ContractCommand):
     help = (
         "Export effect.dat, the alias registration script and aliases.csv atomically, record "
         "the export, and print what changed; exit 1 (nothing written) when the lint has errors, "
-        "the folder is unusable, or files changed by hand would be overwritten without --force."
+        "the folder is unusable, or files changed by hand would be overwritten without --force "
+        "(a dry run exits 1 too when the lint has errors)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -32,17 +34,35 @@ class Command(ContractCommand):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        dest = Path(options["dest"]) if options["dest"] else None
-        if dest is not None and (problem := publishing.folder_problem(dest)):
-            raise CommandError(f"--dest: {problem}", returncode=2)
-        report = services.config_export(
-            user=None, dest=dest, dry_run=options["dry_run"], force=options["force"]
-        )
+        dest = None
+        if options["dest"] is not None:
+            if not options["dest"].strip():
+                raise CommandError("--dest: an empty folder name", returncode=2)
+            dest = Path(options["dest"])
+            if not dest.is_absolute():
+                raise CommandError(
+                    "--dest: give an absolute folder such as /usr/local/mta/bin", returncode=2
+                )
+            if problem := publishing.folder_problem(dest):
+                raise CommandError(f"--dest: {problem}", returncode=2)
+        try:
+            report = services.config_export(
+                user=None,
+                dest=dest,
+                dry_run=options["dry_run"],
+                force=options["force"],
+                # An unusable --dest is refused, not recorded (no export number is used).
+                record_folder_failure=dest is None,
+            )
+        except services.ExportDatabaseError as error:
+            raise CommandError(str(error), returncode=1) from None
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False))
         else:
             self._print(report)
         if report.status in ("refused", services.UNCONFIRMED):
+            raise SystemExit(1)
+        if report.status == services.DRY_RUN and has_errors(report.findings):
             raise SystemExit(1)
         if report.status == "failed":
             # An unusable --dest is bad input (status 2); an unusable configured folder is not.

@@ -1,0 +1,267 @@
+"""Review fixes: the file set and the history row change together; --dest checks; links."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.db import OperationalError, connection
+from django.utils import translation
+
+from controlcenter import publishing, services
+from controlcenter.models import AuditEntry, Export
+from controlcenter.publishing import EFFECT
+from controlcenter.roles import Role
+from controlcenter.services import export as export_service
+from relaypolicy.models import RelayPolicy
+from relaypolicy.services import relay_rules_import, relay_table_save
+from relaypolicy.table import Row, RowKind, Table
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _site_language_afterwards() -> Iterator[None]:
+    """Requests in English leave English active in this thread; later tests expect ja."""
+    yield
+    translation.deactivate()
+
+
+LAN = Row(RowKind.RULE, pattern="192.168.1.0/24", modifier="default", comment="LAN")
+OPEN_RELAY = b"#<> default\n#blank false\n*.*.*.* true\n"
+LOCKED = "The export could not be recorded in the database, nothing was changed: database is locked"
+
+
+@pytest.fixture
+def export_dir(tmp_path: Path, settings: Any) -> Path:
+    settings.CC_EXPORT_DIR = tmp_path / "export"
+    return tmp_path / "export"
+
+
+@pytest.fixture
+def admin(make_user: Callable[..., User]) -> User:
+    return make_user(username="admin", role=Role.ADMINISTRATOR)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _locked_database(*args: Any, **kwargs: Any) -> Any:
+    raise OperationalError("database is locked")
+
+
+def test_sqlite_write_transactions_begin_immediate() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite needs IMMEDIATE transactions")
+    assert django_settings.DATABASES["default"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_a_database_failure_restores_the_files_and_records_nothing(
+    export_dir: Path, admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.config_export(user=admin)
+    before = _files(export_dir)
+    relay_table_save(table=Table(rows=(LAN,)), version=RelayPolicy.load().version)
+    monkeypatch.setattr(export_service, "_record_export", _locked_database)
+    with translation.override("en"), pytest.raises(services.ExportDatabaseError) as error:
+        services.config_export(user=admin)
+    assert str(error.value) == (LOCKED)
+    assert _files(export_dir) == before
+    assert Export.objects.count() == 1
+
+
+def test_a_database_failure_on_a_first_export_removes_the_new_files(
+    export_dir: Path, admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export_dir.mkdir()
+    monkeypatch.setattr(export_service, "_record_export", _locked_database)
+    with pytest.raises(services.ExportDatabaseError):
+        services.config_export(user=admin)
+    assert sorted(p.name for p in export_dir.iterdir() if p.name != publishing.LOCK) == []
+    assert Export.objects.count() == 0
+
+
+def test_export_config_reports_a_database_failure_in_one_line_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_service, "_record_export", _locked_database)
+    with translation.override("en"), pytest.raises(CommandError) as error:
+        call_command("export_config", "--dest", str(tmp_path / "new"), stdout=StringIO())
+    assert (error.value.returncode, str(error.value)) == (
+        1,
+        LOCKED,
+    )
+    assert Export.objects.count() == 0
+
+
+def test_publish_view_reports_a_database_failure(
+    export_dir: Path, administrator_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = services.publish_status().plan.digest
+    monkeypatch.setattr(export_service, "_record_export", _locked_database)
+    response = administrator_client.post(
+        "/system/publish/", {"plan": plan}, HTTP_ACCEPT_LANGUAGE="en", follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == [LOCKED]
+    assert Export.objects.count() == 0
+
+
+# --- backups where hard links are refused ------------------------------------------------------
+
+
+def _refuse_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)
+
+
+def test_backups_fall_back_to_a_copy_when_linking_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / EFFECT).write_bytes(b"old\n")
+    _refuse_links(monkeypatch)
+    publishing.write_file_set(tmp_path, {EFFECT: b"new\n"})
+    assert _files(tmp_path) == {EFFECT: b"new\n"}
+
+
+def test_a_copied_backup_is_restored_when_the_write_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / EFFECT).write_bytes(b"old\n")
+    (tmp_path / "b").write_bytes(b"old b\n")
+    _refuse_links(monkeypatch)
+    calls: list[str] = []
+
+    def failing_rename(source: str | Path, target: str | Path) -> None:
+        calls.append(Path(target).name)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        os.replace(source, target)
+
+    with pytest.raises(publishing.WriteError):
+        publishing.write_file_set(
+            tmp_path, {EFFECT: b"new\n", "b": b"new b\n"}, rename=failing_rename
+        )
+    assert _files(tmp_path) == {EFFECT: b"old\n", "b": b"old b\n"}
+
+
+def test_a_staged_set_is_restored_from_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / EFFECT).write_bytes(b"old\n")
+    _refuse_links(monkeypatch)
+    staged = publishing.stage_file_set(tmp_path, {EFFECT: b"new\n", "created": b"x"})
+    assert (tmp_path / EFFECT).read_bytes() == b"new\n"
+    staged.restore()
+    assert _files(tmp_path) == {EFFECT: b"old\n"}
+
+
+# --- export_config --dest -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dest", "message"),
+    [
+        ("", "--dest: an empty folder name"),
+        ("  ", "--dest: an empty folder name"),
+        ("relative/dir", "--dest: give an absolute folder such as /usr/local/mta/bin"),
+    ],
+)
+def test_export_config_refuses_an_empty_or_relative_dest(
+    dest: str, message: str, export_dir: Path
+) -> None:
+    with pytest.raises(CommandError) as error:
+        call_command("export_config", "--dest", dest, stdout=StringIO())
+    assert (error.value.returncode, str(error.value)) == (2, message)
+    assert Export.objects.count() == 0
+    assert not export_dir.exists()
+    assert not Path("relative").exists()
+
+
+def test_export_config_unusable_dest_found_late_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unusable(folder: Path) -> Any:
+        raise publishing.FolderError(folder, OSError(30, "Read-only file system"))
+
+    monkeypatch.setattr(publishing, "export_lock", unusable)
+    with translation.override("en"), pytest.raises(CommandError) as error:
+        call_command("export_config", "--dest", str(tmp_path / "ro"), stdout=StringIO())
+    assert (error.value.returncode, str(error.value)) == (
+        2,
+        f"The export folder {tmp_path / 'ro'} cannot be used: Read-only file system",
+    )
+    assert Export.objects.count() == 0
+    assert AuditEntry.objects.count() == 0
+    monkeypatch.undo()
+    # the number was not used: the next export is #1
+    call_command("export_config", "--dest", str(tmp_path / "ok"), stdout=StringIO())
+    assert list(Export.objects.values_list("number", flat=True)) == [1]
+
+
+def test_export_config_dry_run_exits_1_on_errors_but_prints_the_diff(tmp_path: Path) -> None:
+    relay_rules_import(data=OPEN_RELAY, replace=True)
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command(
+            "export_config",
+            "--dest",
+            str(tmp_path / "new"),
+            "--dry-run",
+            stdout=out,
+            stderr=StringIO(),
+        )
+    assert exit_info.value.code == 1
+    assert "+*.*.*.* true" in out.getvalue().splitlines()
+    assert not (tmp_path / "new").exists()
+    assert Export.objects.count() == 0
+
+
+# --- the export checks what it renders ----------------------------------------------------------
+
+
+def test_relay_writes_take_the_server_settings_row_lock_first() -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    version = RelayPolicy.load().version
+    with CaptureQueriesContext(connection) as queries:
+        relay_table_save(table=Table(rows=(LAN,)), version=version)
+    sqls = [query["sql"] for query in queries]
+    # PostgreSQL shows the row lock; SQLite (no row locks) only shows the read
+    lock = "FOR UPDATE" if connection.vendor == "postgresql" else ""
+    write_at = next(i for i, sql in enumerate(sqls) if sql.startswith('DELETE FROM "relaypolicy_'))
+    locks = [
+        i
+        for i, sql in enumerate(sqls[:write_at])
+        if "controlcenter_serversettings" in sql and lock in sql
+    ]
+    assert locks
+
+
+def test_the_export_snapshots_and_checks_under_the_lock(
+    export_dir: Path, admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def recording(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("_lock_exports", "policy_snapshot", "_check_policy"):
+        monkeypatch.setattr(export_service, name, recording(name, getattr(export_service, name)))
+    report = services.config_export(user=admin)
+    assert report.written
+    # checked once before the locks (to refuse early), then again on the locked snapshot
+    assert calls == ["_check_policy", "_lock_exports", "policy_snapshot", "_check_policy"]
