@@ -296,7 +296,7 @@ def test_a_failed_login_named_like_the_command_line_shows_as_not_signed_in(
         "",
         "(command line)",
     )
-    assert (entry.is_command_line, entry.actor_display) == (False, "(not signed in)")
+    assert (entry.is_command_line, entry.actor_display) == (False, "(未ログイン)")
     response = viewer_client.get("/system/audit/", {"user": "(command line)"})
     assert entry not in response.context["object_list"]
     viewer_client.post("/i18n/setlang/", {"language": "en"})
