@@ -8,7 +8,6 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import signing
 from django.db import transaction
 from django.db.models import F
-from django.utils.translation import gettext as _
 
 from controlcenter.audit import AuditAction, audit_relay_table
 from controlcenter.findings import Finding, has_errors, sort_findings
@@ -28,8 +27,20 @@ from relaypolicy.table import (
 from relaypolicy.validation import validate_rules
 
 
-class StaleTableError(Exception):
+class RelayTableNotSaved(Exception):
+    """Nothing was written; ``report`` is the table's check, to show on the rows."""
+
+    def __init__(self, report: RelayReport) -> None:
+        super().__init__(report)
+        self.report = report
+
+
+class StaleTableError(RelayTableNotSaved):
     """Someone saved the table after the editor loaded it; nothing was written."""
+
+
+class RelayTableRefused(RelayTableNotSaved, ValueError):
+    """The table has error-level findings; nothing was written."""
 
 
 class RelayRulesExistError(Exception):
@@ -100,16 +111,16 @@ def relay_table_save(
 ) -> RelayReport:
     """Replace the whole table in one transaction if nobody saved since ``version``.
 
-    Raises StaleTableError on a concurrent save and ValueError when the table has errors;
-    in both cases nothing is written.
+    Raises RelayTableRefused when the table has errors and StaleTableError on a concurrent
+    save; in both cases nothing is written and the exception carries the check's report.
     """
     report = relay_check(table)
     if report.has_errors:
-        raise ValueError(_("The relay table has errors; nothing was saved."))
+        raise RelayTableRefused(report)
     _lock_policy()
     bumped = RelayPolicy.objects.filter(pk=1, version=version).update(version=version + 1)
     if not bumped:
-        raise StaleTableError
+        raise StaleTableError(report)
     before = relay_table()
     _store_table(table, user)
     audit_relay_table(action=AuditAction.RELAY_SAVE, before=before, after=table, user=user)

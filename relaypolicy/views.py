@@ -75,6 +75,13 @@ class RestrictionView(WritePermissionMixin, PageMixin, UpdateView[ServerSettings
         return HttpResponseRedirect(self.get_success_url())
 
 
+ERRORS_MESSAGE = _("Fix the errors marked in red; nothing was saved.")
+STALE_MESSAGE = _(
+    "Someone else saved the relay table after you opened this page. Nothing was "
+    "overwritten: reload the page to see their changes, then make yours again."
+)
+
+
 class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
     """マシンごとの中継: every effect.dat line as a form row, saved together with [設定]."""
 
@@ -93,23 +100,15 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
         form = RelayTableForm(request.POST)
         if not form.is_valid():
             return self.show(form, status=200)
-        table = form.table()
-        report = services.relay_check(table)
-        form.attach(report, block=True)
-        if report.has_errors:
-            messages.error(request, _("Fix the errors marked in red; nothing was saved."))
-            return self.show(form)
         try:
-            services.relay_table_save(table=table, version=form.version, user=request.user)
-        except services.StaleTableError:
-            messages.error(
-                request,
-                _(
-                    "Someone else saved the relay table after you opened this page. Nothing was "
-                    "overwritten: reload the page to see their changes, then make yours again."
-                ),
+            report = services.relay_table_save(
+                table=form.table(), version=form.version, user=request.user
             )
-            return self.show(form, status=409)
+        except services.RelayTableNotSaved as not_saved:
+            form.attach(not_saved.report, block=True)
+            stale = isinstance(not_saved, services.StaleTableError)
+            messages.error(request, STALE_MESSAGE if stale else ERRORS_MESSAGE)
+            return self.show(form, status=409 if stale else 200)
         messages.success(request, _("The per-machine relay table was saved."))
         warnings = [f for f in report.findings if f.level is Level.WARNING]
         if warnings:

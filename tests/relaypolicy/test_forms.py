@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from relaypolicy.forms import RuleRowForm, SimulationForm, _kept_text
 from relaypolicy.table import Row, RowKind
@@ -39,7 +40,8 @@ def test_kept_text(text: str, pattern: str, modifier: str, kept: bool) -> None:
 
 
 def test_an_unknown_modifier_stays_selectable_and_is_explained() -> None:
-    form = RuleRowForm(initial={"kind": "rule", "pattern": "10.0.0.1", "modifier": "bogus"})
+    with translation.override("ja"):  # the label is built when the form is
+        form = RuleRowForm(initial={"kind": "rule", "pattern": "10.0.0.1", "modifier": "bogus"})
     choices = dict(form.fields["modifier"].choices)  # type: ignore[attr-defined]
     assert choices["bogus"] == "bogus: 不明な修飾子 (default と同じ動作)"
 

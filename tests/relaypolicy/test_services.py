@@ -34,7 +34,7 @@ def test_save_refuses_a_stale_version_and_writes_nothing() -> None:
 
 def test_save_refuses_a_table_with_errors_and_writes_nothing() -> None:
     trusted = Table(rows=(Row(RowKind.RULE, "*.*.*.*", "true"),))
-    with pytest.raises(ValueError, match="中継ルールにエラーがあるため"):
+    with pytest.raises(services.RelayTableRefused):
         services.relay_table_save(table=trusted, version=0)
     assert (RelayRule.objects.count(), RelayPolicy.load().version) == (0, 0)
 
