@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import hypothesis
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import translation
 
 from controlcenter import services
 from controlcenter.roles import Role
@@ -19,6 +21,14 @@ PASSWORD = "correct-horse-battery-staple-42"
 hypothesis.settings.register_profile("project", deadline=None)
 hypothesis.settings.register_profile("ci", deadline=None, max_examples=200)
 hypothesis.settings.load_profile("ci" if os.environ.get("CI") == "true" else "project")
+
+
+@pytest.fixture(autouse=True)
+def _site_language() -> Iterator[None]:
+    # LocaleMiddleware leaves the last request's language active in the thread; without this a
+    # test that switched to English would change the language of the tests after it.
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -430,7 +430,7 @@ def test_publish_page_explains_an_unusable_folder_and_disables_publishing(
 def test_export_config_dry_run_into_a_file_exits_1_with_one_line(
     file_as_export_dir: Path,
 ) -> None:
-    with pytest.raises(CommandError) as error:
+    with translation.override("en"), pytest.raises(CommandError) as error:
         call_command("export_config", "--dry-run", stdout=StringIO())
     assert error.value.returncode == 1
     assert str(error.value) == (
@@ -442,7 +442,7 @@ def test_export_config_dry_run_into_a_file_exits_1_with_one_line(
 def test_export_config_into_a_configured_file_exits_1_and_records_the_failure(
     file_as_export_dir: Path,
 ) -> None:
-    with pytest.raises(CommandError) as error:
+    with translation.override("en"), pytest.raises(CommandError) as error:
         call_command("export_config", stdout=StringIO())
     assert error.value.returncode == 1
     assert str(error.value) == f"The export folder {file_as_export_dir} cannot be used: File exists"
@@ -461,7 +461,7 @@ def test_export_config_dest_below_a_file_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_export_config_dest_that_cannot_be_created_is_bad_input() -> None:
-    with pytest.raises(CommandError) as error:
+    with translation.override("en"), pytest.raises(CommandError) as error:
         call_command("export_config", "--dest", "/proc/nonexist/x", stdout=StringIO())
     assert error.value.returncode == 2
     assert str(error.value) in (
