@@ -189,7 +189,9 @@ def validate_rules(
     findings.extend(_check_header(effect.rules))
     reported: set[int] = set()
     findings.extend(_check_order(rules, reported))
-    findings.extend(_check_terminator(rules, gateway_mode=gateway_mode))
+    findings.extend(
+        _check_terminator(rules, gateway_mode=gateway_mode, aliases_exist=bool(aliases))
+    )
     context = _Context(
         gateway_mode=gateway_mode,
         locals=_LocalSenders.build(aliases),
@@ -1289,7 +1291,9 @@ def _suffix_hits(domain: str, subdomains: dict[str, int]) -> list[int]:
     return hits
 
 
-def _check_terminator(rules: Sequence[_Rule], *, gateway_mode: bool) -> Iterator[Finding]:
+def _check_terminator(
+    rules: Sequence[_Rule], *, gateway_mode: bool, aliases_exist: bool = False
+) -> Iterator[Finding]:
     catch_all = next((rule.line for rule in rules if rule.line.matches_every_client), None)
     protected = catch_all is not None and catch_all.effective in _TERMINATORS
     if gateway_mode and catch_all is None:
@@ -1314,7 +1318,7 @@ def _check_terminator(rules: Sequence[_Rule], *, gateway_mode: bool) -> Iterator
             hint=_("Change it to '*.*.*.* norelay'."),
             text=catch_all.text,
         )
-    elif not gateway_mode and catch_all is None:
+    elif not gateway_mode and catch_all is None and not aliases_exist:
         yield make(
             Level.INFO,
             "relay.I001",

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aliases.aliasfile import Alias
 from controlcenter.findings import Finding, Level
 from relaypolicy import effectfile, validation
 from relaypolicy.effectfile import EffectFile, decode_effect, parse_effect, render_lines
@@ -610,3 +611,152 @@ def test_sender_default_rule_above_terminator_lets_forged_senders_relay(
     line, gateway_mode, expected
 ):
     assert codes(make_effect(line), gateway_mode=gateway_mode) == expected
+
+
+# --- the address space: who reaches a line, and may relay there -----------------------------
+
+ALIASES = (Alias("*@example.co.jp", "*@example.co.jp"),)
+EXACT_ALIASES = (Alias("yamada@example.co.jp", "yamada@inner.example.co.jp"),)
+
+
+def reach_codes(effect, *, aliases=ALIASES, gateway_mode=True, **kwargs):
+    findings = validate_rules(effect, gateway_mode=gateway_mode, aliases=aliases, **kwargs)
+    return [(f.code, f.line) for f in findings]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("0.0.0.0/1 default", [("relay.E016", 3)]),
+        ("0.0.0.0/0 default", [("relay.E016", 3), ("relay.E019", 4)]),
+        ("8.0.0.0/8 default", [("relay.E016", 3)]),
+        ("::/0 default", [("relay.E016", 3), ("relay.E019", 4)]),
+        ("1* default", [("relay.E016", 3), ("relay.W005", 3)]),
+        ("192.168.1.0/24  flase", [("relay.E022", 3)]),
+        ("192.168.1.0/24 default", []),
+        ("100.64.0.0/10 default", []),
+        ("0.0.0.0/1 norelay", [("relay.W014", 3)]),
+    ],
+)
+def test_default_reached_by_public_addresses_is_an_error_when_aliases_exist(line, expected):
+    assert reach_codes(make_effect(line)) == expected
+
+
+@pytest.mark.parametrize("aliases", [ALIASES, EXACT_ALIASES])
+def test_any_alias_makes_default_for_public_clients_an_error(aliases):
+    assert reach_codes(make_effect("8.0.0.0/8 default"), aliases=aliases) == [("relay.E016", 3)]
+
+
+def test_default_for_public_clients_without_aliases_is_not_an_error():
+    assert reach_codes(make_effect("0.0.0.0/1 default"), aliases=()) == []
+
+
+def test_error_message_names_how_many_public_addresses_and_which():
+    (finding,) = [
+        f
+        for f in validate_rules(
+            make_effect("8.8.8.0/30 default"), gateway_mode=True, aliases=ALIASES
+        )
+        if f.code == "relay.E016"
+    ]
+
+    assert finding.render() == (
+        "'8.8.8.0/30 default' applies the built-in table to 4 public Internet address(es) "
+        "(8.8.8.0/30): a host there that forges a sender one of your aliases makes local (any "
+        "real address will do) may relay anywhere."
+    )
+
+
+def test_lines_above_take_addresses_away_from_a_line():
+    effect = make_effect("8.8.8.0/24 norelay", "8.8.8.0/23 default")
+
+    assert reach_codes(effect) == [("relay.W014", 3), ("relay.E016", 4)]
+    (finding,) = [
+        f
+        for f in validate_rules(effect, gateway_mode=True, aliases=ALIASES)
+        if f.code == "relay.E016"
+    ]
+    assert dict(finding.params)["ranges"] == "8.8.9.0/24"
+    assert dict(finding.params)["count"] == 256
+
+
+def test_catch_all_default_above_the_terminator_makes_it_unreachable_and_says_so():
+    effect = make_effect("0.0.0.0/0 default")
+    (finding,) = [
+        f for f in validate_rules(effect, gateway_mode=True, aliases=()) if f.code == "relay.E019"
+    ]
+
+    assert finding.line == 4
+    assert finding.render() == (
+        "The final line '*.*.*.* norelay' is never reached by IPv4 clients: the lines above it "
+        "(line 3) match every IPv4 address first, so it stops no outside host of that kind from "
+        "relaying."
+    )
+
+
+def test_terminator_taken_over_by_norelay_lines_is_only_unreachable():
+    effect = make_effect("0.0.0.0/0 norelay,2")
+
+    assert reach_codes(effect) == [("relay.W014", 3), ("relay.W021", 4)]
+
+
+def test_line_covered_by_several_lines_above_is_unreachable():
+    effect = make_effect("10.0.0.0/9 default", "10.128.0.0/9 false", "10.12* default")
+
+    assert reach_codes(effect) == [("relay.W005", 5), ("relay.W021", 5)]
+
+
+def test_mailserver_without_terminator_and_aliases_is_an_open_relay():
+    effect = make_effect("192.168.1.0/24 default", terminator=None)
+
+    assert reach_codes(effect, gateway_mode=False) == [("relay.E020", None)]
+    assert reach_codes(effect, gateway_mode=False, aliases=()) == [("relay.I001", None)]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("*@example.co.jp default", [("relay.E017", 3), ("relay.W016", 3)]),
+        ("example.co.jp default", [("relay.E017", 3), ("relay.W016", 3)]),
+        ("*.co.jp default", [("relay.E017", 3), ("relay.W016", 3)]),
+        ("yamada@example.co.jp default", [("relay.E017", 3), ("relay.W016", 3)]),
+        ("other.example default", [("relay.W016", 3)]),
+        ("#nodomain default", [("relay.W016", 3)]),
+        ("*@example.co.jp norelay", [("relay.W014", 3)]),
+    ],
+)
+def test_sender_default_line_matching_an_alias_is_an_error(line, expected):
+    assert reach_codes(make_effect(line)) == expected
+
+
+def test_sender_default_line_below_a_catch_all_is_not_reached():
+    effect = make_effect("*.*.*.* norelay", "*@example.co.jp default", terminator=None)
+
+    assert ("relay.E017", 4) not in reach_codes(effect)
+
+
+def test_declared_outside_site_is_a_warning_naming_its_addresses():
+    effect = make_effect("203.0.113.8/30 default", "8.8.8.0/30 true")
+    findings = validate_rules(effect, gateway_mode=True, aliases=ALIASES, outside_sites={4})
+
+    assert [(f.code, f.line) for f in findings] == [("relay.W020", 4)]
+    assert findings[0].render() == (
+        "'8.8.8.0/30 true' is a declared outside site: these 4 public address(es) may relay "
+        "through this gateway: 8.8.8.0/30."
+    )
+
+
+def test_declared_outside_site_over_the_limit_is_an_error():
+    effect = make_effect("8.8.8.0/24 true")
+
+    assert reach_codes(effect, outside_sites={3}) == [("relay.W020", 3)]
+    assert reach_codes(effect, outside_sites={3}, outside_site_limit=255) == [("relay.E018", 3)]
+    assert reach_codes(make_effect("0.0.0.0/1 default"), outside_sites={3}) == [("relay.E018", 3)]
+
+
+def test_a_file_over_the_line_limit_is_refused_with_a_clear_message():
+    effect = parse_effect("\n".join(["' x"] * (validation.MAX_LINES + 1)) + "\n")
+    (finding,) = [f for f in validate_rules(effect, gateway_mode=False) if f.code == "relay.E024"]
+
+    assert finding.line is None
+    assert dict(finding.params) == {"count": validation.MAX_LINES + 1, "limit": 20000}
