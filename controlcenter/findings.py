@@ -113,3 +113,32 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
         findings,
         key=lambda f: (-f.level, f.line is None, f.line or 0, f.code),
     )
+
+
+#: Error codes that describe a risk of the policy itself (open relay, licence overflow, a
+#: wildcard alias without the terminator), not a malformed file. An import of what the server
+#: runs today is stored despite them (and reported); the editor still refuses to create them
+#: and publishing stays blocked until they are fixed.
+POLICY_RISK_CODES: frozenset[str] = frozenset(
+    {
+        "relay.E011",  # trusted catch-all
+        "relay.E012",  # trusted sender rule
+        "relay.E013",  # gateway without the norelay terminator deciding last
+        "relay.E015",  # trusted client rule reached by public addresses
+        "relay.E016",  # default for public addresses while aliases exist
+        "relay.E017",  # default sender rule matching an alias-made local sender
+        "relay.E018",  # declared outside site over the limit
+        "relay.E019",  # the terminator never reached by IPv4 or IPv6 clients
+        "relay.E020",  # public addresses no line matches while aliases exist
+        "relay.E022",  # an unknown modifier weaker than meant (typo)
+        "relay.E023",  # an ignored modifier weaker than written (two spaces, TAB)
+        "alias.E006",  # wildcard alias in gateway mode without the terminator
+        "alias.E007",  # licence exceeded
+        "selftest.E001",  # the self-test saw an outside client relay
+    }
+)
+
+
+def is_policy_risk(finding: Finding) -> bool:
+    """True for an error that says the policy is risky rather than that the input is bad."""
+    return finding.level is Level.ERROR and finding.code in POLICY_RISK_CODES
