@@ -31,7 +31,9 @@ NULL_SENDER        ``#<>``                         the null sender ``MAIL FROM:<
 BLANK_SENDER       ``#blank``                      an empty ``MAIL FROM:``
 KEYWORD            ``#number`` ``#nodomain``       sender domain of digits and dots only /
                    ``#host``                       sender without a domain / a domain
-                                                   without a dot
+                                                   without a dot; an address literal
+                                                   (``[192.0.2.1]``) counts as both
+                                                   ``#number`` and ``#host`` (spec §3.1)
 =================  ==============================  =========================================
 
 Keywords are recognised in lower case only, as the vendor writes them.
@@ -493,6 +495,10 @@ def _keyword_matches(keyword: str, domain: str | None) -> bool:
         return not domain
     if not domain:
         return False
+    if domain.startswith("["):
+        # An address literal is both "without a dot" and "all digits" (spec §3.1: the reading
+        # under which the line matches more senders).
+        return True
     if keyword == "#number":
         return _is_number_domain(domain)
     return "." not in domain  # "#host"
