@@ -458,6 +458,10 @@ class Policy:
     _sender_rules: CompiledRules = field(compare=False, repr=False)
     #: Whether a #host or #number line exists (an address-literal sender is then noted).
     keywords: bool = False
+    #: effect.dat line numbers of rows declared 社外拠点 (trusted outside sites) and the most
+    #: public addresses one may hold; the self-test expects these sites to relay.
+    outside_sites: frozenset[int] = frozenset()
+    outside_site_limit: int = 256
     #: The final norelay catch-all when the daemon appended ``<IP> false`` lines below it: those
     #: are simulated above it (spec §3.1), so it decides only when no other client line does.
     _terminator: EffectLine | None = field(default=None, compare=False, repr=False)
@@ -488,6 +492,11 @@ class Policy:
                 self._recipients.clear()
             cached = self._recipients[text] = _read_recipient(self, text)
         return cached
+
+    def client_line(self, client_ip: str) -> EffectLine | None:
+        """The client line (IP, network, wildcard, catch-all) that decides for ``client_ip``
+        before sender lines are considered; None when no client line matches."""
+        return self._client_line(client_ip)
 
     def _client_line(self, client_ip: str) -> EffectLine | None:
         """The first client line (IP, network, wildcard, catch-all) matching ``client_ip``."""
@@ -530,8 +539,11 @@ def compile_policy(
     aliases: Sequence[Alias],
     local_domains: Iterable[str],
     gateway_mode: bool,
+    outside_sites: Iterable[int] = (),
+    outside_site_limit: int = 256,
 ) -> Policy:
-    """Index ``effect``, ``aliases`` (in storage order) and the managed ``local_domains``."""
+    """Index ``effect``, ``aliases`` (in storage order) and the managed ``local_domains``;
+    ``outside_sites`` are the line numbers of declared outside sites."""
     rules = effect.rules
     terminator, appended = _appended_tail(rules)
     clients = [
@@ -546,6 +558,8 @@ def compile_policy(
         compile_rules(clients),
         compile_rules(line for line in rules if line.pattern_kind not in CLIENT_KINDS),
         keywords=any(line.pattern in ("#host", "#number") for line in rules),
+        outside_sites=frozenset(outside_sites),
+        outside_site_limit=outside_site_limit,
         _terminator=terminator,
         _appended=frozenset(line.number for line in appended),
     )

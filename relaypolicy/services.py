@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -9,6 +10,8 @@ from django.core import signing
 from django.db import transaction
 from django.db.models import F
 
+from aliases import aliasfile
+from aliases.models import Alias as AliasModel
 from controlcenter.audit import AuditAction, audit_relay_table
 from controlcenter.findings import Finding, has_errors, sort_findings
 from controlcenter.models import ServerSettings
@@ -21,6 +24,7 @@ from relaypolicy.table import (
     Row,
     RowKind,
     Table,
+    outside_site_lines,
     render_table,
     table_from_effect,
 )
@@ -96,12 +100,34 @@ def relay_table() -> Table:
     )
 
 
-def relay_check(table: Table | None = None, *, server: ServerSettings | None = None) -> RelayReport:
-    """Render ``table`` (default: the stored one) and validate it for the server's mode."""
+def stored_aliases() -> list[aliasfile.Alias]:
+    """The stored aliases in storage order, as the pure core reads them."""
+    return [
+        aliasfile.Alias(pattern, target, option)
+        for pattern, target, option in AliasModel.objects.order_by("position").values_list(
+            "pattern", "target", "option"
+        )
+    ]
+
+
+def relay_check(
+    table: Table | None = None,
+    *,
+    server: ServerSettings | None = None,
+    aliases: Sequence[aliasfile.Alias] | None = None,
+) -> RelayReport:
+    """Render ``table`` (default: the stored one) and validate it for the server's mode, the
+    stored aliases (``default`` relays forged local senders) and the declared outside sites."""
     table = relay_table() if table is None else table
     server = ServerSettings.load() if server is None else server
     rendered = render_table(table)
-    findings = validate_rules(rendered.effect, gateway_mode=server.is_gateway)
+    findings = validate_rules(
+        rendered.effect,
+        gateway_mode=server.is_gateway,
+        aliases=stored_aliases() if aliases is None else aliases,
+        outside_sites=outside_site_lines(table, rendered),
+        outside_site_limit=server.outside_site_limit,
+    )
     return RelayReport(table, rendered, sort_findings(findings))
 
 
@@ -133,7 +159,12 @@ def relay_import_preview(*, data: bytes) -> ImportReport:
     effect = parse_effect(text)
     table, table_findings = table_from_effect(effect)
     server = ServerSettings.load()
-    file_findings = validate_rules(effect, gateway_mode=server.is_gateway)
+    file_findings = validate_rules(
+        effect,
+        gateway_mode=server.is_gateway,
+        aliases=stored_aliases(),
+        outside_site_limit=server.outside_site_limit,
+    )
     return ImportReport(
         relay_check(table, server=server),
         sort_findings([*decode_findings, *table_findings, *file_findings]),
@@ -217,6 +248,8 @@ def _store_table(table: Table, user: AbstractBaseUser | AnonymousUser | None) ->
             modifier=row.modifier,
             comment=row.comment,
             text=row.text,
+            outside_site=row.outside_site,
+            outside_site_note=row.site_note,
         )
         for position, row in enumerate(table.rows, start=1)
     )
