@@ -19,6 +19,20 @@ from relaypolicy.models import RelayRule
 from relaypolicy.services import relay_check, relay_table, stored_aliases
 from relaypolicy.table import outside_site_lines, render_table
 
+#: Lint errors that mean an outside host can relay today; トップ turns red on them as on a
+#: failing self-test probe (which finds the same holes by simulation).
+OPEN_RELAY_CODES = frozenset(
+    {
+        "relay.E011",
+        "relay.E012",
+        "relay.E015",
+        "relay.E016",
+        "relay.E017",
+        "relay.E018",
+        "relay.E020",
+    }
+)
+
 
 def policy_compile() -> Policy:
     """The stored rules, aliases and domains compiled for the simulator, as exported."""
@@ -104,6 +118,7 @@ def dashboard_status() -> dict[str, Any]:
     selftest = policy_selftest(policy)
     findings = policy_lint(selftest=selftest)
     open_relay = [f for f in selftest_findings(selftest) if f.code == "selftest.E001"]
+    open_relay += [f for f in findings if f.code in OPEN_RELAY_CODES and f.is_error]
     return {
         "outside_sites": outside_site_summary(policy),
         "server": ServerSettings.load(),
