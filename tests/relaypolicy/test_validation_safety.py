@@ -165,7 +165,7 @@ _LINE = st.builds(lambda p, m: p + m, st.one_of(_CLIENT, _CLIENT, _SENDER), _MOD
 _ALIASES = st.lists(st.sampled_from([WILDCARD, BOSS, PARTIAL, OTHER]), unique=True, max_size=3)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=st.lists(_LINE, max_size=7),
     terminator=st.sampled_from(["*.*.*.* norelay", "* norelay,2", "*.*.*.* default", None]),
