@@ -79,7 +79,8 @@ from controlcenter.simulation import (
 from relaypolicy.addrspace import (
     address_text,
     analyse,
-    is_public,
+    bisect_ranges,
+    global_space,
     sample_space,
     space_text,
 )
@@ -495,55 +496,71 @@ def _address_probes(
     policy: Policy, battery: list[Probe], results: list[ProbeResult], outside_ip: str
 ) -> tuple[tuple[AddressProbe, ...], tuple[RangeCoverage, ...], list[ProbeResult]]:
     """Sample every client line's reachable set, decide each address, and run the outside
-    battery once per deciding line that a public address reaches (see the module docstring)."""
+    battery for the lines public addresses reach (see the module docstring).
+
+    The battery's verdicts depend on the deciding client line only through its effective
+    modifier and through which battery senders' sender lines come before it, so lines alike
+    in both share one run; only lines whose kind relays get runs of their own (for findings
+    that name them). The cost stays linear in lines, not lines x battery."""
     analysis = analyse(policy.effect.rules)
+    public_space = global_space()
     limit = policy.outside_site_limit
     declared = {
         reach.number
         for reach in analysis.lines
         if reach.number in policy.outside_sites and reach.public.size() <= limit
     }
-    samples: list[tuple[int | None, str]] = []
-    coverage: list[tuple[int | None, str, list[str]]] = []
+    samples: list[tuple[int | None, int, int]] = []
+    coverage: list[tuple[int | None, str, int, int]] = []
     for reach in analysis.lines:
-        points = [
-            address_text(v, x) for v, x in sample_space(reach.reachable, seed=str(reach.number))
-        ]
-        samples += [(reach.number, point) for point in points]
-        coverage.append((reach.number, space_text(reach.reachable), points))
-    outside = list(WELL_KNOWN_PUBLIC)
-    outside += [
-        address_text(v, x) for v, x in sample_space(analysis.unmatched_public, seed="unmatched")
-    ]
-    samples += [(None, point) for point in outside]
-    coverage.append((None, space_text(analysis.unmatched_public) or "—", outside))
+        points = sample_space(reach.reachable, seed=str(reach.number))
+        samples += [(reach.number, version, value) for version, value in points]
+        public = sum(1 for v, x in points if bisect_ranges(public_space.ranges(v), x))
+        coverage.append((reach.number, space_text(reach.reachable), len(points), public))
+    outside = [
+        (ip.version, int(ip)) for ip in map(ipaddress.ip_address, WELL_KNOWN_PUBLIC)
+    ] + sample_space(analysis.unmatched_public, seed="unmatched")
+    samples += [(None, version, value) for version, value in outside]
+    coverage.append(
+        (None, space_text(analysis.unmatched_public) or "—", len(outside), len(outside))
+    )
 
     outside_battery = [probe for probe in battery if probe.client is ClientKind.OUTSIDE]
+    sender_lines = [policy.sender_line(probe.session.mail_from) for probe in outside_battery]
+
+    def kind_of(line: EffectLine | None) -> tuple[object, ...]:
+        number = line.number if line is not None else 1 << 62
+        effective = line.effective if line is not None else Modifier.DEFAULT
+        return (effective, *(s is not None and s.number < number for s in sender_lines))
+
     outside_line = policy.client_line(outside_ip)
-    relayed_by_line: dict[int | None, bool] = {
-        _number(outside_line): any(
-            result.outside_relay for result in results if result.probe.client is ClientKind.OUTSIDE
-        )
-    }
+    base_relayed = any(
+        result.outside_relay for result in results if result.probe.client is ClientKind.OUTSIDE
+    )
+    relayed_by_kind: dict[tuple[object, ...], bool] = {kind_of(outside_line): base_relayed}
+    relayed_by_line: dict[int | None, bool] = {_number(outside_line): base_relayed}
     extra: list[ProbeResult] = []
     probes: list[AddressProbe] = []
-    public_of: dict[str, bool] = {}
-    for sampled_from, address in samples:
-        line = _number(policy.client_line(address))
-        public = public_of.get(address)
-        if public is None:
-            public = public_of[address] = _is_public_text(address)
-        is_declared = line in declared
-        if public and not is_declared and line not in relayed_by_line:
-            ran = [_run(policy, _with_client(probe, address, line)) for probe in outside_battery]
-            extra += ran
-            relayed_by_line[line] = any(result.outside_relay for result in ran)
-        relayed = relayed_by_line.get(line, False) if public else False
-        probes.append(AddressProbe(address, sampled_from, line, public, is_declared, relayed))
-    public_lines = {probe.address for probe in probes if probe.public}
+    for sampled_from, version, value in samples:
+        address = address_text(version, value)
+        line = policy.client_line(address)
+        number = _number(line)
+        public = bisect_ranges(public_space.ranges(version), value)
+        is_declared = number in declared
+        if public and not is_declared and number not in relayed_by_line:
+            kind = kind_of(line)
+            if relayed_by_kind.get(kind, True):
+                ran = [_run(policy, _with_client(probe, address)) for probe in outside_battery]
+                extra += ran
+                relayed_by_kind[kind] = relayed_by_line[number] = any(
+                    result.outside_relay for result in ran
+                )
+            else:
+                relayed_by_line[number] = False
+        relayed = relayed_by_line.get(number, False) if public else False
+        probes.append(AddressProbe(address, sampled_from, number, public, is_declared, relayed))
     ranges = tuple(
-        RangeCoverage(number, text, len(points), sum(1 for p in points if p in public_lines))
-        for number, text, points in coverage
+        RangeCoverage(number, text, count, public) for number, text, count, public in coverage
     )
     return tuple(probes), ranges, extra
 
@@ -552,12 +569,7 @@ def _number(line: EffectLine | None) -> int | None:
     return line.number if line is not None else None
 
 
-def _is_public_text(address: str) -> bool:
-    parsed = ipaddress.ip_address(address)
-    return is_public(parsed.version, int(parsed))
-
-
-def _with_client(probe: Probe, address: str, line: int | None) -> Probe:
+def _with_client(probe: Probe, address: str) -> Probe:
     session = Session(address, probe.session.mail_from, probe.session.rcpt_to, probe.session.auth)
     return Probe(
         probe.client, probe.sender, session, probe.recipients, probe.source, probe.expectation

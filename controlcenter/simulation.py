@@ -493,6 +493,10 @@ class Policy:
             cached = self._recipients[text] = _read_recipient(self, text)
         return cached
 
+    def sender_line(self, sender: str) -> EffectLine | None:
+        """The first sender line (domain, address, keyword) matching the MAIL FROM ``sender``."""
+        return self._sender(sender)[1]
+
     def client_line(self, client_ip: str) -> EffectLine | None:
         """The client line (IP, network, wildcard, catch-all) that decides for ``client_ip``
         before sender lines are considered; None when no client line matches."""

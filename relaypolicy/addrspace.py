@@ -74,7 +74,7 @@ import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from relaypolicy.effectfile import CLIENT_KINDS, EffectLine, LineKind, PatternKind, pattern_network
 
@@ -168,7 +168,12 @@ def _intersect_sorted(ranges: Ranges, table: Ranges) -> Ranges:
 
 def octet_values(partial: str) -> list[int]:
     """The octet values whose decimal text starts with ``partial`` (all 256 for "")."""
-    return [value for value in range(256) if str(value).startswith(partial)]
+    return list(_octet_values(partial))
+
+
+@cache
+def _octet_values(partial: str) -> tuple[int, ...]:
+    return tuple(value for value in range(256) if str(value).startswith(partial))
 
 
 def _runs(values: Sequence[int]) -> list[Range]:
@@ -189,7 +194,7 @@ def _prefix_v4(prefix: str) -> Ranges:
     base = sum(int(octet) << (24 - 8 * index) for index, octet in enumerate(complete))
     return tuple(
         (base + (first << shift), base + ((last + 1) << shift) - 1)
-        for first, last in _runs(octet_values(partial))
+        for first, last in _runs(_octet_values(partial))
     )
 
 
@@ -226,10 +231,24 @@ def client_space(line: EffectLine) -> Space:
     if prefix is not None:
         return _prefix_space(prefix)
     if line.pattern_kind in _NETWORK_KINDS:
-        net = pattern_network(line.pattern)
-        ranges = ((int(net.network_address), int(net.broadcast_address)),)
-        return Space(ranges, ()) if net.version == 4 else Space((), ranges)
+        return _network_space(line.pattern)
     return EMPTY
+
+
+@lru_cache(maxsize=65_536)
+def _network_space(pattern: str) -> Space:
+    if ":" not in pattern:
+        # IPv4 and CIDR patterns were checked by the parser (four decimal octets, /0-/32):
+        # integer arithmetic is many times faster than ipaddress here.
+        address, _slash, length = pattern.partition("/")
+        a, b, c, d = (int(octet) for octet in address.split("."))
+        bits = int(length) if length else 32
+        mask = ((1 << bits) - 1) << (32 - bits)
+        first = ((a << 24) | (b << 16) | (c << 8) | d) & mask
+        return Space(((first, first | (~mask & V4_LAST)),), ())
+    net = pattern_network(pattern)
+    ranges = ((int(net.network_address), int(net.broadcast_address)),)
+    return Space(ranges, ()) if net.version == 4 else Space((), ranges)
 
 
 # --- the public address space -------------------------------------------------------------------

@@ -197,7 +197,7 @@ def validate_rules(
         locals=_LocalSenders.build(aliases),
         sites=frozenset(outside_sites),
         limit=outside_site_limit,
-        effective={rule.line.number: rule.line.effective for rule in rules},
+        effective={rule.line.number: rule.effective for rule in rules},
     )
     findings.extend(_check_reach(rules, analysis, context, reported))
     return sorted(findings, key=lambda f: (f.line is None, f.line or 0, f.code))
@@ -212,16 +212,18 @@ class _Rule:
     prefix: str | None
     space: Space  # IPv4/IPv6 addresses matched; EMPTY for sender rules
     key: tuple[object, ...]  # equal keys = the same pattern written twice
+    effective: Modifier
 
     @classmethod
     def of(cls, line: EffectLine) -> _Rule:
         prefix = line.wildcard_prefix
         space = client_space(line)
+        effective = line.effective
         if prefix is not None:
-            return cls(line, prefix, space, ("prefix", prefix))
+            return cls(line, prefix, space, ("prefix", prefix), effective)
         if line.pattern_kind in CLIENT_KINDS:
-            return cls(line, None, space, ("net", space))
-        return cls(line, None, EMPTY, (line.pattern_kind, line.pattern.lower()))
+            return cls(line, None, space, ("net", space), effective)
+        return cls(line, None, EMPTY, (line.pattern_kind, line.pattern.lower()), effective)
 
     @property
     def is_client(self) -> bool:
@@ -279,7 +281,8 @@ def _check_line(line: EffectLine) -> Iterator[Finding]:
             char=f"U+{ord(control.group()):04X}",
             position=control.start() + 1,
         )
-    size = len(line.text.encode("cp932", errors="replace"))
+    ascii_only = line.text.isascii()
+    size = len(line.text) if ascii_only else len(line.text.encode("cp932", errors="replace"))
     if size > MAX_LINE_BYTES:
         yield make(
             Level.ERROR,
@@ -292,7 +295,6 @@ def _check_line(line: EffectLine) -> Iterator[Finding]:
             hint=_("Shorten the line to 255 bytes or fewer; split a long comment into several."),
             size=size,
         )
-    ascii_only = line.text.isascii()
     if line.kind is LineKind.COMMENT:
         if not ascii_only:
             yield make(
@@ -664,7 +666,7 @@ def _check_reach(
     covered_public = 0
     for rule in rules:
         line = rule.line
-        effective = line.effective
+        effective = rule.effective
         if not rule.is_client:
             if effective in _TRUSTED:
                 yield _trusted_sender(line)
