@@ -59,7 +59,7 @@ def make_effect(rng: random.Random, lines: int) -> EffectFile:
     return parse_effect("\n".join(text) + "\n")
 
 
-def timed(function, *args, repeat: int = 3, **kwargs):  # type: ignore[no-untyped-def]
+def timed(function, *args, repeat: int = 3, **kwargs):
     best, result = float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
