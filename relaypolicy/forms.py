@@ -349,6 +349,8 @@ class RelayTableForm:
             self.rows = RuleRowFormSet(data)
         for name in ("header_null", "header_blank"):
             written = data.get(name, "") if data is not None else self.policy.initial[name]
+            if _LINE_BREAKS.search(str(written)):
+                written = ""  # never offered as a choice: the posted value is then refused
             field = self.policy.fields[name]
             field.choices = _with_written(list(field.choices), written)  # type: ignore[attr-defined]
         self.row_forms: list[RuleRowForm] = []

@@ -366,3 +366,16 @@ def test_unknown_modifier_fix_uses_the_modifier_meant(editor_client: Client) -> 
 
     row = fixed.context["form"].rows.forms[0]
     assert (row["modifier"].value(), row["text"].value()) == ("false", "")
+
+
+@pytest.mark.parametrize(
+    "value", ["default\x0b*.*.*.* true", "default\x0c", "default\x1c*", "default\n*.*.*.* true"]
+)
+def test_header_with_a_control_character_is_refused_and_nothing_is_saved(
+    editor_client: Client, value: str
+) -> None:
+    response = editor_client.post("/relay/machines/", _post_data([], header_null=value))
+
+    assert response.status_code == 200
+    assert response.context["form"].policy.errors.as_data()["header_null"][0].code == "invalid_choice"
+    assert RelayPolicy.load().version == 0
