@@ -57,7 +57,8 @@ def outside_site_summary(policy: Policy) -> dict[str, Any]:
         reach = reaches.get(number)
         line = policy.effect.lines[number - 1]
         relays = line.effective in (Modifier.TRUE, Modifier.ONLY, Modifier.DEFAULT)
-        if reach is None or not relays or reach.public.size() > policy.outside_site_limit:
+        count = reach.public.size() if reach is not None else 0
+        if reach is None or not relays or not count or count > policy.outside_site_limit:
             continue
         sites.append(
             {
