@@ -377,5 +377,6 @@ def test_header_with_a_control_character_is_refused_and_nothing_is_saved(
     response = editor_client.post("/relay/machines/", _post_data([], header_null=value))
 
     assert response.status_code == 200
-    assert response.context["form"].policy.errors.as_data()["header_null"][0].code == "invalid_choice"
+    errors = response.context["form"].policy.errors.as_data()
+    assert errors["header_null"][0].code == "invalid_choice"
     assert RelayPolicy.load().version == 0
