@@ -87,8 +87,8 @@ def test_global_space_agrees_with_ipaddress_on_random_and_boundary_addresses():
         samples += [first - 1, first, last, last + 1]
     for value in samples:
         if 0 <= value < 1 << 128:
-            address = ipaddress.IPv6Address(value)
-            assert (address in table) == address.is_global, address
+            address6 = ipaddress.IPv6Address(value)
+            assert (address6 in table) == address6.is_global, address6
 
 
 def test_analysis_gives_each_line_what_reaches_it_first():
