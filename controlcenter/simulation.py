@@ -511,7 +511,12 @@ class Policy:
         if len(self._clients) >= CACHE_LIMIT:
             self._clients.clear()
         # The client-only index holds no "#<>" line, so the null sender adds nothing.
-        line = self._client_rules.first_match(canonical_client(client_ip), "<>")
+        try:
+            address = ipaddress.ip_address(client_ip.strip())
+        except ValueError:
+            line = self._client_rules.first_match(client_ip, "<>")
+        else:
+            line = self._client_rules.first_match(str(address), "<>", address)
         if line is None:
             line = self._terminator
         self._clients[client_ip] = line

@@ -618,14 +618,18 @@ class CompiledRules:
         }
         self._globs = tuple(globs)
 
-    def first_match(self, client_ip: str, sender: str | None) -> EffectLine | None:
-        """The deciding line for a session (same sender convention as :func:`line_matches`)."""
+    def first_match(
+        self, client_ip: str, sender: str | None, address: IPAddress | None = None
+    ) -> EffectLine | None:
+        """The deciding line for a session (same sender convention as :func:`line_matches`);
+        ``address`` is ``client_ip`` already parsed, when the caller has it."""
         best: EffectLine | None = None
         for length in self._prefix_lengths:
             if length > len(client_ip):
                 break
             best = _earlier(best, self._prefixes.get(client_ip[:length]))
-        address = _client_address(client_ip)
+        if address is None:
+            address = _client_address(client_ip)
         if address is not None:
             value = int(address)
             for mask, table in self._networks[address.version]:
