@@ -799,13 +799,13 @@ def scan_retry_queue(work: Path, *, local_domains: Iterable[str]) -> RetryQueue:
                 if not (item.name.upper().endswith(".MSG") and item.is_file()):
                     continue
                 size = item.stat().st_size
-                name = owner.get(item.name[:-4].upper())
-                if name is None:
+                owned_by = owner.get(item.name[:-4].upper())
+                if owned_by is None:
                     unassigned += 1
                     unassigned_bytes += size
                 else:
-                    domains[name].bodies += 1
-                    domains[name].body_bytes += size
+                    domains[owned_by].bodies += 1
+                    domains[owned_by].body_bytes += size
     incoming = 0
     if (work / "incoming").is_dir():
         with os.scandir(work / "incoming") as files:

@@ -68,7 +68,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import IO, Final, Literal
+from typing import IO, Final, Literal, cast
 
 LOG_NAMES: Final = (
     "inlog",
@@ -181,6 +181,7 @@ class Source:
     size: int  # uncompressed bytes (as far as known): the unit of progress
     open: Callable[[], IO[bytes]]
     offset: int = 0  # start reading here (incremental reads of a grown file)
+    limit: int | None = None  # stop before this byte (the end of the last complete line)
 
 
 # --- time and fields -----------------------------------------------------------------------
@@ -275,6 +276,7 @@ def parse_inlog(text: str, *, source: str = "", line: int = 0) -> InRecord | Non
     if stamp is None or not _is_ip(fields[2]):
         return None
     count = len(fields)
+    recipients: tuple[str, ...]
     if count == 6:
         sender, recipients, missing = _address(fields[4]), (_address(fields[5]),), False
     elif count == 5:
@@ -445,7 +447,7 @@ def _gzip_size(path: Path) -> int:
 
 def _opener(path: Path) -> Callable[[], IO[bytes]]:
     if path.name.lower().endswith(".gz"):
-        return lambda: gzip.open(path, "rb")
+        return lambda: cast(IO[bytes], gzip.open(path, "rb"))
     return lambda: path.open("rb")
 
 
@@ -477,8 +479,8 @@ def _zip_sources(path: Path, display: str) -> list[Source]:
             archive = zipfile.ZipFile(path)
             stream: IO[bytes] = archive.open(member)
             if member.lower().endswith(".gz"):
-                stream = gzip.GzipFile(fileobj=stream)  # type: ignore[assignment]
-            return _Closing(stream, archive)
+                stream = cast(IO[bytes], gzip.GzipFile(fileobj=stream))
+            return cast(IO[bytes], _Closing(stream, archive))
 
         parts = PurePosixPath(_unwrapped_name(member.replace("\\", "/"))).parts
         log = log_of_path(parts) or _sniffed(open_member)
@@ -510,16 +512,58 @@ class _Closing(io.RawIOBase):
 
 def _buffered(stream: IO[bytes]) -> IO[bytes]:
     if isinstance(stream, _Closing):
-        return io.BufferedReader(stream, 1 << 16)  # type: ignore[return-value]
+        return cast(IO[bytes], io.BufferedReader(stream, 1 << 16))
     return stream
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``[offset, limit)`` of a seekable stream."""
+
+    def __init__(self, stream: IO[bytes], offset: int, limit: int) -> None:
+        stream.seek(offset)
+        self._stream = stream
+        self._left = max(0, limit - offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(min(len(buffer), self._left))
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+        super().close()
 
 
 def open_source(source: Source) -> IO[bytes]:
-    """The source's bytes from its offset, buffered for line iteration."""
-    stream = _buffered(source.open())
+    """The source's bytes from its offset (up to its limit), buffered for line iteration."""
+    stream = source.open()
+    if source.limit is not None:
+        return cast(IO[bytes], io.BufferedReader(_Window(stream, source.offset, source.limit)))
+    stream = _buffered(stream)
     if source.offset:
         stream.seek(source.offset)
     return stream
+
+
+def complete_end(path: Path, size: int) -> int:
+    """The end of the last complete line of the first ``size`` bytes of ``path`` (0 if none):
+    a line still being written is left for the next read."""
+    with path.open("rb") as stream:
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            stream.seek(start)
+            chunk = stream.read(end - start)
+            found = chunk.rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0
 
 
 def iter_sources(path: Path, *, display: str | None = None) -> list[Source]:

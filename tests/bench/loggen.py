@@ -45,7 +45,7 @@ def inlog_lines(
     count: int,
     *,
     seed: int = 7,
-    start: datetime = datetime(2026, 11, 2, 0, 0, 0),  # noqa: B008, DTZ001
+    start: datetime = datetime(2026, 11, 2, 0, 0, 0),  # noqa: DTZ001
     days: int = 7,
     burst_share: float = 0.05,
     staff: int = 200,
@@ -103,7 +103,8 @@ def inlog_lines(
                 rcpt = f"staff{rng.randrange(staff):03d}@{INNER}"
                 truth.staff_received.add(rcpt)
             truth.mails += 1
-            yield f"<B{message:010d}@{GATEWAY}> {moment} {host} pc{host[-3:]}.{INNER} {person} {rcpt}\n"
+            helo = f"pc{host.rsplit('.', 1)[1]}.{INNER}"
+            yield f"<B{message:010d}@{GATEWAY}> {moment} {host} {helo} {person} {rcpt}\n"
         elif roll < 0.9:
             ip = f"203.0.113.{rng.randrange(1, 255)}"
             partner = rng.choice(PARTNERS)
