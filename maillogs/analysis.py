@@ -68,13 +68,33 @@ def domain_of(address: str) -> str:
     return domain[:-1] if domain.endswith(".") else domain
 
 
+#: RFC 1918, loopback, link-local and unique-local networks. Not ``ip_address.is_private``:
+#: that also holds the documentation ranges (192.0.2.0/24, 203.0.113.0/24, ...), which are
+#: outside hosts as far as a gateway is concerned.
+PRIVATE_NETWORKS: Final = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
 def private_address(client_ip: str) -> bool:
-    """A loopback, link-local or private-network client (the LAN when no rule names one)."""
+    """A private-network, loopback or link-local client (the LAN when no rule names one)."""
     try:
         address = ipaddress.ip_address(client_ip)
     except ValueError:
         return False
-    return address.is_private or address.is_loopback or address.is_link_local
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in PRIVATE_NETWORKS)
 
 
 @dataclass(slots=True)
@@ -670,6 +690,7 @@ def plan_migration(
     of the domains concerned."""
     local = frozenset(domain.lower() for domain in local_domains)
     index = AliasIndex.build(aliases)
+    exact = {alias.key for alias in aliases if alias.kind is AliasKind.EXACT}
     drafts: list[DraftAlias] = []
     covered = skipped = 0
     replaced: set[str] = set()
@@ -680,10 +701,12 @@ def plan_migration(
         if mails < min_mails:
             skipped += 1
             continue
-        match = index.lookup(address)
-        if match is not None and match.alias.kind is AliasKind.EXACT:
+        # An exact alias counts even below the wildcard that still shadows it: removing the
+        # wildcard is the step that makes it match.
+        if Alias(address, address).key in exact:
             covered += 1
             continue
+        match = index.lookup(address)
         if match is None:
             target, via = address, ""
         else:

@@ -145,7 +145,9 @@ def test_replay_of_the_open_gateway_still_relays_the_burst(generated):
 
 
 def test_replay_evaluates_identical_sessions_once_and_counts_them():
-    session = analysis.StoredSession("185.220.0.1", f"x@{INNER}", "v@victim.example", 3, True, False)
+    session = analysis.StoredSession(
+        "185.220.0.1", f"x@{INNER}", "v@victim.example", 3, True, False
+    )
     report = analysis.replay_sessions(
         policy(HARDENED), [session, session], known_senders=frozenset()
     )
@@ -170,7 +172,9 @@ def test_migration_draft_with_a_licence_tier_change():
     )
     assert [d.pattern for d in plan.drafts][:2] == [f"2009000@{INNER}", f"2009001@{INNER}"]
     assert len(plan.drafts) == 60
-    assert plan.drafts[0] == analysis.DraftAlias(f"2009000@{INNER}", f"2009000@{INNER}", 2, f"*@{INNER}")
+    assert plan.drafts[0] == analysis.DraftAlias(
+        f"2009000@{INNER}", f"2009000@{INNER}", 2, f"*@{INNER}"
+    )
     assert (plan.covered, plan.skipped) == (1, 1)
     assert plan.wildcards == (f"*@{INNER}",)
     assert (plan.seats_now, plan.seats_after) == (3, 62)
@@ -231,7 +235,13 @@ def test_scan_retry_queue_counts_envelopes_and_bodies_per_domain(tmp_path):
     (tmp_path / "incoming").mkdir()
     queue = analysis.scan_retry_queue(tmp_path, local_domains=[INNER])
     first, second = queue.domains
-    assert (first.domain, first.envelopes, first.envelope_bytes, first.bodies, first.body_bytes) == (
+    assert (
+        first.domain,
+        first.envelopes,
+        first.envelope_bytes,
+        first.bodies,
+        first.body_bytes,
+    ) == (
         "victim.example",
         2,
         30,
@@ -242,3 +252,24 @@ def test_scan_retry_queue_counts_envelopes_and_bodies_per_domain(tmp_path):
     assert (second.domain, second.local) == (INNER, True)
     assert (queue.unassigned_bodies, queue.unassigned_bytes, queue.incoming) == (1, 7, 0)
     assert queue.total_bytes == 30 + 100 + 1 + 7
+
+
+@pytest.mark.parametrize(
+    ("ip", "private"),
+    [
+        ("192.168.1.5", True),
+        ("10.1.2.3", True),
+        ("172.31.0.1", True),
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("fd00::5", True),
+        ("::ffff:192.168.1.5", True),
+        ("203.0.113.5", False),  # documentation ranges are outside hosts
+        ("198.51.100.77", False),
+        ("172.32.0.1", False),
+        ("8.8.8.8", False),
+        ("not-an-ip", False),
+    ],
+)
+def test_private_address(ip, private):
+    assert analysis.private_address(ip) is private

@@ -17,7 +17,9 @@ INLOG = (
 
 
 def records(path: Path) -> list[logfile.Record]:
-    return [record for source in logfile.iter_sources(path) for record in logfile.read_source(source)]
+    return [
+        record for source in logfile.iter_sources(path) for record in logfile.read_source(source)
+    ]
 
 
 def test_parse_inlog_reads_the_documented_example():
