@@ -55,6 +55,7 @@ TOP_LIMIT: Final = 50
 SESSION_LIMIT: Final = 100_000
 OUTSIDE_SESSION_LIMIT: Final = 500_000
 MESSAGE_ID_LIMIT: Final = 500_000
+REPLAY_CACHE_LIMIT: Final = 200_000
 
 SessionKey = tuple[str, str, str]  # client IP, sender ("" missing, "<>" null), recipient
 
@@ -512,8 +513,10 @@ def replay_sessions(
     """Run every stored session through ``policy`` (compiled once by the caller).
 
     Identical (client IP, sender, recipient) sessions are evaluated once and counted as
-    duplicates. A sender is legitimate-looking when it sent from inside or is a ``known``
-    address (lower-cased); the others' relayed mails from outside are abuse.
+    duplicates (the memory of sessions seen is bounded by :data:`REPLAY_CACHE_LIMIT`: give the
+    sessions sorted so that duplicates are near each other). A sender is legitimate-looking
+    when it sent from inside or is a ``known`` address (lower-cased); the others' relayed
+    mails from outside are abuse.
     """
     seen: dict[SessionKey, tuple[str, str, str]] = {}
     changed: dict[tuple[str, str, str, str], ChangedSender] = {}
@@ -525,6 +528,8 @@ def replay_sessions(
         mails += stored.count
         verdict = seen.get(key)
         if verdict is None:
+            if len(seen) >= REPLAY_CACHE_LIMIT:
+                seen.clear()
             distinct += 1
             result = evaluate_session(
                 policy,

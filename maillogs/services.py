@@ -467,7 +467,8 @@ def known_senders() -> frozenset[str]:
 
 
 def stored_sessions() -> Iterable[analysis.StoredSession]:
-    rows = LogSession.objects.order_by().values_list(
+    # Sorted, so that the same session stored by several reads is replayed once.
+    rows = LogSession.objects.order_by("client_ip", "sender", "recipient").values_list(
         "client_ip", "sender", "recipient", "count", "relayed", "inside"
     )
     for row in rows.iterator(chunk_size=10000):
