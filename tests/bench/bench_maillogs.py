@@ -102,7 +102,7 @@ def bench_read(lines: int) -> bool:
     )
     print(f"grep -c:                 {grep:.2f} s  (ratio {seconds / grep:.0f}x)")
     print(f"awk | sort | uniq -c:    {awk:.2f} s  (ratio {seconds / awk:.1f}x)")
-    ok = figures["cpu"] <= READ_CPU_TARGET and figures["rss_mb"] < READ_RSS_TARGET_MB
+    ok = bool(figures["cpu"] <= READ_CPU_TARGET and figures["rss_mb"] < READ_RSS_TARGET_MB)
     print(
         f"target <= {READ_CPU_TARGET:.0f} s CPU, < {READ_RSS_TARGET_MB} MB: "
         f"{'met' if ok else 'MISSED'}"

@@ -40,9 +40,11 @@ def test_upload_archive_watch_progress_see_abuse_replay_and_draft(
     assert page.locator("[data-testid=abuse-banner]").is_visible()
     chart = page.locator("[data-testid=chart-relayed]")
     assert chart.is_visible()
-    assert chart.locator("title").first.text_content() == "1日あたりのメール：内部への配送と外部への中継"
+    title = chart.locator("title").first.text_content()
+    assert title == "1日あたりのメール：内部への配送と外部への中継"
     box = chart.bounding_box()
-    assert box is not None and box["width"] <= width
+    assert box is not None
+    assert box["width"] <= width
     assert page.locator("[data-testid=run-mails]").text_content() == str(truth.mails)
 
     page.goto("/")

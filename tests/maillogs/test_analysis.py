@@ -16,6 +16,18 @@ HARDENED = "#<> default\n#blank false\n192.168.1.0/24 default\n*.*.*.* norelay\n
 WILDCARD_ONLY = "#<> default\n#blank false\n"
 
 
+def parsed_in(text: str) -> logfile.InRecord:
+    record = logfile.parse_inlog(text)
+    assert record is not None
+    return record
+
+
+def parsed_other(log: logfile.LogName, text: str) -> logfile.OtherRecord:
+    record = logfile.parse_other(log, text)
+    assert record is not None
+    return record
+
+
 def lan(ip: str) -> bool:
     return ip.startswith(LAN)
 
@@ -91,12 +103,8 @@ def test_detect_abuse_groups_by_client_and_sender_and_finds_the_burst_hours(gene
 def test_a_log_without_outside_relays_finds_no_abuse():
     result = analysis.Aggregator(local_domains=[INNER], is_inside=lan).add_all(
         [
-            logfile.parse_inlog(
-                f"<B1@gw> [11/Nov/2017:17:58:25] 192.168.1.5 pc a@{INNER} b@partner.example"
-            ),
-            logfile.parse_inlog(
-                f"<B2@gw> [11/Nov/2017:17:58:25] 203.0.113.5 mx b@partner.example a@{INNER}"
-            ),
+            parsed_in(f"<B1@gw> [11/Nov/2017:17:58:25] 192.168.1.5 pc a@{INNER} b@partner.example"),
+            parsed_in(f"<B2@gw> [11/Nov/2017:17:58:25] 203.0.113.5 mx b@partner.example a@{INNER}"),
         ]
     )
     report = analysis.detect_abuse(result, local_domains=[INNER])
@@ -105,14 +113,12 @@ def test_a_log_without_outside_relays_finds_no_abuse():
 
 
 def test_retry_lines_are_counted_per_outside_domain_through_the_message_id():
-    records = [
-        logfile.parse_inlog(
-            f"<B7@gw> [11/Nov/2017:17:58:25] 185.220.0.1 x a@{INNER} v@victim.example"
-        ),
-        logfile.parse_other("senderlog", "<B7-R0001@gw> [11/Nov/2017:18:00:00] retry"),
-        logfile.parse_other("senderlog", "<B7@gw> [11/Nov/2017:18:00:00] first try"),
-        logfile.parse_other("faillog", "<B7@gw> [12/Nov/2017:18:00:00] [Unable to deliver]"),
-        logfile.parse_other("faillog", "<B8@gw> [12/Nov/2017:18:00:00] to [z@other.example]"),
+    records: list[logfile.Record] = [
+        parsed_in(f"<B7@gw> [11/Nov/2017:17:58:25] 185.220.0.1 x a@{INNER} v@victim.example"),
+        parsed_other("senderlog", "<B7-R0001@gw> [11/Nov/2017:18:00:00] retry"),
+        parsed_other("senderlog", "<B7@gw> [11/Nov/2017:18:00:00] first try"),
+        parsed_other("faillog", "<B7@gw> [12/Nov/2017:18:00:00] [Unable to deliver]"),
+        parsed_other("faillog", "<B8@gw> [12/Nov/2017:18:00:00] to [z@other.example]"),
     ]
     result = analysis.Aggregator(local_domains=[INNER], is_inside=lan).add_all(records)
     assert result.retries == {"victim.example": [1, 1], "other.example": [0, 1]}

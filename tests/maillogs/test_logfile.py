@@ -135,9 +135,9 @@ def test_folder_read_handles_crlf_cp932_garbage_and_a_truncated_last_line(tmp_pa
     folder.mkdir(parents=True)
     lines = [
         INLOG.encode() + b"\r\n",
-        "<B2@gw> [11/Nov/2017:18:00:00] 192.168.10.26 営業部PC taro@example.jp a@b.example\r\n".encode(
-            "cp932"
-        ),
+        (
+            "<B2@gw> [11/Nov/2017:18:00:00] 192.168.10.26 営業部PC taro@example.jp a@b.example\r\n"
+        ).encode("cp932"),
         b"\xff\xfe garbage \x81\r\n",
         b"\r\n",
         b"<B3@gw> [11/Nov/2017:18:01:00] 192.168.10.2",

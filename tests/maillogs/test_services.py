@@ -114,19 +114,22 @@ def test_folder_read_is_incremental(open_gateway, tmp_path, settings):
     line = LINE.format(n=1, s=1, ip="192.168.1.9", sender="a@x.example", rcpt=f"b@{INNER}")
     day.write_text(line * 2 + line[:20])  # a line still being written
     first = services.folder_read()
-    assert first is not None and first.mails == 2
+    assert first is not None
+    assert first.mails == 2
     state = LogFileState.objects.get()
     assert (state.offset, state.inode) == (2 * len(line), os.stat(day).st_ino)
     assert services.folder_read() is None  # nothing new
     with day.open("a") as stream:
         stream.write(line[20:] + line)
     second = services.folder_read()
-    assert second is not None and (second.mails, second.unknown_lines) == (2, 0)
+    assert second is not None
+    assert (second.mails, second.unknown_lines) == (2, 0)
     # a replaced file (new inode) is read from its start
     day.unlink()
     day.write_text(line)
     third = services.folder_read()
-    assert third is not None and third.mails == 1
+    assert third is not None
+    assert third.mails == 1
 
 
 def test_folder_read_without_a_configured_folder(settings, db):
@@ -174,6 +177,7 @@ def test_migration_draft_goes_to_the_upload_and_the_wildcard_waits_for_it(
     server.licence = "250"
     server.save()
     upload = services.migration_draft(user=user)
+    assert upload is not None
     report = alias_services.upload_confirm(token=upload.token, user=user)
     assert (report.written, report.created) == (True, len(truth.staff_received))
     assert services.wildcard_remove(pattern=f"*@{INNER}") == 1
@@ -189,4 +193,5 @@ def test_retry_queue_needs_a_readable_work_folder(settings, tmp_path, db):
     (tmp_path / "domains" / "victim.example").mkdir(parents=True)
     (tmp_path / "domains" / "victim.example" / "1.RCP").write_bytes(b"abc")
     queue = services.retry_queue()
-    assert queue is not None and queue.envelopes == 1
+    assert queue is not None
+    assert queue.envelopes == 1

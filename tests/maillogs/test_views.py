@@ -28,7 +28,8 @@ def uploaded(open_gateway, archive, editor_client, settings, tmp_path):
     job = Job.objects.get()
     assert job.next_url == reverse("maillogs:job-result", args=[job.pk])
     finished = job_run(job.pk)
-    assert finished is not None and finished.status == JobStatus.SUCCEEDED
+    assert finished is not None
+    assert finished.status == JobStatus.SUCCEEDED
     return LogRun.objects.get(), truth
 
 
