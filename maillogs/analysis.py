@@ -11,8 +11,9 @@ Vocabulary (``../shared/spec/epost-logs.md`` §4)
   effect.dat line that lets it relay, or, when the policy has no such line yet, it is a private
   address); every other client is **outside**.
 - **Abuse evidence**: a relayed mail from an outside client. It is **forged** when the sender
-  claims a managed local domain. Staff who relay from home without SMTP AUTH look exactly the
-  same: nothing here calls them spam; the replay lists senders that look legitimate (a
+  claims a managed local domain (``forged_inbound`` counts the mails from outside claiming
+  an inner sender that were delivered inside). Staff who relay from home without SMTP AUTH
+  look exactly the same: nothing here calls them spam; the replay lists senders that look legitimate (a
   **known** address: one that received mail or sent from inside) separately.
 - A **spike** is an hour whose relayed mails reach :data:`SPIKE_FACTOR` times the median hour
   of the period (hours without mail count as zero) and at least :data:`SPIKE_MINIMUM`.
@@ -160,6 +161,7 @@ class Analysis:
     unknown_lines: list[UnknownLine] = field(default_factory=list)
     abuse_samples: list[Sample] = field(default_factory=list)
     missing_sender: int = 0
+    forged_inbound: int = 0  # mails from outside claiming an inner sender, delivered inside
 
     @property
     def mails(self) -> int:
@@ -273,6 +275,8 @@ class Aggregator:
                             Sample(record.source, record.line, _in_text(record))
                         )
             else:
+                if forged:
+                    result.forged_inbound += 1
                 address = recipient.lower()
                 counts = result.recipients.get(address)
                 if counts is None:

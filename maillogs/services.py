@@ -243,6 +243,7 @@ def _summary(result: analysis.Analysis, abuse: analysis.AbuseReport) -> dict[str
             for log, days in result.other_days.items()
         },
         "missing_sender": result.missing_sender,
+        "forged_inbound": result.forged_inbound,
         "unknown": [
             {
                 "source": line.source,

@@ -110,6 +110,14 @@ def test_a_log_without_outside_relays_finds_no_abuse():
     report = analysis.detect_abuse(result, local_domains=[INNER])
     assert (report.found, report.relayed_outside, report.forged) == (False, 0, 0)
     assert result.days[date(2017, 11, 11)] == [2, 1, 1, 1, 1, 0]
+    assert result.forged_inbound == 0
+
+
+def test_forged_inner_senders_delivered_inside_are_counted():
+    result = analysis.Aggregator(local_domains=[INNER], is_inside=lan).add_all(
+        [parsed_in(f"<B1@gw> [11/Nov/2017:17:58:25] 203.0.113.5 mx boss@{INNER} a@{INNER}")]
+    )
+    assert (result.forged_inbound, result.forged, result.relayed_outside) == (1, 0, 0)
 
 
 def test_retry_lines_are_counted_per_outside_domain_through_the_message_id():

@@ -45,6 +45,7 @@ def test_read_logs_exits_1_on_abuse_with_the_json_summary(open_gateway, tmp_path
         "to",
         "lines",
         "forged",
+        "forged_inbound",
         "unknown_lines",
         "sessions_not_kept",
         "inside_basis",

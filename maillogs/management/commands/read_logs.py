@@ -31,6 +31,7 @@ def run_summary(run: LogRun) -> dict[str, Any]:
         "mails": run.mails,
         "relayed_outside": run.relayed_outside,
         "forged": run.forged,
+        "forged_inbound": summary.get("forged_inbound", 0),
         "unknown_lines": run.unknown_lines,
         "sessions_not_kept": run.sessions_dropped,
         "inside_basis": run.inside_basis,
