@@ -13,8 +13,8 @@ Vocabulary (``../shared/spec/epost-logs.md`` §4)
 - **Abuse evidence**: a relayed mail from an outside client. It is **forged** when the sender
   claims a managed local domain (``forged_inbound`` counts the mails from outside claiming
   an inner sender that were delivered inside). Staff who relay from home without SMTP AUTH
-  look exactly the same: nothing here calls them spam; the replay lists senders that look legitimate (a
-  **known** address: one that received mail or sent from inside) separately.
+  look exactly the same: nothing here calls them spam; the replay lists senders that look
+  legitimate (a **known** address: one that received mail or sent from inside) separately.
 - A **spike** is an hour whose relayed mails reach :data:`SPIKE_FACTOR` times the median hour
   of the period (hours without mail count as zero) and at least :data:`SPIKE_MINIMUM`.
 
