@@ -122,3 +122,48 @@ def test_lint_policy_on_the_fresh_database_has_no_errors(
 ) -> None:
     call_command("lint_policy", "--json")
     assert [f["level"] for f in json.loads(capsys.readouterr().out)] == []
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "line"),
+    [
+        (b"#<> default\r192.168.1.0/24 default\r*.*.*.* norelay\r", "relay.E041", 1),
+        (b"#<> default\n192.168.1.0/24 default\r*.*.*.* true\n", "relay.E040", 2),
+        (bytes(range(256)) * 4, "relay.E042", 1),
+        ("#<> default\r\n*.*.*.* norelay\r\n".encode("utf-16"), "relay.E042", 1),
+        (b"#<> default\n10.0.0.1\x00 default\n", "relay.E040", 2),
+        (b"#<> default\x0b*.*.*.* true\n", "relay.E040", 1),
+        (b"'" + b"x" * 300 + b"\n", "relay.E009", 1),
+        (b"10.0.0.1 " + b"m" * 33 + b"\n", "relay.E044", 1),
+    ],
+    ids=["cr-only", "cr-mid-line", "binary", "utf-16", "nul", "vt", "long-line", "long-modifier"],
+)
+def test_bad_input_is_a_finding_on_its_line_exit_1_and_nothing_written(
+    tmp_path: Path, data: bytes, code: str, line: int
+) -> None:
+    report = _refused(tmp_path, data)
+    assert (code, line) in [(f["code"], f["line"]) for f in report["findings"]]  # type: ignore[attr-defined]
+    assert (RelayRule.objects.count(), RelayPolicy.load().version) == (0, 0)
+
+
+def test_an_oversized_input_stops_with_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "big.dat"
+    path.write_bytes(b"#" * (1024 * 1024 + 1))
+    with pytest.raises(CommandError) as caught:
+        call_command("import_effect", str(path))
+    assert caught.value.returncode == 2
+    assert str(caught.value) == f"{path} is larger than 1048576 bytes: not an effect.dat"
+
+
+def test_text_output_names_the_policy_risks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "effect.dat"
+    path.write_bytes(b"#<> default\n#blank false\n192.168.1.0/24 default\n")
+    call_command("import_effect", str(path))
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == "imported 1 row(s), 1 rule(s); terminator: none"
+    assert captured.err.splitlines() == [
+        "imported with 1 policy risk(s): this is the server's current configuration; "
+        "export_config refuses until they are fixed"
+    ]

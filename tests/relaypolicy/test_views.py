@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
 from pytest_django.asserts import assertContains, assertRedirects
 
 from controlcenter.models import ServerSettings
+from controlcenter.roles import Role
 from relaypolicy import services
 from relaypolicy.models import RelayPolicy, RelayRule
 from relaypolicy.table import Row, RowKind, Table
@@ -243,3 +246,226 @@ def test_a_smuggled_line_break_is_refused_and_nothing_is_stored(editor_client: C
     assert response.status_code == 200
     assert RelayRule.objects.count() == 0
     assert RelayPolicy.load().version == 0
+
+
+BAD_FILES = {
+    "cr_only": (b"#<> default\r#blank false\r192.168.1.0/24 default\r*.*.*.* norelay\r", "relay.E041", 1),
+    "cr_mid_line": (b"#<> default\n192.168.1.0/24 default\r*.*.*.* true\n", "relay.E040", 2),
+    "binary": (bytes(range(256)) * 4, "relay.E042", 1),
+    "utf16": ("#<> default\r\n*.*.*.* norelay\r\n".encode("utf-16"), "relay.E042", 1),
+    "nul": (b"#<> default\n10.0.0.1\x00 default\n", "relay.E040", 2),
+    "vt_in_header": (b"#<> default\x0b*.*.*.* true\n", "relay.E040", 1),
+    "tab_in_modifier": (b"#<> default\t*.*.*.* true\n", "relay.E040", 1),
+    "long_line": (b"'" + b"x" * 300 + b"\n", "relay.E009", 1),
+    "long_modifier": (b"10.0.0.1 " + b"m" * 33 + b"\n", "relay.E044", 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_import_page_reports_bad_input_on_its_line_and_offers_no_confirmation(
+    editor_client: Client, name: str
+) -> None:
+    data, code, line = BAD_FILES[name]
+    response = editor_client.post(
+        "/relay/machines/import/", {"file": SimpleUploadedFile("effect.dat", data)}
+    )
+    assert response.status_code == 200
+    preview = response.context["preview"]
+    assert (code, line) in [(f.code, f.line) for f in preview.blocking]
+    assert response.context["token"] == ""
+    assertContains(response, 'data-testid="import-refused"')
+    assert 'name="confirm"' not in response.content.decode()
+    assert _stored() == []
+
+
+def test_a_refused_file_cannot_be_confirmed_with_a_token_made_for_it(editor_client: Client) -> None:
+    preview = services.relay_import_preview(data=b"#<> default\nbroken line\n")
+    token = services.relay_import_token(preview)
+    response = editor_client.post("/relay/machines/import/", {"confirm": "1", "token": token})
+    assert response.status_code == 200
+    assert [(f.code, f.line) for f in response.context["preview"].blocking] == [("relay.E001", 2)]
+    assert (_stored(), RelayPolicy.load().version) == ([], 0)
+
+
+def test_mixed_line_endings_are_read_as_lines_and_noted(editor_client: Client) -> None:
+    data = b"#<> default\n#blank false\r\n192.168.1.0/24 default\r\n*.*.*.* norelay\n"
+    response = editor_client.post(
+        "/relay/machines/import/", {"file": SimpleUploadedFile("effect.dat", data)}
+    )
+    preview = response.context["preview"]
+    assert [(f.code, f.line) for f in preview.findings] == [("relay.I104", 2)]
+    editor_client.post("/relay/machines/import/", {"confirm": "1", "token": response.context["token"]})
+    assert _stored() == [("rule", "192.168.1.0/24", "default", "")]
+
+
+def test_pasted_japanese_is_taken_as_typed_not_decoded_again(editor_client: Client) -> None:
+    text = "#<> default\n#blank false\n'本社LAN\n192.168.1.0/24 default\n*.*.*.* norelay\n"
+    response = editor_client.post("/relay/machines/import/", {"text": text})
+    preview = response.context["preview"]
+    assert preview.lines[2] == "'本社LAN"
+    assert "relay.W019" not in [f.code for f in preview.findings]
+    editor_client.post("/relay/machines/import/", {"confirm": "1", "token": response.context["token"]})
+    assert _stored() == [("rule", "192.168.1.0/24", "default", "本社LAN")]
+
+
+def test_an_open_relay_file_is_imported_with_the_risk_named_and_publishing_blocked(
+    editor_client: Client,
+) -> None:
+    text = "#<> default\n#blank false\n192.168.1.0/24 default\n"  # no final norelay line
+    response = editor_client.post("/relay/machines/import/", {"text": text})
+    preview = response.context["preview"]
+    assert [(f.code, f.line) for f in preview.risks] == [("relay.E013", None)]
+    assertContains(response, 'data-testid="import-risks"')
+    response = editor_client.post(
+        "/relay/machines/import/", {"confirm": "1", "token": response.context["token"]}, follow=True
+    )
+    assert _stored() == [("rule", "192.168.1.0/24", "default", "")]
+    assert "これはサーバーの現在の設定です。赤で示したエラーを直すまで、設定の反映はできません。" in [
+        str(m) for m in response.context["messages"]
+    ]
+    dashboard = editor_client.get("/")
+    assert dashboard.context["error_count"] >= 1
+
+
+def test_an_imported_risk_does_not_block_other_edits_but_a_new_risk_does(
+    editor_client: Client,
+) -> None:
+    services.relay_rules_import(
+        data=b"#<> default\n#blank false\n192.168.1.0/24 default\n", replace=True
+    )
+    data = _post_data([{"pattern": "192.168.1.0/24", "comment": "LAN"}], terminator="")
+    response = editor_client.post("/relay/machines/", data)
+    assertRedirects(response, "/relay/machines/")
+    assert _stored() == [("rule", "192.168.1.0/24", "default", "LAN")]
+    data = _post_data(
+        [{"pattern": "192.168.1.0/24"}, {"pattern": "*.*.*.*", "modifier": "true"}],
+        terminator="",
+    )
+    response = editor_client.post("/relay/machines/", data)
+    assert response.status_code == 200
+    assert "relay.E011" in [f.code for f in response.context["form"].findings]
+    assert _stored() == [("rule", "192.168.1.0/24", "default", "LAN")]
+
+
+def test_a_non_ascii_comment_is_refused_at_save_and_says_why(editor_client: Client) -> None:
+    data = _post_data([{"pattern": "192.168.1.0/24", "comment": "本社LAN"}])
+    response = editor_client.post("/relay/machines/", data)
+    assert response.status_code == 200
+    assert [(f.code, f.line) for f in response.context["form"].findings if f.is_error] == [
+        ("relay.E046", 4)
+    ]
+    assert _stored() == []
+
+
+def test_an_imported_cp932_comment_round_trips_to_the_same_bytes(editor_client: Client) -> None:
+    services.relay_rules_import(
+        data=b"#<> default\r\n#blank false\r\n'\x96{\x8e\xd0LAN\r\n192.168.1.0/24 default\r\n"
+        b"*.*.*.* norelay\r\n",
+        replace=True,
+    )
+    # Saving the table unchanged keeps the imported comment (it is not a new one).
+    table, version = services.relay_table_snapshot()
+    services.relay_table_save(table=table, version=version)
+    body = editor_client.get("/relay/machines/effect.dat/?download=1").content
+    assert body.splitlines()[3:5] == [b"'\x96{\x8e\xd0LAN", b"192.168.1.0/24 default"]
+    assertContains(editor_client.get("/relay/machines/effect.dat/"), "&#x27;本社LAN")
+
+
+@pytest.mark.parametrize("value", ["default\x0b*.*.*.* true", "default\t*.*.*.* true",
+                                   "default\x0c*.*.*.* true", "default\x1c*.*.*.* true",
+                                   "default\n*.*.*.* true", "default\r*.*.*.* true",
+                                   "default\x00*.*.*.* true"])  # fmt: skip
+def test_a_header_field_cannot_smuggle_a_second_line(editor_client: Client, value: str) -> None:
+    for extra in ({}, {"header_null_text": f"#<> {value}"}):
+        data = _post_data([{"pattern": "192.168.1.0/24"}], header_null=value, **extra)
+        response = editor_client.post("/relay/machines/", data)
+        assert response.status_code == 200
+        assert _stored() == []
+        assert RelayPolicy.load().header_null == "#<> default"
+
+
+def test_every_stored_line_is_checked_by_the_service_too() -> None:
+    table = Table(header=("#<> default\x0b*.*.*.* true", "#blank false"))
+    with pytest.raises(services.RelayTableRefused) as refused:
+        services.relay_table_save(table=table, version=0)
+    assert ("relay.E040", 2) in [(f.code, f.line) for f in refused.value.refused]
+    assert RelayPolicy.load().header_null == "#<> default"
+
+
+# --- one consistent snapshot (issue 13, item 1) ------------------------------------------------
+
+
+def _marked(marker: str) -> Table:
+    return Table(rows=(Row(RowKind.RULE, "192.168.1.0/24", "default", comment=marker),))
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason=(
+        "SQLite: the page's read transaction begins IMMEDIATE (settings), so no writer can "
+        "commit between its two reads; the in-memory test database's shared cache fails a "
+        "waiting writer at once (SQLITE_LOCKED) instead of letting it wait. CI runs this on "
+        "PostgreSQL."
+    ),
+)
+@pytest.mark.django_db(transaction=True)
+def test_the_editor_page_never_carries_a_version_newer_than_its_rows(
+    role_client: Any,
+) -> None:
+    """A save that commits between the page's read of the rows and its read of the version
+    must not give the page the new version: a save from that page would pass the conflict
+    check and undo the other save (a deleted rule reappearing)."""
+    services.relay_table_save(table=_marked("v1"), version=0)
+    client = role_client(Role.EDITOR)
+    rows_read, saved = threading.Event(), threading.Event()
+    pages: list[Any] = []
+    errors: list[BaseException] = []
+
+    def hook(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        if "relaypolicy_relayrule" in sql and sql.lstrip().upper().startswith("SELECT"):
+            if not rows_read.is_set():
+                rows_read.set()
+                # Give the other editor's save every chance to commit in between (it cannot
+                # while the page holds its snapshot, so this waits the whole second then).
+                saved.wait(timeout=1.0)
+        return result
+
+    def load_page() -> None:
+        try:
+            with connection.execute_wrapper(hook):
+                pages.append(client.get("/relay/machines/"))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def other_editor_saves() -> None:
+        try:
+            assert rows_read.wait(timeout=10)
+            services.relay_table_save(table=_marked("v2"), version=1)
+            saved.set()
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=load_page), threading.Thread(target=other_editor_saves)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    (page,) = pages
+    form = page.context["form"]
+    shown = [f.initial["comment"] for f in form.rows.forms if f.initial]
+    version = form.policy.initial["version"]
+    assert (shown, version) == (["v1"], 1)
+    assert RelayPolicy.load().version == 2
+    # A save from that page is refused as stale: the other editor's save is not undone.
+    response = client.post(
+        "/relay/machines/", _post_data([{"pattern": "192.168.1.0/24", "comment": "v1"}])
+        | {"version": str(version)},
+    )
+    assert response.status_code == 409
+    assert _stored() == [("rule", "192.168.1.0/24", "default", "v2")]
