@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import Counter
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -324,9 +324,7 @@ def relay_import_confirm(
         _lock_policy()
         if not RelayPolicy.objects.filter(pk=1, version=payload["version"]).exists():
             raise StaleImportError(text)
-        return relay_rules_import(
-            data=data, text=text if pasted else None, replace=True, user=user
-        )
+        return relay_rules_import(data=data, text=text if pasted else None, replace=True, user=user)
 
 
 def _version() -> int:

@@ -382,12 +382,16 @@ def _control_finding(number: int, char: str) -> Finding:
 
 
 _LENGTH_MESSAGES = {
-    "pattern": _("The pattern on line %(number)s is %(length)s characters long; at most %(limit)s."),
+    "pattern": _(
+        "The pattern on line %(number)s is %(length)s characters long; at most %(limit)s."
+    ),
     "modifier": _(
         "The modifier on line %(number)s is %(length)s characters long; at most %(limit)s "
         "(E-Post's modifiers are at most 9)."
     ),
-    "comment": _("The comment on line %(number)s is %(length)s characters long; at most %(limit)s."),
+    "comment": _(
+        "The comment on line %(number)s is %(length)s characters long; at most %(limit)s."
+    ),
     "line": _("Line %(number)s is %(length)s characters long; at most %(limit)s."),
 }
 
@@ -570,11 +574,11 @@ def table_field_findings(table: Table, rendered: RenderedTable) -> list[Finding]
         )
         if char is not None:
             findings.append(_control_finding(rule_line, char))
-        for field, value, limit in (
+        for name, value, limit in (
             ("pattern", row.pattern, MAX_PATTERN),
             ("modifier", row.modifier, MAX_MODIFIER),
             ("line", row.text, MAX_TEXT),
         ):
             if len(value) > limit:
-                findings.append(_length_finding(rule_line, field, len(value), limit))
+                findings.append(_length_finding(rule_line, name, len(value), limit))
     return findings

@@ -21,8 +21,8 @@ from aliases import services
 from aliases.aliasfile import Alias as Entry
 from aliases.models import Alias, LocalDomain
 from controlcenter.findings import sort_findings
-from controlcenter.services import policy_lint
 from controlcenter.models import AuditEntry, ServerSettings
+from controlcenter.services import policy_lint
 from relaypolicy.models import RelayPolicy
 
 pytestmark = pytest.mark.django_db

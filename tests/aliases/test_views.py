@@ -381,7 +381,10 @@ def test_upload_of_the_servers_open_wildcard_is_imported_and_said_to_block_publi
     response = editor_client.post("/aliases/upload/confirm/", {"token": token}, follow=True)
     assert list(Alias.objects.values_list("pattern", flat=True)) == ["*@example.co.jp"]
     texts = [str(m) for m in response.context["messages"]]
-    assert "これはサーバーの現在の設定です。赤で示したエラーを直すまで、設定の反映はできません。" in texts
+    assert (
+        "これはサーバーの現在の設定です。赤で示したエラーを直すまで、設定の反映はできません。"
+        in texts
+    )
     dashboard = editor_client.get("/")
     assert dashboard.context["error_count"] >= 1
     assertContains(dashboard, 'data-status="open"')

@@ -61,10 +61,8 @@ def test_import_stores_a_file_whose_only_errors_are_policy_risks(tmp_path: Path)
     data = b"#<> default\n#blank false\n192.168.1.0/24 default\n*.*.*.* true\n"
     report = _import(tmp_path, data=data)
     assert report["written"] is True
-    assert [(f["code"], f["line"]) for f in report["policy_risks"]] == [
-        ("relay.E011", 4),
-        ("relay.E013", 4),
-    ]  # type: ignore[attr-defined]
+    risks: list[dict[str, object]] = report["policy_risks"]  # type: ignore[assignment]
+    assert [(f["code"], f["line"]) for f in risks] == [("relay.E011", 4), ("relay.E013", 4)]
     assert list(RelayRule.objects.values_list("pattern", "modifier")) == [
         ("192.168.1.0/24", "default"),
         ("*.*.*.*", "true"),

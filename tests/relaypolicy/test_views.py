@@ -249,7 +249,11 @@ def test_a_smuggled_line_break_is_refused_and_nothing_is_stored(editor_client: C
 
 
 BAD_FILES = {
-    "cr_only": (b"#<> default\r#blank false\r192.168.1.0/24 default\r*.*.*.* norelay\r", "relay.E041", 1),
+    "cr_only": (
+        b"#<> default\r#blank false\r192.168.1.0/24 default\r*.*.*.* norelay\r",
+        "relay.E041",
+        1,
+    ),
     "cr_mid_line": (b"#<> default\n192.168.1.0/24 default\r*.*.*.* true\n", "relay.E040", 2),
     "binary": (bytes(range(256)) * 4, "relay.E042", 1),
     "utf16": ("#<> default\r\n*.*.*.* norelay\r\n".encode("utf-16"), "relay.E042", 1),
@@ -294,7 +298,9 @@ def test_mixed_line_endings_are_read_as_lines_and_noted(editor_client: Client) -
     )
     preview = response.context["preview"]
     assert [(f.code, f.line) for f in preview.findings] == [("relay.I104", 2)]
-    editor_client.post("/relay/machines/import/", {"confirm": "1", "token": response.context["token"]})
+    editor_client.post(
+        "/relay/machines/import/", {"confirm": "1", "token": response.context["token"]}
+    )
     assert _stored() == [("rule", "192.168.1.0/24", "default", "")]
 
 
@@ -304,7 +310,9 @@ def test_pasted_japanese_is_taken_as_typed_not_decoded_again(editor_client: Clie
     preview = response.context["preview"]
     assert preview.lines[2] == "'本社LAN"
     assert "relay.W019" not in [f.code for f in preview.findings]
-    editor_client.post("/relay/machines/import/", {"confirm": "1", "token": response.context["token"]})
+    editor_client.post(
+        "/relay/machines/import/", {"confirm": "1", "token": response.context["token"]}
+    )
     assert _stored() == [("rule", "192.168.1.0/24", "default", "本社LAN")]
 
 
@@ -320,9 +328,10 @@ def test_an_open_relay_file_is_imported_with_the_risk_named_and_publishing_block
         "/relay/machines/import/", {"confirm": "1", "token": response.context["token"]}, follow=True
     )
     assert _stored() == [("rule", "192.168.1.0/24", "default", "")]
-    assert "これはサーバーの現在の設定です。赤で示したエラーを直すまで、設定の反映はできません。" in [
-        str(m) for m in response.context["messages"]
-    ]
+    assert (
+        "これはサーバーの現在の設定です。赤で示したエラーを直すまで、設定の反映はできません。"
+        in [str(m) for m in response.context["messages"]]
+    )
     dashboard = editor_client.get("/")
     assert dashboard.context["error_count"] >= 1
 
@@ -423,12 +432,12 @@ def test_the_editor_page_never_carries_a_version_newer_than_its_rows(
 
     def hook(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         result = execute(sql, params, many, context)
-        if "relaypolicy_relayrule" in sql and sql.lstrip().upper().startswith("SELECT"):
-            if not rows_read.is_set():
-                rows_read.set()
-                # Give the other editor's save every chance to commit in between (it cannot
-                # while the page holds its snapshot, so this waits the whole second then).
-                saved.wait(timeout=1.0)
+        first = not rows_read.is_set()
+        if first and "relaypolicy_relayrule" in sql and sql.lstrip().upper().startswith("SELECT"):
+            rows_read.set()
+            # Give the other editor's save every chance to commit in between (it cannot
+            # while the page holds its snapshot, so this waits the whole second then).
+            saved.wait(timeout=1.0)
         return result
 
     def load_page() -> None:
@@ -464,8 +473,8 @@ def test_the_editor_page_never_carries_a_version_newer_than_its_rows(
     assert RelayPolicy.load().version == 2
     # A save from that page is refused as stale: the other editor's save is not undone.
     response = client.post(
-        "/relay/machines/", _post_data([{"pattern": "192.168.1.0/24", "comment": "v1"}])
-        | {"version": str(version)},
+        "/relay/machines/",
+        _post_data([{"pattern": "192.168.1.0/24", "comment": "v1"}]) | {"version": str(version)},
     )
     assert response.status_code == 409
     assert _stored() == [("rule", "192.168.1.0/24", "default", "v2")]
