@@ -13,7 +13,16 @@ from controlcenter.models import ServerSettings
 from relaypolicy.effectfile import LineKind, parse_line
 from relaypolicy.models import TerminatorChoice
 from relaypolicy.services import RelayReport
-from relaypolicy.table import Part, Row, RowKind, Table, line_control_character
+from relaypolicy.table import (
+    MAX_PATTERN,
+    MAX_TEXT,
+    Part,
+    Row,
+    RowKind,
+    Table,
+    line_control_character,
+)
+from relaypolicy.validation import MAX_LINE_BYTES
 
 MODIFIER_CHOICES = [
     ("default", _("default: the built-in table (local senders may relay, others only deliver)")),
@@ -48,14 +57,19 @@ class RuleRowForm(forms.Form):
     pattern = forms.CharField(
         label=_("Pattern"),
         required=False,
-        max_length=255,
+        max_length=MAX_PATTERN,
         widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
     )
     modifier = forms.ChoiceField(
         label=_("Modifier"), required=False, choices=MODIFIER_CHOICES, initial="default"
     )
-    comment = forms.CharField(label=_("Comment"), required=False, max_length=250, strip=False)
-    text = forms.CharField(required=False, strip=False, max_length=1024, widget=forms.HiddenInput)
+    # A comment is written as its own line, "'" + comment: 255 bytes at most, as the import reads.
+    comment = forms.CharField(
+        label=_("Comment"), required=False, max_length=MAX_LINE_BYTES - 1, strip=False
+    )
+    text = forms.CharField(
+        required=False, strip=False, max_length=MAX_TEXT, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
