@@ -467,6 +467,8 @@ def clean_effect_text(text: str) -> tuple[str, list[Finding]]:
             if reported <= MAX_REPORTED:
                 findings.append(_control_finding(number, char))
             piece = visible(piece).replace("\t", "\u2409") if char == "\t" else visible(piece)
+        elif not piece.isascii() and "\ufffd" not in piece:
+            findings.extend(_unwritable_findings(number, piece))
         findings.extend(_line_length_findings(parse_line(piece, number)))
         cleaned.append(piece)
     if reported > MAX_REPORTED:
@@ -496,6 +498,30 @@ def clean_effect_text(text: str) -> tuple[str, list[Finding]]:
             )
         )
     return "\n".join(cleaned), findings
+
+
+def _unwritable_findings(number: int, text: str) -> list[Finding]:
+    """``relay.E045`` when pasted text holds a character effect.dat (CP932 at most) cannot
+    hold: the export would write ``?`` instead, and the file would not be what was shown."""
+    for char in text:
+        try:
+            char.encode("cp932")
+        except UnicodeEncodeError:
+            return [
+                make(
+                    Level.ERROR,
+                    "relay.E045",
+                    _(
+                        "Line %(number)s contains %(character)s, which effect.dat cannot hold "
+                        "(it is ASCII, with Shift_JIS comments at most)."
+                    ),
+                    line=number,
+                    hint=_("Retype the line in ASCII."),
+                    number=number,
+                    character=f"'{char}' (U+{ord(char):04X})",
+                )
+            ]
+    return []
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")

@@ -109,6 +109,16 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
             messages.error(request, STALE_MESSAGE if stale else ERRORS_MESSAGE)
             return self.show(form, status=409 if stale else 200)
         messages.success(request, _("The per-machine relay table was saved."))
+        risks = [f for f in report.findings if f.is_error]
+        if risks:  # only risks the stored table already had: a save never adds one
+            messages.error(
+                request,
+                gettext(
+                    "The table still has %(count)s error(s) that it had before this save; "
+                    "publishing stays blocked until they are fixed."
+                )
+                % {"count": len(risks)},
+            )
         warnings = [f for f in report.findings if f.level is Level.WARNING]
         if warnings:
             messages.warning(

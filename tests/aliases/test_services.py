@@ -379,8 +379,8 @@ class TestUploadGuard:
             encoding="auto",
             add_domains=False,
         )
+        flipped = "1" if upload.token.endswith("0") else "0"  # never the same token
         with pytest.raises(services.UploadNotFound):
-            flipped = "1" if upload.token.endswith("0") else "0"  # never the same token
             services.upload_confirm(token=upload.token[:-1] + flipped, user=user)
         other = django_user_model.objects.create_user("v", password="x")
         with pytest.raises(services.UploadNotFound):

@@ -224,3 +224,9 @@ def test_the_checked_sizes_are_the_database_columns() -> None:
         MAX_TEXT,
     )
     assert RelayPolicy._meta.get_field("header_null").max_length == MAX_HEADER
+
+
+def test_clean_text_refuses_a_character_effect_dat_cannot_hold() -> None:
+    _cleaned, findings = clean_effect_text("'本社LAN\n'LAN \U0001f600\n")
+    assert [(f.code, f.line) for f in findings] == [("relay.E045", 2)]
+    assert dict(findings[0].params)["character"] == "'\U0001f600' (U+1F600)"

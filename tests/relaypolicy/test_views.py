@@ -343,9 +343,12 @@ def test_an_imported_risk_does_not_block_other_edits_but_a_new_risk_does(
         data=b"#<> default\n#blank false\n192.168.1.0/24 default\n", replace=True
     )
     data = _post_data([{"pattern": "192.168.1.0/24", "comment": "LAN"}], terminator="")
-    response = editor_client.post("/relay/machines/", data)
+    response = editor_client.post("/relay/machines/", data, follow=True)
     assertRedirects(response, "/relay/machines/")
     assert _stored() == [("rule", "192.168.1.0/24", "default", "LAN")]
+    assert "この保存の前からあったエラーが 1 件残っています。直すまで設定の反映はできません。" in [
+        str(m) for m in response.context["messages"]
+    ]
     data = _post_data(
         [{"pattern": "192.168.1.0/24"}, {"pattern": "*.*.*.*", "modifier": "true"}],
         terminator="",
