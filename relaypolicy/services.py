@@ -118,11 +118,9 @@ class ImportReport:
     @property
     def blocking(self) -> list[Finding]:
         """The errors that refuse the import: malformed lines, not policy risks."""
-        found = blocking_errors(self.findings)
-        # The table as rendered is checked too (its lines are numbered differently): an error
-        # only it finds still refuses.
-        codes = {f.code for f in found}
-        return [*found, *(f for f in blocking_errors(self.report.findings) if f.code not in codes)]
+        # The table as it would be stored is checked too (its lines are numbered differently):
+        # should it find an error the file's own lines do not show, that still refuses.
+        return blocking_errors(self.findings) or blocking_errors(self.report.findings)
 
     @property
     def risks(self) -> list[Finding]:
@@ -273,6 +271,9 @@ def _comment_findings(table: Table, rendered: RenderedTable, before: Table) -> l
     return found
 
 
+_UNREADABLE = frozenset({"relay.E040", "relay.E041", "relay.E042"})
+
+
 def relay_import_preview(*, data: bytes = b"", text: str | None = None) -> ImportReport:
     """Read an existing effect.dat: uploaded ``data`` is decoded (ASCII, else CP932); pasted
     ``text`` is taken as it is. Nothing is stored."""
@@ -286,6 +287,9 @@ def relay_import_preview(*, data: bytes = b"", text: str | None = None) -> Impor
     table, table_findings = table_from_effect(effect)
     server = ServerSettings.load()
     file_findings = validate_rules(effect, gateway_mode=server.is_gateway)
+    # A control character is shown as its picture, which is not ASCII: say what it is, once.
+    shown = {f.line for f in read_findings if f.code in _UNREADABLE}
+    file_findings = [f for f in file_findings if not (f.code == "relay.E010" and f.line in shown)]
     return ImportReport(
         relay_check(table, server=server),
         sort_findings([*read_findings, *table_findings, *file_findings]),

@@ -481,3 +481,13 @@ def test_the_editor_page_never_carries_a_version_newer_than_its_rows(
     )
     assert response.status_code == 409
     assert _stored() == [("rule", "192.168.1.0/24", "default", "v2")]
+
+
+def test_a_control_character_is_named_once_not_also_as_non_ascii(editor_client: Client) -> None:
+    data = b"#<> default\x0b*.*.*.* true\n#blank false\n*.*.*.* norelay\n"
+    response = editor_client.post(
+        "/relay/machines/import/", {"file": SimpleUploadedFile("effect.dat", data)}
+    )
+    preview = response.context["preview"]
+    assert [(f.code, f.line) for f in preview.blocking] == [("relay.E040", 1)]
+    assert preview.lines[0] == "#<> default\u240b*.*.*.* true"
