@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import threading
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from pytest_django.asserts import assertContains, assertRedirects
@@ -491,3 +493,21 @@ def test_a_control_character_is_named_once_not_also_as_non_ascii(editor_client: 
     preview = response.context["preview"]
     assert [(f.code, f.line) for f in preview.blocking] == [("relay.E040", 1)]
     assert preview.lines[0] == "#<> default\u240b*.*.*.* true"
+
+
+def test_the_download_is_byte_for_byte_the_file_the_export_writes(
+    editor_client: Client, tmp_path: Any
+) -> None:
+    ServerSettings.objects.filter(pk=1).update(export_line_ending="crlf")
+    services.relay_rules_import(
+        data=b"#<> default\r\n#blank false\r\n'\x96{\x8e\xd0LAN\r\n192.168.1.0/24 default\r\n"
+        b"*.*.*.* norelay\r\n",
+        replace=True,
+    )
+    downloaded = editor_client.get("/relay/machines/effect.dat/?download=1").content
+    shown = editor_client.get("/relay/machines/effect.dat/").context["lines"]
+    call_command("export_config", "--dest", str(tmp_path), stdout=StringIO())
+    written = (tmp_path / "effect.dat").read_bytes()
+    assert downloaded == written
+    assert "\r\n".join(shown).encode("cp932") + b"\r\n" == written
+    assert written.split(b"\r\n")[3] == b"'\x96{\x8e\xd0LAN"
