@@ -469,7 +469,8 @@ def clean_effect_text(text: str) -> tuple[str, list[Finding]]:
             piece = visible(piece).replace("\t", "\u2409") if char == "\t" else visible(piece)
         elif not piece.isascii() and "\ufffd" not in piece:
             findings.extend(_unwritable_findings(number, piece))
-        findings.extend(_line_length_findings(parse_line(piece, number)))
+        if len(piece) > MAX_MODIFIER:  # shorter lines cannot overflow a field: skip the parse
+            findings.extend(_line_length_findings(parse_line(piece, number)))
         cleaned.append(piece)
     if reported > MAX_REPORTED:
         findings.append(
