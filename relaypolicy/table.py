@@ -552,19 +552,24 @@ def sanitize_table(table: Table) -> Table:
     def fix(text: str) -> str:
         return visible(text) if CONTROL_CHARACTERS.search(text) else text
 
+    def fix_row(row: Row) -> Row:
+        if not any(
+            CONTROL_CHARACTERS.search(value)
+            for value in (row.pattern, row.modifier, row.comment, row.text)
+        ):
+            return row  # the usual case: no copy
+        return replace(
+            row,
+            pattern=fix(row.pattern),
+            modifier=fix(row.modifier),
+            comment=fix(row.comment),
+            text=fix(row.text),
+        )
+
     return replace(
         table,
         header=tuple(fix(text) for text in table.header),
-        rows=tuple(
-            replace(
-                row,
-                pattern=fix(row.pattern),
-                modifier=fix(row.modifier),
-                comment=fix(row.comment),
-                text=fix(row.text),
-            )
-            for row in table.rows
-        ),
+        rows=tuple(fix_row(row) for row in table.rows),
     )
 
 
