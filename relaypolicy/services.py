@@ -195,16 +195,23 @@ def relay_check(table: Table | None = None, *, server: ServerSettings | None = N
 
 @transaction.atomic
 def relay_table_save(
-    *, table: Table, version: int, user: AbstractBaseUser | AnonymousUser | None = None
+    *,
+    table: Table,
+    version: int,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    typed: bool = False,
 ) -> RelayReport:
     """Replace the whole table in one transaction if nobody saved since ``version``.
 
-    Raises RelayTableRefused when the table has errors and StaleTableError on a concurrent
-    save; in both cases nothing is written and the exception carries the check's report.
+    Raises RelayTableRefused when the table has errors (other than policy risks the stored
+    table already has) and StaleTableError on a concurrent save; in both cases nothing is
+    written and the exception carries the check's report. ``typed``: the table comes from
+    the editor, so a non-ASCII comment it does not already hold is refused (``relay.E046``);
+    a rollback restores exported comments as they were.
     """
     report = relay_check(table)
     before = _read_table()  # no share lock here: two savers holding one would deadlock
-    comments = _comment_findings(table, report.rendered, before)
+    comments = _comment_findings(table, report.rendered, before) if typed else []
     if comments:
         report = dataclasses.replace(report, findings=sort_findings([*report.findings, *comments]))
     if report.has_errors:

@@ -101,7 +101,7 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
             return self.show(form, status=200)
         try:
             report = services.relay_table_save(
-                table=form.table(), version=form.version, user=request.user
+                table=form.table(), version=form.version, user=request.user, typed=True
             )
         except services.RelayTableNotSaved as not_saved:
             form.attach(not_saved.report, block=True, refused=not_saved.refused)
