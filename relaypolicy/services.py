@@ -142,8 +142,9 @@ def relay_table_snapshot() -> tuple[Table, int]:
 
     Every write of the rules bumps the version in the same transaction, after locking the
     policy row. Here the policy row is read with a share lock (PostgreSQL), so a save in
-    progress is waited for and none can start until the rows are read; SQLite's transaction
-    is a snapshot already. An editor page therefore never carries a version newer than its rows.
+    progress is waited for and none can start until the rows are read; on SQLite the
+    transaction begins IMMEDIATE (settings), which excludes writers the same way. An editor
+    page therefore never carries a version newer than its rows.
     """
     with transaction.atomic():
         RelayPolicy.load()  # the singleton exists before it can be locked
