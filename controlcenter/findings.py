@@ -107,38 +107,43 @@ def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.level is Level.ERROR for f in findings)
 
 
+#: Error codes that mean the policy lets outside hosts relay or overruns the licence, as opposed
+#: to a malformed line. An import takes a file whose only errors are these (it is what the
+#: server runs today, and the tool must show it red); an edit may never add one, and an export
+#: refuses them like every error. Codes join this set, never leave it.
+POLICY_RISK_CODES: frozenset[str] = frozenset(
+    {
+        "relay.E011",  # a trusted catch-all: every host may relay
+        "relay.E012",  # a trusted sender: anyone who claims it may relay
+        "relay.E013",  # no final norelay line in gateway mode (or one that allows relaying)
+        "relay.E015",  # a trusted client rule reached by public addresses
+        "relay.E016",  # default for public addresses while aliases exist (forged senders relay)
+        "relay.E017",  # a default sender rule matching an alias-made local sender
+        "relay.E018",  # a declared outside site over the outside-site limit
+        "relay.E019",  # the final norelay line never reached by IPv4 or IPv6 clients
+        "relay.E020",  # public addresses no line matches while aliases exist
+        "relay.E022",  # an unknown modifier weaker than meant (flase, norelay,3)
+        "relay.E023",  # an ignored modifier weaker than written (two spaces, a TAB)
+        "alias.E006",  # a full wildcard alias without the final norelay line
+        "alias.E007",  # licence exceeded
+        "selftest.E001",  # a self-test probe from outside relays
+    }
+)
+
+
+def is_policy_risk(finding: Finding) -> bool:
+    """An error about what the policy allows (open relay, licence), not about malformed input."""
+    return finding.level is Level.ERROR and finding.code in POLICY_RISK_CODES
+
+
+def blocking_errors(findings: Iterable[Finding]) -> list[Finding]:
+    """The errors that refuse an import: every error that is not a policy risk."""
+    return [f for f in findings if f.level is Level.ERROR and f.code not in POLICY_RISK_CODES]
+
+
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Errors first, then by line (findings without a line last), then by code."""
     return sorted(
         findings,
         key=lambda f: (-f.level, f.line is None, f.line or 0, f.code),
     )
-
-
-#: Error codes that describe a risk of the policy itself (open relay, licence overflow, a
-#: wildcard alias without the terminator), not a malformed file. An import of what the server
-#: runs today is stored despite them (and reported); the editor still refuses to create them
-#: and publishing stays blocked until they are fixed.
-POLICY_RISK_CODES: frozenset[str] = frozenset(
-    {
-        "relay.E011",  # trusted catch-all
-        "relay.E012",  # trusted sender rule
-        "relay.E013",  # gateway without the norelay terminator deciding last
-        "relay.E015",  # trusted client rule reached by public addresses
-        "relay.E016",  # default for public addresses while aliases exist
-        "relay.E017",  # default sender rule matching an alias-made local sender
-        "relay.E018",  # declared outside site over the limit
-        "relay.E019",  # the terminator never reached by IPv4 or IPv6 clients
-        "relay.E020",  # public addresses no line matches while aliases exist
-        "relay.E022",  # an unknown modifier weaker than meant (typo)
-        "relay.E023",  # an ignored modifier weaker than written (two spaces, TAB)
-        "alias.E006",  # wildcard alias in gateway mode without the terminator
-        "alias.E007",  # licence exceeded
-        "selftest.E001",  # the self-test saw an outside client relay
-    }
-)
-
-
-def is_policy_risk(finding: Finding) -> bool:
-    """True for an error that says the policy is risky rather than that the input is bad."""
-    return finding.level is Level.ERROR and finding.code in POLICY_RISK_CODES
