@@ -35,9 +35,8 @@ def test_lint_refuses_a_stored_header_with_a_control_character() -> None:
 
     RelayPolicy.objects.filter(pk=1).update(header_null="#<> default\x0b*.*.*.* true")
 
-    assert [(f.code, f.line) for f in policy_lint() if f.code == "relay.E021"] == [
-        ("relay.E021", 2)
-    ]
+    # The stored-field check names the character (and the rendered line no longer holds it).
+    assert {f.line for f in policy_lint() if f.is_error and f.obj == "effect.dat"} == {2}
     with pytest.raises(SystemExit) as exit_:
         call_command("lint_policy")
     assert exit_.value.code == 1
