@@ -14,10 +14,10 @@ from django.views import View
 from django.views.generic import TemplateView, UpdateView
 from django.views.generic.base import ContextMixin
 
+from controlcenter import policycache
 from controlcenter.findings import Level
 from controlcenter.models import ServerSettings
-from controlcenter.selftest import selftest_findings
-from controlcenter.services import policy_compile, policy_selftest, server_settings_save
+from controlcenter.services import server_settings_save
 from controlcenter.simulation import Session, evaluate_session
 from controlcenter.views import PageMixin
 from relaypolicy import services
@@ -64,7 +64,7 @@ class RestrictionView(WritePermissionMixin, PageMixin, UpdateView[ServerSettings
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["report"] = services.relay_check()
+        context["report"] = policycache.relay_report()
         context["can_change"] = self.request.user.has_perm(self.change_permission)
         context["machine_relay_url"] = reverse("relaypolicy:machine-relay")
         return context
@@ -90,10 +90,13 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
     crumbs = RELAY_CRUMBS
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        table = services.relay_table()
-        form = RelayTableForm(table=table, version=RelayPolicy.load().version)
+        # The version first: the table can then only be as new or newer, and saving a newer
+        # table with an older version is refused as stale, never silently overwritten.
+        version = RelayPolicy.load().version
+        report = policycache.relay_report()
+        form = RelayTableForm(table=report.table, version=version)
         form.bind_table_rows()
-        form.attach(services.relay_check(table), block=False)
+        form.attach(report, block=False)
         return self.show(form)
 
     def post(self, request: HttpRequest) -> HttpResponse:
@@ -135,7 +138,7 @@ class EffectTextView(PermissionRequiredMixin, PageMixin, TemplateView):
     crumbs = MACHINE_CRUMBS
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        report = services.relay_check()
+        report = policycache.relay_report()
         if request.GET.get("download"):
             response = HttpResponse(
                 report.text.encode("ascii", "replace"), content_type="text/plain; charset=us-ascii"
@@ -211,7 +214,7 @@ class SimulateView(PermissionRequiredMixin, PageMixin, TemplateView):
                 rcpt_to=tuple(data["rcpt_to"]),
                 auth=data["auth"],
             )
-            context["result"] = evaluate_session(policy_compile(), session)
+            context["result"] = evaluate_session(policycache.compiled_policy(), session)
         return context
 
 
@@ -225,9 +228,10 @@ class SelftestView(PermissionRequiredMixin, PageMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        report = policy_selftest()
-        context["report"] = report
-        context["findings"] = selftest_findings(report)
+        page = policycache.selftest_page()
+        context["page"] = page
+        context["report"] = page.report
+        context["findings"] = page.findings
         context["tab"] = "selftest"
         context["relay_url"] = reverse("relaypolicy:machine-relay")
         return context
