@@ -16,9 +16,11 @@ What the digest reads, and why each part is enough:
   relay rule row (at most a few thousand short rows: digested in full, so even a row changed
   around the services is seen);
 - the local domains, every row;
-- the aliases by aggregates: count, highest id and latest ``updated_at`` (every alias write
-  service sets it; a delete lowers the count, an insert raises the highest id) — the same
-  contract as ``aliases.services.alias_fingerprint``;
+- the aliases by three index or one-row reads: ``ServerSettings.alias_revision`` (every alias
+  and domain write service counts itself there, in its own transaction), the highest alias id
+  (any insert, even around the services) and the latest ``updated_at`` (any update that sets
+  it). An alias row deleted, or changed without setting ``updated_at``, by code that bypasses
+  the services is not seen: nothing in this program does that;
 - a digest of this program's source, so an upgrade never reuses results of the old code.
 
 The export itself never uses these results: ``config_export`` checks the policy afresh.
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from django.core.cache import cache
-from django.db.models import Count, Max
+from django.db.models import Max
 
 from aliases.models import Alias, LocalDomain
 from aliases.services import alias_check
@@ -79,14 +81,16 @@ def policy_state() -> str:
             "pk", "position", "kind", "pattern", "modifier", "comment", "text"
         )
     )
-    aliases = Alias.objects.aggregate(n=Count("id"), top=Max("id"), at=Max("updated_at"))
+    # Separate reads, so that each uses its index (together they would scan the table).
+    top = Alias.objects.order_by("-id").values_list("id", flat=True).first()
+    at = Alias.objects.order_by("-updated_at").values_list("updated_at", flat=True).first()
     domains = list(LocalDomain.objects.order_by("pk").values_list("pk", "name", "comment"))
     state = (
         CODE_VERSION,
         [(f.attname, getattr(server, f.attname)) for f in ServerSettings._meta.concrete_fields],
         [(f.attname, getattr(relay, f.attname)) for f in RelayPolicy._meta.concrete_fields],
         rules,
-        (aliases["n"], aliases["top"], aliases["at"]),
+        (top, at),
         domains,
     )
     return hashlib.sha256(repr(state).encode()).hexdigest()
@@ -138,7 +142,8 @@ def selftest_report(state: str | None = None) -> SelftestReport:
     from controlcenter.services.policy import policy_selftest
 
     state = state or policy_state()
-    return _cached("selftest", state, lambda: policy_selftest(compiled_policy(state)))
+    # Kept per process only: see SelftestPage.
+    return _cached("selftest", state, lambda: policy_selftest(compiled_policy(state)), shared=False)
 
 
 def relay_report(state: str | None = None) -> RelayReport:
@@ -312,6 +317,7 @@ class PublishOverview:
     plan: PlanPreview
     verdict: PolicyVerdict
     folder_error: str = ""
+    state: str = ""  # the key of the page's cached fragments
 
     @property
     def findings(self) -> list[Finding]:
@@ -348,7 +354,7 @@ def publish_overview() -> PublishOverview:
         export_number=number,
         state=state,
     )
-    return PublishOverview(last, pending, dest, plan, verdict, error)
+    return PublishOverview(last, pending, dest, plan, verdict, error, state)
 
 
 def dashboard_overview() -> dict[str, Any]:
@@ -364,6 +370,7 @@ def dashboard_overview() -> dict[str, Any]:
     else:
         last, pending = exports.pending_changes()
     return {
+        "policy_state": state,  # the key of the page's cached fragments
         "server": ServerSettings.load(),
         "verdict": verdict,
         "open_relay": verdict.open_relay,
@@ -381,56 +388,80 @@ def dashboard_overview() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class OutcomeGroup:
-    """Passing probes whose recipients got the same verdicts, shown once for all of them."""
+class ProbeLine:
+    """A passing probe as the page lists it."""
 
-    results: tuple[ProbeResult, ...]
+    client_ip: str
+    mail_from: str
+    expectation: str  # an English template, translated by the page
+
+
+@dataclass(frozen=True)
+class OutcomeGroup:
+    """Passing probes whose recipients got the same verdicts and that have the same findings
+    (warnings, information), shown once for all of them."""
+
+    probes: tuple[ProbeLine, ...]
     by_verdict: tuple[tuple[str, tuple[str, ...]], ...]  # (verdict, addresses), first seen first
+    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True)
 class SelftestPage:
-    """セルフテスト's page: the report, its failures in full, the passing probes grouped."""
+    """セルフテスト's page: every failure in full, the passing probes grouped by outcome.
 
-    report: SelftestReport
+    Plain strings and findings only (the full report's pickle is 1.5 MB of small objects at
+    100,000 aliases and takes longer to load than running the self-test).
+    """
+
+    outside_ip: str
+    lan_ip: str | None
+    probe_count: int
     findings: list[Finding]
     failures: tuple[ProbeResult, ...]
+    outside_relay_failures: tuple[ProbeResult, ...]
     groups: tuple[OutcomeGroup, ...]
     recipient_count: int
-    warned: int  # probes that passed with a warning
+    check_count: int
+    warned: int  # probes that passed with a finding
 
     @property
-    def check_count(self) -> int:
-        return sum(len(result.result.rcpt) for result in self.report.results)
+    def passed(self) -> bool:
+        return not self.failures
 
 
 def selftest_page(state: str | None = None) -> SelftestPage:
     """The self-test of the stored policy, arranged for the page once per state."""
     state = state or policy_state()
+    return _cached("selftest-page", state, lambda: arrange_selftest(selftest_report(state)))
 
-    def compute() -> SelftestPage:
-        report = selftest_report(state)
-        groups: dict[tuple[tuple[str, str], ...], list[ProbeResult]] = {}
-        for result in report.results:
-            if result.passed:
-                outcome = tuple((r.address, str(r.verdict)) for r in result.result.rcpt)
-                groups.setdefault(outcome, []).append(result)
-        arranged = []
-        for outcome, members in groups.items():
-            by_verdict: dict[str, list[str]] = {}
-            for address, verdict in outcome:
-                by_verdict.setdefault(str(verdict), []).append(str(address))
-            arranged.append(
-                OutcomeGroup(tuple(members), tuple((v, tuple(a)) for v, a in by_verdict.items()))
-            )
-        recipients = {r.address for result in report.results for r in result.result.rcpt}
-        return SelftestPage(
-            report=report,
-            findings=selftest_findings(report),
-            failures=report.failures,
-            groups=tuple(arranged),
-            recipient_count=len(recipients),
-            warned=sum(1 for r in report.results if r.passed and r.findings),
-        )
 
-    return _cached("selftest-page", state, compute)
+def arrange_selftest(report: SelftestReport) -> SelftestPage:
+    """``report`` as the page shows it: nothing of it is lost, repeated outcomes are merged."""
+    groups: dict[tuple[tuple[tuple[str, str], ...], tuple[Finding, ...]], list[ProbeLine]] = {}
+    for result in report.results:
+        if result.passed:
+            outcome = tuple((r.address, str(r.verdict)) for r in result.result.rcpt)
+            session = result.probe.session
+            line = ProbeLine(session.client_ip, session.mail_from, result.probe.expectation)
+            groups.setdefault((outcome, result.findings), []).append(line)
+    arranged = []
+    for (outcome, findings), members in groups.items():
+        by_verdict: dict[str, list[str]] = {}
+        for address, verdict in outcome:
+            by_verdict.setdefault(verdict, []).append(address)
+        verdicts = tuple((v, tuple(a)) for v, a in by_verdict.items())
+        arranged.append(OutcomeGroup(tuple(members), verdicts, findings))
+    rcpts = [r.address for result in report.results for r in result.result.rcpt]
+    return SelftestPage(
+        outside_ip=report.outside_ip,
+        lan_ip=report.lan_ip,
+        probe_count=len(report.results),
+        findings=selftest_findings(report),
+        failures=report.failures,
+        outside_relay_failures=report.outside_relay_failures,
+        groups=tuple(arranged),
+        recipient_count=len(set(rcpts)),
+        check_count=len(rcpts),
+        warned=sum(1 for r in report.results if r.passed and r.findings),
+    )

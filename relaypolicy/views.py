@@ -230,7 +230,7 @@ class SelftestView(PermissionRequiredMixin, PageMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         page = policycache.selftest_page()
         context["page"] = page
-        context["report"] = page.report
+        context["report"] = page
         context["findings"] = page.findings
         context["tab"] = "selftest"
         context["relay_url"] = reverse("relaypolicy:machine-relay")

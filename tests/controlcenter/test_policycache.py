@@ -46,9 +46,7 @@ def safe_gateway() -> None:
 
 def _save_rules(*rows: Row, terminator: str = "norelay") -> None:
     version = RelayPolicy.load().version
-    relay_services.relay_table_save(
-        table=Table(rows=rows, terminator=terminator), version=version
-    )
+    relay_services.relay_table_save(table=Table(rows=rows, terminator=terminator), version=version)
 
 
 def _codes(verdict: policycache.PolicyVerdict) -> list[str]:
@@ -70,9 +68,11 @@ def test_verdict_is_computed_once_per_state(safe_gateway: None) -> None:
         again = policycache.policy_verdict()
     assert again == first
     assert again is not first
-    # policy_state's reads and one cache read; no alias rows are loaded.
+    # policy_state's reads and one cache read: no alias row beyond the newest two.
     assert len(queries) <= 8
-    assert not any("aliases_alias" in q["sql"] and "COUNT" not in q["sql"] for q in queries)
+    alias_reads = [q["sql"] for q in queries if '"aliases_alias"' in q["sql"]]
+    assert len(alias_reads) == 2
+    assert all(sql.endswith("LIMIT 1") for sql in alias_reads)
 
 
 def test_state_is_the_same_while_nothing_changes(safe_gateway: None) -> None:
@@ -156,6 +156,13 @@ def test_setting_change_changes_the_cached_verdict(safe_gateway: None) -> None:
     _assert_fresh(mailserver)
     server_settings_update(changes={"mode": "gateway"})
     assert policycache.policy_verdict().open_relay != []
+
+
+def test_alias_write_through_a_service_is_counted(safe_gateway: None) -> None:
+    before = policycache.policy_state()
+    alias_services.aliases_delete(ids=[Alias.objects.get().pk])
+    assert ServerSettings.load().alias_revision == 3  # domain, alias, delete
+    assert policycache.policy_state() != before
 
 
 def test_setting_changed_around_the_services_is_seen(safe_gateway: None) -> None:

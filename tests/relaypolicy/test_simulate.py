@@ -193,3 +193,25 @@ def test_single_mode_refuses_a_bad_client_ip() -> None:
         2,
         "--client-ip: '999.1.1.1' is not an IPv4 or IPv6 address",
     )
+
+
+def test_selftest_page_lists_every_probe_and_recipient_once_grouped(
+    viewer_client: Client, wildcard_gateway: None
+) -> None:
+    from controlcenter.services import policy_selftest
+
+    report = policy_selftest()
+    response = viewer_client.get("/relay/test/selftest/")
+    page = response.context["page"]
+    assert page.probe_count == len(report.results)
+    # Every passing probe is listed once, in a group with the same answers and findings.
+    assertContains(response, 'data-passed="true"', count=len(report.results))
+    assert sum(len(group.probes) for group in page.groups) == len(report.results)
+    for result in report.results:
+        [group] = [g for g in page.groups if result.probe.session.mail_from in
+                   [p.mail_from for p in g.probes if p.client_ip == result.probe.session.client_ip]]
+        answers = {a: v for v, addresses in group.by_verdict for a in addresses}
+        assert answers == {r.address: str(r.verdict) for r in result.result.rcpt}
+        assert group.findings == result.findings
+    assert page.check_count == sum(len(r.result.rcpt) for r in report.results)
+    assertContains(response, 'data-testid="selftest-group"', count=len(page.groups))
