@@ -418,9 +418,7 @@ def test_line_opcodes_diff_turns_the_old_lines_into_the_new(
             new.insert(where % (len(new) + 1), text)
         elif new:
             new[where % len(new)] = text
-    lines = publishing._format_unified(
-        old, new, publishing.line_opcodes(old, new), "a/f", "b/f"
-    )
+    lines = publishing._format_unified(old, new, publishing.line_opcodes(old, new), "a/f", "b/f")
     assert _apply_unified(old, lines) == new
     assert (lines == []) is (old == new)
 

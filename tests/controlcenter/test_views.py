@@ -280,7 +280,9 @@ def five_hundred_aliases(tmp_path: Path, settings: Any) -> None:
     settings.CC_EXPORT_DIR = tmp_path / "export"
     call_command("configure", "--licence", "unlimited", stdout=StringIO())
     table = tmp_path / "aliases.csv"
-    table.write_text("".join(f"user{n:03d}@example.co.jp,box{n}@inner.example\n" for n in range(500)))
+    table.write_text(
+        "".join(f"user{n:03d}@example.co.jp,box{n}@inner.example\n" for n in range(500))
+    )
     call_command("import_aliases", str(table), "--add-domains", stdout=StringIO())
 
 

@@ -208,8 +208,12 @@ def test_selftest_page_lists_every_probe_and_recipient_once_grouped(
     assertContains(response, 'data-passed="true"', count=len(report.results))
     assert sum(len(group.probes) for group in page.groups) == len(report.results)
     for result in report.results:
-        [group] = [g for g in page.groups if result.probe.session.mail_from in
-                   [p.mail_from for p in g.probes if p.client_ip == result.probe.session.client_ip]]
+        [group] = [
+            g
+            for g in page.groups
+            if result.probe.session.mail_from
+            in [p.mail_from for p in g.probes if p.client_ip == result.probe.session.client_ip]
+        ]
         answers = {a: v for v, addresses in group.by_verdict for a in addresses}
         assert answers == {r.address: str(r.verdict) for r in result.result.rcpt}
         assert group.findings == result.findings
