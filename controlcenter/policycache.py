@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,9 @@ _T = TypeVar("_T")
 _APPS = ("controlcenter", "relaypolicy", "aliases")
 # A day: a state seen again after that (an undone change) is simply computed again.
 TIMEOUT = 24 * 3600
+# How long a worker waits for another one computing the same result, and how often it looks.
+WAIT = 60
+POLL = 0.1
 
 
 def _code_version() -> str:
@@ -110,13 +114,31 @@ def _cached(kind: str, state: str, compute: Callable[[], _T], *, shared: bool = 
     if hit is not None and hit[0] == state:
         return cast(_T, hit[1])
     key = f"rcc:{kind}:{state}"
-    value: Any = cache.get(key, _MISSING) if shared else _MISSING
-    if value is _MISSING:
-        value = compute()
-        if shared:
-            cache.set(key, value, TIMEOUT)
+    value: Any = _shared(key, compute) if shared else compute()
     with _local_lock:
         _local[kind] = (state, value)
+    return cast(_T, value)
+
+
+def _shared(key: str, compute: Callable[[], _T]) -> _T:
+    """From the shared cache; else one worker computes it while the others wait for it (up to
+    ``WAIT`` seconds, then they compute it too) instead of all computing it at once."""
+    value: Any = cache.get(key, _MISSING)
+    if value is not _MISSING:
+        return cast(_T, value)
+    lock = f"{key}:computing"
+    if not cache.add(lock, os.getpid(), WAIT):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            time.sleep(POLL)
+            value = cache.get(key, _MISSING)
+            if value is not _MISSING:
+                return cast(_T, value)
+    try:
+        value = compute()
+        cache.set(key, value, TIMEOUT)
+    finally:
+        cache.delete(lock)
     return cast(_T, value)
 
 

@@ -170,14 +170,16 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    for _ in range(600):
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=5)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=30)
             return server
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out while the workers start
             if server.poll() is not None:
                 raise SystemExit("make serve stopped; run it by hand to see why") from None
             time.sleep(0.5)
+    os.killpg(server.pid, 15)
     raise SystemExit("make serve did not answer within 5 minutes")
 
 

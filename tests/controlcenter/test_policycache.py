@@ -243,3 +243,36 @@ def test_preview_keeps_the_first_lines_and_counts_the_rest() -> None:
     assert (len(shown.lines), shown.total, shown.added, shown.removed) == (400, 503, 500, 0)
     assert shown.truncated is True
     assert dataclasses.replace(shown, total=400).truncated is False
+
+
+def test_a_worker_waits_for_the_one_computing_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cache.add("rcc:demo:s1:computing", 1, 60)  # another worker is computing it
+
+    def sleep(seconds: float) -> None:  # ... and stores it while this one waits
+        cache.set("rcc:demo:s1", "theirs", 60)
+
+    monkeypatch.setattr(policycache.time, "sleep", sleep)
+    assert policycache._shared("rcc:demo:s1", lambda: "mine") == "theirs"
+
+
+def test_a_worker_computes_itself_when_the_other_takes_too_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cache.add("rcc:demo:s2:computing", 1, 60)
+    monkeypatch.setattr(policycache, "WAIT", 0.05)
+    monkeypatch.setattr(policycache, "POLL", 0.01)
+    assert policycache._shared("rcc:demo:s2", lambda: "mine") == "mine"
+    assert cache.get("rcc:demo:s2") == "mine"
+    assert cache.get("rcc:demo:s2:computing") is None
+
+
+def test_a_failed_computation_releases_the_lock() -> None:
+    def fail() -> str:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        policycache._shared("rcc:demo:s3", fail)
+    assert cache.get("rcc:demo:s3:computing") is None
+    assert policycache._shared("rcc:demo:s3", lambda: "again") == "again"
