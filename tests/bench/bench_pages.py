@@ -129,7 +129,6 @@ def measure(clients: list[Client], path: str, seconds: float) -> dict[str, float
     sizes: list[int] = []
     errors = [0]
     lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
 
     def work(client: Client) -> None:
         done = 0
@@ -141,9 +140,10 @@ def measure(clients: list[Client], path: str, seconds: float) -> dict[str, float
                 sizes.append(size)
                 errors[0] += not ok
 
-    for client in clients:  # one warm-up request per worker process, not measured
+    for client in clients:  # warm-up requests (several workers), not measured
         client.get(path)
     start = time.perf_counter()
+    deadline = start + seconds
     threads = [threading.Thread(target=work, args=(client,)) for client in clients]
     for thread in threads:
         thread.start()
