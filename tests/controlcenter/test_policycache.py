@@ -253,7 +253,7 @@ def test_a_worker_waits_for_the_one_computing_the_same_result(
     def sleep(seconds: float) -> None:  # ... and stores it while this one waits
         cache.set("rcc:demo:s1", "theirs", 60)
 
-    monkeypatch.setattr(policycache.time, "sleep", sleep)
+    monkeypatch.setattr("controlcenter.policycache.time.sleep", sleep)
     assert policycache._shared("rcc:demo:s1", lambda: "mine") == "theirs"
 
 
