@@ -228,7 +228,9 @@ class SelftestView(PermissionRequiredMixin, PageMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        page = policycache.selftest_page()
+        state = policycache.policy_state()
+        page = policycache.selftest_page(state)
+        context["policy_state"] = state  # the key of the page's cached fragment
         context["page"] = page
         context["report"] = page
         context["findings"] = page.findings
