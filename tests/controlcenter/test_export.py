@@ -126,7 +126,7 @@ def test_failed_write_is_recorded_and_keeps_the_old_files(
     monkeypatch.setattr(
         publishing,
         "stage_file_set",
-        lambda folder, files: real(folder, files, rename=failing_rename),
+        lambda folder, files, **kwargs: real(folder, files, rename=failing_rename, **kwargs),
     )
     report = services.config_export(user=admin)
 
@@ -248,7 +248,9 @@ def test_rollback_that_cannot_export_changes_nothing(
     assert first is not None
     _save_rows(LAN)
     monkeypatch.setattr(
-        publishing, "stage_file_set", lambda folder, files: (_ for _ in ()).throw(OSError("x"))
+        publishing,
+        "stage_file_set",
+        lambda folder, files, **kwargs: (_ for _ in ()).throw(OSError("x")),
     )
     with pytest.raises(services.RollbackRefused):
         services.config_rollback(export_id=first.pk, user=admin)
@@ -611,7 +613,7 @@ def test_a_rollback_whose_export_fails_is_recorded(
     assert first is not None
     _save_rows(LAN)
 
-    def failing_write(folder: Path, files: Any) -> None:
+    def failing_write(folder: Path, files: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(publishing, "stage_file_set", failing_write)
