@@ -31,9 +31,10 @@ accesslog = "-"
 errorlog = "-"
 
 behind_tls_proxy = _env_bool("CC_BEHIND_TLS_PROXY")
+secure_scheme_headers: dict[str, str]
 if behind_tls_proxy:
     forwarded_allow_ips = os.environ.get("CC_TRUSTED_PROXIES", "127.0.0.1")
     secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 else:
     forwarded_allow_ips = ""
-    secure_scheme_headers: dict[str, str] = {}
+    secure_scheme_headers = {}

@@ -246,7 +246,8 @@ class UserPasswordView(
     def form_valid(self, form: UserPasswordForm) -> HttpResponse:
         services.user_set_password(user=form.user, password=form.cleaned_data["password1"])
         if form.user.pk == self.request.user.pk:
-            update_session_auth_hash(self.request, form.user)  # stay logged in
+            # Stays logged in after changing their own password.
+            update_session_auth_hash(self.request, form.user)  # type: ignore[arg-type]
         messages.success(
             self.request,
             _("The password of %(user)s was changed.") % {"user": form.user.get_username()},

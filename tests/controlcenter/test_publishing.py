@@ -442,7 +442,8 @@ def test_undoing_an_interrupted_first_set_removes_the_files_it_created(tmp_path:
     with pytest.raises(_Killed):
         publishing.stage_file_set(tmp_path, plan.all_files(), rename=_crash_after(2))
     recovery = publishing.recover_file_set(tmp_path, recorded=lambda journal: False)
-    assert recovery is not None and recovery.outcome is publishing.RecoveryOutcome.ROLLED_BACK
+    assert recovery is not None
+    assert recovery.outcome is publishing.RecoveryOutcome.ROLLED_BACK
     assert list(tmp_path.iterdir()) == []
 
 
@@ -538,10 +539,10 @@ def test_the_lock_file_and_the_journal_may_not_be_links(tmp_path: Path, name: st
     folder = tmp_path / "export"
     folder.mkdir()
     (folder / name).symlink_to(target)
-    with pytest.raises(publishing.LinkRefused):
-        if name == publishing.LOCK:
-            with publishing.export_lock(folder):
-                pass
-        else:
+    if name == publishing.LOCK:
+        with pytest.raises(publishing.LinkRefused), publishing.export_lock(folder):
+            pass
+    else:
+        with pytest.raises(publishing.LinkRefused):
             publishing.recover_file_set(folder, recorded=lambda journal: False)
     assert not target.exists()
