@@ -32,6 +32,7 @@ run: $(VENV)/.installed
 	$(MANAGE) migrate --no-input
 	$(MANAGE) load_demo
 	$(MANAGE) ensure_admin
+	-$(MANAGE) export_config --recover
 	@echo
 	@echo "  Relay Control Center: open http://$(HOST):$(PORT)/ and log in as the administrator above."
 	@echo
@@ -43,6 +44,7 @@ serve: $(VENV)/.installed
 	$(MANAGE) collectstatic --no-input --verbosity 0
 	$(MANAGE) migrate --no-input
 	$(MANAGE) ensure_admin
+	-$(MANAGE) export_config --recover
 	$(BIN)/gunicorn -c gunicorn.conf.py controlcenter.wsgi:application
 
 lint: $(VENV)/.installed-dev

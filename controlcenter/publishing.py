@@ -71,10 +71,12 @@ import fcntl
 import hashlib
 import json
 import os
+import posixpath
 import re
 import secrets
 import stat
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -327,6 +329,71 @@ def read_file(folder: Path, name: str) -> bytes | None:
             return stream.read()
     except OSError as error:
         raise FolderError(folder, error) from error
+
+
+# Folders an export must never write into (nor below): the system's own.
+SYSTEM_TREES = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+    "/run", "/sbin", "/sys", "/var/run", "/var/lock", "/usr/bin", "/usr/sbin", "/usr/lib",
+    "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/include", "/usr/share", "/usr/src",
+    "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/etc",
+    "/usr/local/share", "/usr/local/include",
+)  # fmt: skip
+# Folders that hold others: refused themselves, their subfolders (/usr/local/mta/bin) are fine.
+SYSTEM_ROOTS = (
+    "/", "/home", "/media", "/mnt", "/opt", "/srv", "/tmp", "/usr", "/usr/local", "/var",
+    "/var/lib", "/var/tmp",
+)  # fmt: skip
+SECRET_PARTS = frozenset({".ssh", ".gnupg"})
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+class FolderRefusal(StrEnum):
+    EMPTY = "empty"
+    CONTROL = "control_character"
+    RELATIVE = "relative"
+    SYSTEM = "system_folder"
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """An export folder as written (normalised), or why it is refused."""
+
+    path: str
+    refusal: FolderRefusal | None = None
+    detail: str = ""  # the character (U+XXXX) or the system folder concerned
+
+
+def check_export_folder(value: str) -> FolderCheck:
+    """Normalise an export folder and refuse control characters (line breaks, U+2028...),
+    relative names and system folders (SYSTEM_TREES and below, SYSTEM_ROOTS themselves,
+    ``.ssh``), judged on the normalised path (``/x/../../etc`` is ``/etc``) and on the path
+    its existing links lead to."""
+    for char in value:
+        if unicodedata.category(char) in _UNPRINTABLE:
+            return FolderCheck(value, FolderRefusal.CONTROL, f"U+{ord(char):04X}")
+    if not value:
+        return FolderCheck(value, FolderRefusal.EMPTY)
+    if not value.startswith("/"):
+        return FolderCheck(value, FolderRefusal.RELATIVE)
+    normal = posixpath.normpath(value)
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")
+    for candidate in dict.fromkeys((normal, os.path.realpath(normal))):
+        if system := _system_folder(candidate):
+            return FolderCheck(normal, FolderRefusal.SYSTEM, system)
+    return FolderCheck(normal)
+
+
+def _system_folder(path: str) -> str:
+    if path in SYSTEM_ROOTS:
+        return path
+    for tree in SYSTEM_TREES:
+        if path == tree or path.startswith(tree + "/"):
+            return tree
+    if SECRET_PARTS & set(path.split("/")):
+        return path
+    return ""
 
 
 def folder_problem(folder: Path) -> str:

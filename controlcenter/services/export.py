@@ -178,10 +178,31 @@ def _check_policy() -> tuple[SelftestReport, list[Finding]]:
 
 
 def _folder_message(error: publishing.FolderError) -> str:
+    if isinstance(error, publishing.LinkRefused):
+        return _(
+            "%(path)s in the export folder is a symbolic link (or not a regular file); links "
+            "are never followed. Remove it, then export again."
+        ) % {"path": error.folder / error.name}
     return _("The export folder %(folder)s cannot be used: %(reason)s") % {
         "folder": error.folder,
         "reason": error.reason,
     }
+
+
+def _refused_folder(folder: Path) -> str:
+    """Why the export never writes into ``folder`` (a system folder...), "" when it may."""
+    check = publishing.check_export_folder(str(folder))
+    if check.refusal is None:
+        return ""
+    if check.refusal is publishing.FolderRefusal.SYSTEM:
+        return _(
+            "The export folder %(folder)s is a system folder (%(system)s): the export never "
+            "writes there. Choose another folder in the server settings."
+        ) % {"folder": folder, "system": check.detail}
+    return _(
+        "The export folder %(folder)s is not a usable folder name: choose another one in "
+        "the server settings."
+    ) % {"folder": ascii(str(folder))}
 
 
 def _plan(
@@ -191,12 +212,14 @@ def _plan(
 
     An unreadable folder is planned against as if it were empty, so the files can be shown.
     """
-    error = ""
+    error = _refused_folder(folder)
     try:
+        if error:
+            raise publishing.FolderError(folder, OSError(error))
         deployed = publishing.read_deployed(folder)
     except publishing.FolderError as failure:
         deployed = publishing.Deployed(dict.fromkeys(publishing.FILE_NAMES), None)
-        error = _folder_message(failure)
+        error = error or _folder_message(failure)
     plan = publishing.plan_export(export_source(snapshot), deployed, export_number=export_number)
     return plan, error
 
@@ -325,7 +348,7 @@ def _export_transaction(
     snapshot = policy_snapshot()
     selftest, findings = _check_policy()
     error = ""
-    if not has_errors(findings):
+    if not has_errors(findings) and not (error := _refused_folder(folder)):
         # Refused exports create nothing in the folder, not even the lock file.
         try:
             folder_lock.enter_context(publishing.export_lock(folder))
@@ -424,8 +447,8 @@ def _recover_locked(folder: Path) -> publishing.Recovery | None:
             action=AuditAction.EXPORT_RECOVERED,
             target=f"#{recovery.journal.label.get('export', '?')} {folder}",
             summary=_(
-                "An export was interrupted before it was recorded; the previous files "
-                "are back in the export folder."
+                "An interrupted export (not recorded) was undone: the export folder holds "
+                "the previous files again."
             ),
             after=recovery.journal.files,
         )
@@ -437,7 +460,7 @@ def export_recover(*, dest: Path | None = None) -> publishing.Recovery | None:
     (default: the export folder) and remove the export's leftover temporary files; run at
     start-up and by every export. None when there was nothing to do."""
     folder = ServerSettings.load().export_path if dest is None else dest
-    if not folder.is_dir():
+    if _refused_folder(folder) or not folder.is_dir():
         return None
     with transaction.atomic():
         _lock_exports()

@@ -465,11 +465,39 @@ def test_export_config_dest_below_a_file_is_bad_input(tmp_path: Path) -> None:
 def test_export_config_dest_that_cannot_be_created_is_bad_input() -> None:
     with translation.override("en"), pytest.raises(CommandError) as error:
         call_command("export_config", "--dest", "/proc/nonexist/x", stdout=StringIO())
-    assert error.value.returncode == 2
-    assert str(error.value) in (
-        # as root, only creating it shows the problem; otherwise the check does
-        "The export folder /proc/nonexist/x cannot be used: No such file or directory",
-        "--dest: /proc is not writable",
+    assert (error.value.returncode, str(error.value)) == (
+        2,
+        "--dest: /proc/nonexist/x is a system folder (/proc); the export never writes there",
+    )
+
+
+@pytest.mark.parametrize(
+    ("dest", "message"),
+    [
+        ("/etc", "--dest: /etc is a system folder (/etc); the export never writes there"),
+        (
+            "/srv/x/../../root/.ssh",
+            "--dest: /root/.ssh is a system folder (/root); the export never writes there",
+        ),
+        ("/srv/a\u2028b", "--dest: the folder name contains a control character (U+2028)"),
+    ],
+)
+def test_export_config_refuses_system_folders_and_control_characters(
+    dest: str, message: str
+) -> None:
+    with pytest.raises(CommandError) as error:
+        call_command("export_config", "--dest", dest, stdout=StringIO())
+    assert (error.value.returncode, str(error.value)) == (2, message)
+    assert Export.objects.count() == 0
+
+
+def test_a_system_folder_stored_earlier_is_refused_at_export(admin: User, settings: Any) -> None:
+    ServerSettings.objects.filter(pk=ServerSettings.load().pk).update(export_dir="/etc")
+    report = services.config_export(user=admin)
+    assert (report.status, report.error) == (
+        "failed",
+        "出力先フォルダ /etc はシステムのフォルダ (/etc) です。ここには出力しません。"
+        "全設定で別のフォルダを指定してください。",
     )
 
 
