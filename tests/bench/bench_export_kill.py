@@ -70,7 +70,7 @@ def _child(go: int) -> None:
         export_service._record_export,
     )
 
-    def fsync(fd: int) -> None:
+    def fsync(fd: Any) -> None:
         time.sleep(SLOW_FSYNC)
         real_fsync(fd)
 
@@ -83,10 +83,10 @@ def _child(go: int) -> None:
         return real_record(*args, **kwargs)
 
     os.fsync = fsync
-    publishing.stage_file_set = lambda folder, files, **kw: real_stage(  # type: ignore[assignment]
+    publishing.stage_file_set = lambda folder, files, **kw: real_stage(
         folder, files, rename=rename, **kw
     )
-    export_service._record_export = record  # type: ignore[assignment]
+    export_service._record_export = record
     os.write(go, b"g")
     services.config_export(user=None)
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     from controlcenter import publishing, services
 
     if options.without_recovery:
-        publishing.recover_file_set = lambda folder, **kwargs: None  # type: ignore[assignment]
+        publishing.recover_file_set = lambda folder, **kwargs: None
     from controlcenter.models import Export
     from relaypolicy.models import RelayPolicy
     from relaypolicy.services import relay_table_save
