@@ -193,6 +193,14 @@ class UserCreateForm(SetPasswordMixin, forms.ModelForm[AbstractUser]):  # type: 
         model = User
         fields = ["username", "last_name", "first_name", "email"]
 
+    def clean_username(self) -> str:
+        username: str = self.cleaned_data["username"]
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(
+                _("A user with that user name already exists (ignoring case)."), code="unique"
+            )
+        return username
+
     def clean(self) -> dict[str, Any] | None:
         self.validate_passwords()
         return super().clean()

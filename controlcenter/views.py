@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -497,7 +497,16 @@ class AuditFilterForm(forms.Form):
         if data["user"] in (LEGACY_COMMAND_LINE_ACTOR, gettext("(command line)")):
             queryset = queryset.filter(actor_kind=ActorKind.COMMAND_LINE)
         elif data["user"]:
-            queryset = queryset.filter(actor_kind=ActorKind.USER, actor_name__iexact=data["user"])
+            # One user's entries only: names are unique regardless of case, but older entries
+            # may carry a spelling (Admin / admin) that belonged to someone else.
+            user = get_user_model().objects.filter(username__iexact=data["user"]).first()
+            queryset = queryset.filter(actor_kind=ActorKind.USER)
+            if user is None:
+                queryset = queryset.filter(actor_name=data["user"])
+            else:
+                queryset = queryset.filter(
+                    Q(actor_id=user.pk) | Q(actor__isnull=True, actor_name=user.get_username())
+                )
         if data["action"]:
             queryset = queryset.filter(action=data["action"])
         if data["date_from"]:

@@ -57,7 +57,13 @@ def _set_role(user: AbstractUser, role: Role) -> None:
 
 @transaction.atomic
 def user_create(*, username: str, password: str | None, role: Role, **fields: Any) -> AbstractUser:
-    """Create a login with one role; ``password=None`` leaves it unusable."""
+    """Create a login with one role; ``password=None`` leaves it unusable. User names are
+    unique regardless of case (``Admin`` is taken when ``admin`` exists)."""
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError(
+            {"username": _("A user with that user name already exists (ignoring case).")},
+            code="unique",
+        )
     user = User(username=username, **fields)
     if password is None:
         user.set_unusable_password()

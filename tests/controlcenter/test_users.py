@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
 
 from controlcenter import services
 from controlcenter.models import AuditEntry
@@ -89,3 +90,40 @@ def test_password_problems_apply_the_validators() -> None:
         "このパスワードは一般的すぎます。",
     ]
     assert users.password_problems("a-long-and-unusual-password-42", username="admin") == []
+
+
+def test_user_names_are_unique_regardless_of_case(make_user: Callable[..., User]) -> None:
+    make_user("admin", Role.ADMINISTRATOR)
+    with pytest.raises(ValidationError) as refused:
+        services.user_create(username="Admin", password=None, role=Role.VIEWER)
+    assert refused.value.message_dict == {
+        "username": ["同じユーザー名 (大文字・小文字の違いを除く) のユーザーがすでに存在します。"]
+    }
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(username="ADMIN")  # the database's own guard: lower(username)
+    assert list(User.objects.values_list("username", flat=True)) == ["admin"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_renames_case_duplicates_and_adds_the_index() -> None:
+    target = [("controlcenter", "0006_audit_actor_kind")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(target)
+    old = executor.loader.project_state(target).apps.get_model("auth", "User")
+    first = old.objects.create(username="Admin")
+    second = old.objects.create(username="admin")
+    third = old.objects.create(username="ADMIN")
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert list(User.objects.order_by("pk").values_list("username", flat=True)) == [
+        "Admin",
+        f"admin-{second.pk}",
+        f"ADMIN-{third.pk}",
+    ]
+    assert User.objects.get(pk=first.pk).username == "Admin"
+    assert list(AuditEntry.objects.order_by("pk").values_list("action", "before", "after")) == [
+        ("user.update", {"username": "admin"}, {"username": f"admin-{second.pk}"}),
+        ("user.update", {"username": "ADMIN"}, {"username": f"ADMIN-{third.pk}"}),
+    ]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(username="aDmIn")
