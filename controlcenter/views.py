@@ -376,7 +376,7 @@ class ExportListView(PermissionRequiredMixin, PublishCrumbsMixin, ListView[Expor
     paginate_by = 50
 
     def get_queryset(self) -> QuerySet[Export]:
-        return Export.objects.select_related("rollback_of").defer("files", "snapshot", "replaced")
+        return Export.objects.select_related("rollback_of").defer(*Export.BULKY_FIELDS)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)

@@ -752,7 +752,7 @@ def last_export() -> Export | None:
     """The last successful export (its files and snapshot are loaded only when used)."""
     return (
         Export.objects.filter(status=ExportStatus.EXPORTED)
-        .defer("files", "snapshot", "replaced")
+        .defer(*Export.BULKY_FIELDS)
         .order_by("-number")
         .first()
     )

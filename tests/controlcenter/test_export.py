@@ -720,12 +720,64 @@ def test_pending_changes_compare_fingerprints_without_loading_the_policy(
 def test_pending_changes_of_an_export_without_fingerprints_compare_snapshots(
     export_dir: Path, admin: User
 ) -> None:
+    # recorded before fingerprints (and the archive) existed: the JSON column holds it
     Export.objects.create(
-        number=1, status=ExportStatus.EXPORTED, dest="x", snapshot=services.policy_snapshot()
+        number=1, status=ExportStatus.EXPORTED, dest="x", snapshot_json=services.policy_snapshot()
     )
     assert services.pending_changes()[1] == []
     _save_rows(LAN)
     assert services.pending_changes()[1] == ["relay"]
+
+
+def test_an_export_is_stored_compressed_and_still_rolls_back(export_dir: Path, admin: User) -> None:
+    from aliases import services as alias_services
+
+    services.server_settings_update(changes={"licence": "unlimited"})
+    rows = "".join(
+        f"user{i:05d}@example.co.jp,user{i:05d}@inner.example.co.jp,社員 {i}\r\n"
+        for i in range(5000)
+    )
+    alias_services.aliases_import_csv(
+        data=("alias,mapped_to,comment\r\n" + rows).encode(),
+        encoding="utf-8",
+        add_domains=True,
+        dry_run=False,
+    )
+    first = services.config_export(user=admin).export
+    assert first is not None
+    stored = Export.objects.get(pk=first.pk)
+    plain = len(json.dumps([stored.files, stored.snapshot, stored.replaced]).encode())
+    assert (stored.files_json, stored.snapshot_json, stored.replaced_json) == ({}, {}, {})
+    # 1.58 MB of JSON stored in 15 KB here
+    assert len(bytes(stored.archive)) * 50 < plain
+    assert stored.files[publishing.ALIASES_CSV] == publishing.decode_file(
+        publishing.ALIASES_CSV, (export_dir / publishing.ALIASES_CSV).read_bytes()
+    )
+    assert len(stored.snapshot["aliases"]) == 5000
+    Alias.objects.all().delete()
+    services.config_export(user=admin)
+    services.config_rollback(export_id=first.pk, user=admin)
+    assert Alias.objects.count() == 5000
+
+
+def test_an_export_recorded_before_the_archive_is_read_from_its_json_columns(
+    export_dir: Path, admin: User
+) -> None:
+    Export.objects.create(
+        number=1,
+        status=ExportStatus.EXPORTED,
+        dest=str(export_dir),
+        files_json={EFFECT: "old\n"},
+        snapshot_json=services.policy_snapshot(),
+        replaced_json={EFFECT: "by hand\n"},
+    )
+    export = Export.objects.get(number=1)
+    assert (bytes(export.archive), export.files, export.replaced) == (
+        b"",
+        {EFFECT: "old\n"},
+        {EFFECT: "by hand\n"},
+    )
+    assert export.snapshot == services.policy_snapshot()
 
 
 def test_a_rollback_over_hand_edits_needs_the_confirmation(
