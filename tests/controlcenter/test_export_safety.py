@@ -13,6 +13,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
+from django.test import Client
 from django.utils import translation
 
 from controlcenter import publishing, services
@@ -376,3 +377,17 @@ def test_a_planted_link_is_refused_with_a_message_naming_it(
     assert (report.status, report.error) == ("failed", error)
     assert secret.read_text() == "root:x:0:0\n"
     assert (export_dir / publishing.ALIASES_CSV).is_symlink()
+
+
+def test_a_viewer_never_sees_a_planted_links_target_on_the_publish_page(
+    export_dir: Path, viewer_client: Client, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("TOP-SECRET-TOKEN\n")
+    export_dir.mkdir()
+    (export_dir / publishing.ALIASES_CSV).symlink_to(secret)
+    response = viewer_client.get("/system/publish/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "TOP-SECRET-TOKEN" not in page
+    assert "シンボリックリンク" in page
