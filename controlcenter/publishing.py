@@ -952,9 +952,10 @@ def recover_file_set(folder: Path, *, recorded: Callable[[Journal], bool]) -> Re
             for name, backup in journal.backups.items():
                 _put_back(folder / backup, folder / name)
             _fsync_folder(folder)
-    elif (folder / JOURNAL).is_file():
-        _remove([folder / JOURNAL])  # unreadable: nothing in it can be trusted or used
     removed = []
+    if journal is None and (folder / JOURNAL).is_file():
+        _remove([folder / JOURNAL])  # unreadable: nothing in it can be trusted or used
+        removed.append(JOURNAL)
     for entry in sorted(os.listdir(folder)):
         match = _LEFTOVER.match(entry)
         if match and match["name"] in _OWN_NAMES:

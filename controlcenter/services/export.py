@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -228,6 +228,7 @@ def export_plan(*, dest: Path | None = None) -> tuple[Path, publishing.ExportPla
     """What the next export would write into ``dest`` (default: the export folder), and why
     that folder is unusable ("" when it is not); writes nothing."""
     folder = ServerSettings.load().export_path if dest is None else dest
+    _recover_if_interrupted(folder)
     plan, error = _plan(policy_snapshot(), folder, export_number=_next_export_number())
     return folder, plan, error
 
@@ -455,17 +456,35 @@ def _recover_locked(folder: Path) -> publishing.Recovery | None:
     return recovery
 
 
-def export_recover(*, dest: Path | None = None) -> publishing.Recovery | None:
+def export_recover(*, dest: Path | None = None, wait: bool = True) -> publishing.Recovery | None:
     """Complete or undo an export interrupted (a killed process, a power cut) in ``dest``
     (default: the export folder) and remove the export's leftover temporary files; run at
-    start-up and by every export. None when there was nothing to do."""
+    start-up and by every export. None when there was nothing to do. With ``wait=False`` it
+    does nothing while an export holds a lock (that export recovers the folder itself)."""
     folder = ServerSettings.load().export_path if dest is None else dest
     if _refused_folder(folder) or not folder.is_dir():
         return None
-    with transaction.atomic():
-        _lock_exports()
-        with publishing.export_lock(folder):
-            return _recover_locked(folder)
+    try:
+        with transaction.atomic():
+            ServerSettings.objects.select_for_update(nowait=not wait).get(pk=1)
+            with publishing.export_lock(folder, blocking=wait) as locked:
+                return _recover_locked(folder) if locked else None
+    except OperationalError:
+        if wait:
+            raise
+        return None  # PostgreSQL: the row is locked by a running export (NOWAIT)
+
+
+def _recover_if_interrupted(folder: Path) -> None:
+    """Recover a folder whose journal says an export was interrupted (a worker killed during
+    an export leaves it behind while the server keeps running), unless an export is running."""
+    try:
+        pending = (folder / publishing.JOURNAL).is_file()
+    except OSError:
+        return
+    if pending:
+        with contextlib.suppress(publishing.FolderError):
+            export_recover(dest=folder, wait=False)
 
 
 def _record_export(

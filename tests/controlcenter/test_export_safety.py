@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, connections, transaction
 from django.test import Client
 from django.utils import translation
 
@@ -391,3 +393,69 @@ def test_a_viewer_never_sees_a_planted_links_target_on_the_publish_page(
     page = response.content.decode()
     assert "TOP-SECRET-TOKEN" not in page
     assert "シンボリックリンク" in page
+
+
+def test_the_publish_page_recovers_an_export_whose_worker_was_killed(
+    export_dir: Path, admin: User, viewer_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gunicorn kills a worker that overruns its timeout: the server keeps running, so the
+    # start-up recovery does not come; the next look at the folder recovers it.
+    services.config_export(user=admin)
+    before = _files(export_dir)
+    relay_table_save(table=Table(rows=(LAN,)), version=RelayPolicy.load().version)
+    with monkeypatch.context() as patch:
+        _kill_before_commit(patch)
+        with pytest.raises(_Killed):
+            services.config_export(user=admin)
+    assert viewer_client.get("/system/publish/").status_code == 200
+    assert _files(export_dir) == before
+    assert AuditEntry.objects.filter(action="config.export_recovered").count() == 1
+
+
+def test_a_look_at_the_folder_never_waits_for_a_running_export(
+    export_dir: Path, admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.config_export(user=admin)
+    relay_table_save(table=Table(rows=(LAN,)), version=RelayPolicy.load().version)
+    with monkeypatch.context() as patch:
+        _kill_before_commit(patch)
+        with pytest.raises(_Killed):
+            services.config_export(user=admin)
+    # another export holds the folder lock: the look leaves the journal to that export
+    with publishing.export_lock(export_dir):
+        assert services.export_recover(wait=False) is None
+        services.export_plan()
+    assert (export_dir / publishing.JOURNAL).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_look_at_the_folder_skips_recovery_while_an_export_holds_the_row_lock(
+    export_dir: Path,
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL; CI runs both")
+    export_dir.mkdir()
+    (export_dir / publishing.JOURNAL).write_text("{}")
+    holding, release = threading.Event(), threading.Event()
+
+    def exporting() -> None:
+        with transaction.atomic():
+            export_service._lock_exports()
+            holding.set()
+            release.wait(10)
+        connections.close_all()
+
+    thread = threading.Thread(target=exporting)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        start = time.monotonic()
+        assert services.export_recover(wait=False) is None
+        assert time.monotonic() - start < 2
+        assert (export_dir / publishing.JOURNAL).exists()
+    finally:
+        release.set()
+        thread.join()
+    recovery = services.export_recover()
+    assert recovery is not None
+    assert not (export_dir / publishing.JOURNAL).exists()
