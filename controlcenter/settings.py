@@ -102,6 +102,9 @@ if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # Write transactions take the lock when they begin, so they serialise (and wait up to
     # the timeout) instead of failing with "database is locked" half-way.
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
+    # Tests use a file, not the shared-cache in-memory database: with threads (the live server,
+    # the job worker) shared cache fails at once with "table is locked" where a file waits.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
