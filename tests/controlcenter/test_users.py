@@ -106,7 +106,7 @@ def test_user_names_are_unique_regardless_of_case(make_user: Callable[..., User]
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_renames_case_duplicates_and_adds_the_index() -> None:
-    target = [("controlcenter", "0006_audit_actor_kind")]
+    target = [("controlcenter", "0008_alias_revision")]
     executor = MigrationExecutor(connection)
     executor.migrate(target)
     old = executor.loader.project_state(target).apps.get_model("auth", "User")

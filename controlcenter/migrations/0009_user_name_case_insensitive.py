@@ -40,7 +40,7 @@ def rename_case_duplicates(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("controlcenter", "0006_audit_actor_kind"),
+        ("controlcenter", "0008_alias_revision"),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("controlcenter", "0007_user_name_case_insensitive"),
+        ("controlcenter", "0009_user_name_case_insensitive"),
     ]
 
     operations = [
