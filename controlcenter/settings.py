@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "relaypolicy",
     "aliases",
     "jobs",
+    "gateways",
 ]
 
 MIDDLEWARE = [

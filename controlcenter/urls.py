@@ -42,6 +42,7 @@ urlpatterns = [
     path("relay/", include("relaypolicy.urls")),
     path("aliases/", include("aliases.urls")),
     path("system/jobs/", include("jobs.urls")),
+    path("system/gateways/", include("gateways.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
