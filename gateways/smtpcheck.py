@@ -118,12 +118,18 @@ def plan_probes(policy: Policy, *, limit: int = DEFAULT_LIMIT) -> list[Probe]:
 
 
 def judge(probe: ProbeOutcome) -> None:
-    """Compare the real reply with the simulator's verdict (sets mismatch and dangerous)."""
-    if probe.stage == "connect" or probe.code is None:
+    """Compare the real reply with the simulator's verdict (sets mismatch and dangerous).
+
+    Dangerous: the gateway accepted a recipient the simulator rejects, unless it is the real
+    local address of the battery (inbound mail). An accepted routing trick
+    (``victim%relay-test.invalid@D``) counts as dangerous although its domain is local: from
+    the reply alone nobody can tell whether the daemon will route it onwards.
+    """
+    if probe.code is None:
         return
     expected_accept = probe.expected in ("relay", "deliver")
     probe.mismatch = probe.accepted != expected_accept
-    probe.dangerous = probe.accepted and not expected_accept
+    probe.dangerous = probe.accepted and not expected_accept and probe.recipient_kind != "inbound"
 
 
 def _sessions(probes: list[Probe]) -> Iterator[tuple[str, str, list[Probe]]]:
