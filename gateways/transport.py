@@ -364,17 +364,36 @@ async def list_folder(target: SshTarget, folder: str) -> list[RemoteEntry]:
     return sorted(found, key=lambda entry: entry.name)
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """Bytes of a remote file from ``start``; ``size`` is the file's size when read. The next
+    read starts at ``start + len(data)``; a ``start`` of 0 for a non-zero ``offset`` means the
+    file was rotated (it had become shorter than ``offset``)."""
+
+    path: str
+    start: int
+    data: bytes
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
 async def read_from(
     target: SshTarget, path: str, *, offset: int = 0, limit: int = 16 * 1024 * 1024
-) -> bytes:
-    """Up to ``limit`` bytes of ``path`` from ``offset``: read a growing log from where the
-    previous read stopped (a file now shorter than ``offset`` was rotated: read it from 0)."""
+) -> Chunk:
+    """Up to ``limit`` bytes of ``path`` from ``offset``: read a growing log (or the retry
+    queue's files) from where the previous read stopped."""
     async with open_folder(target, posixpath.dirname(path)) as remote:
         try:
             async with remote.sftp.open(path, "rb") as stream:
                 size = (await stream.stat()).size or 0
                 start = 0 if size < offset else offset
                 await stream.seek(start)
-                return bytes(await stream.read(limit))
+                data = bytes(await stream.read(limit)) if size > start else b""
+        except asyncssh.SFTPNoSuchFile as error:
+            raise RemoteIOError(f"{path}: no such file") from error
         except asyncssh.SFTPError as error:
             raise RemoteIOError(f"{path}: {error}") from error
+    return Chunk(path, start, data, size)
