@@ -91,6 +91,4 @@ class ConfirmHostKeyForm(forms.Form):
 
 
 class RetryForm(forms.Form):
-    overwrite = forms.BooleanField(
-        label=_("Overwrite the files changed by hand"), required=False
-    )
+    overwrite = forms.BooleanField(label=_("Overwrite the files changed by hand"), required=False)

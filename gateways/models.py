@@ -35,7 +35,9 @@ class Gateway(models.Model):
     program_folder = models.CharField(
         _("Program folder"), max_length=1024, default=DEFAULT_PROGRAM_FOLDER
     )
-    work_folder = models.CharField(_("Mail work folder"), max_length=1024, default=DEFAULT_WORK_FOLDER)
+    work_folder = models.CharField(
+        _("Mail work folder"), max_length=1024, default=DEFAULT_WORK_FOLDER
+    )
     smtp_port = models.PositiveIntegerField(_("SMTP port"), default=25)
     # The pinned host key (OpenSSH public key line) and its SHA256 fingerprint.
     host_key = models.TextField(_("Host key"), blank=True, editable=False)

@@ -114,7 +114,12 @@ async def publish_ssh(
         progress(STAGE_CONNECT)
         async with open_folder(target, folder) as remote:
             await _publish_remote(
-                remote, outcome, source_for(source, folder), export_number, force, progress,
+                remote,
+                outcome,
+                source_for(source, folder),
+                export_number,
+                force,
+                progress,
                 script_timeout,
             )
     except GatewayFailed as failure:
@@ -166,7 +171,9 @@ async def _verify(outcome: Outcome, files: dict[str, bytes], read: Callable) -> 
         if publishing.sha256((await read(name)) or b"") != publishing.sha256(data)
     ]
     if wrong:
-        raise GatewayFailed("verify", "read back differs from what was written: " + ", ".join(wrong))
+        raise GatewayFailed(
+            "verify", "read back differs from what was written: " + ", ".join(wrong)
+        )
     outcome.verified = True
 
 

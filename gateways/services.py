@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from controlcenter import publishing
-from controlcenter.audit import audit_record
+from controlcenter.audit import AuditAction, audit_record
 from controlcenter.findings import has_errors
 from controlcenter.models import ExportStatus, ServerSettings
 from controlcenter.services import export as export_service
@@ -71,13 +71,15 @@ def gateway_save(*, gateway: Gateway, private_key: str = "", user: Actor = None)
             if (before.host, before.port) != (gateway.host, gateway.port):
                 _forget_host_key(gateway)
         if private_key:
-            gateway.key_encrypted = keys.encrypt_private_key(private_key, secret=settings.SECRET_KEY)
+            gateway.key_encrypted = keys.encrypt_private_key(
+                private_key, secret=settings.SECRET_KEY
+            )
             gateway.key_path = ""
         elif gateway.key_path:
             gateway.key_encrypted = ""
         gateway.save()
         audit_record(
-            action="gateway.add" if created else "gateway.change",
+            action=AuditAction.GATEWAY_ADD if created else AuditAction.GATEWAY_CHANGE,
             target=gateway.name,
             summary=f"{gateway.get_kind_display()} {gateway.address}"
             + (" " + _("(new private key)") if private_key else ""),
@@ -95,7 +97,9 @@ def _forget_host_key(gateway: Gateway) -> None:
 
 def gateway_delete(*, gateway: Gateway, user: Actor = None) -> None:
     with transaction.atomic():
-        audit_record(action="gateway.delete", target=gateway.name, summary="", **_actor(user))
+        audit_record(
+            action=AuditAction.GATEWAY_DELETE, target=gateway.name, summary="", **_actor(user)
+        )
         gateway.delete()
 
 
@@ -159,7 +163,7 @@ def gateway_confirm_host_key(*, gateway: Gateway, fingerprint: str, user: Actor 
         locked.offered_at = None
         locked.save()
         audit_record(
-            action="gateway.host_key",
+            action=AuditAction.GATEWAY_HOST_KEY,
             target=locked.name,
             summary=(f"{previous} -> " if previous else "") + locked.host_key_fingerprint,
             **_actor(user),
@@ -187,7 +191,7 @@ def publication_start(*, user: Actor, force: bool = False) -> Publication:
     gateways = list(Gateway.objects.filter(enabled=True).order_by("name"))
     if not gateways:
         raise PublishRefused(_("No gateway is enabled."))
-    selftest, findings = export_service._check_policy()
+    _selftest, findings = export_service._check_policy()
     if has_errors(findings):
         raise PublishRefused(
             _("The policy has errors: correct them before publishing (see 設定の反映).")
@@ -258,7 +262,7 @@ def publication_retry(*, publication: Publication, user: Actor, force: bool = Fa
         _queue_results(locked, gateways, attempt=attempt, force=force)
         _start_job(locked, user)
         audit_record(
-            action="gateway.retry",
+            action=AuditAction.GATEWAY_RETRY,
             target=f"#{locked.number}",
             summary=", ".join(g.name for g in gateways),
             **_actor(user),
@@ -277,9 +281,7 @@ class _Event:
 def publication_run(ctx: JobContext, *, publication_id: int) -> dict[str, Any]:
     """The job: publish to every queued gateway of the publication concurrently."""
     publication = Publication.objects.get(pk=publication_id)
-    results = list(
-        publication.results.filter(status=ResultStatus.QUEUED).select_related("gateway")
-    )
+    results = list(publication.results.filter(status=ResultStatus.QUEUED).select_related("gateway"))
     Publication.objects.filter(pk=publication.pk).update(status=PublicationStatus.RUNNING)
     source = export_service.export_source(publication.snapshot)
     plans = []
@@ -294,7 +296,10 @@ def publication_run(ctx: JobContext, *, publication_id: int) -> dict[str, Any]:
         except keys.KeyUnavailable:
             _finish(
                 result,
-                Outcome(code="key", error=_("The stored private key cannot be decrypted: enter it again.")),
+                Outcome(
+                    code="key",
+                    error=_("The stored private key cannot be decrypted: enter it again."),
+                ),
             )
             continue
         result.status, result.started_at = ResultStatus.RUNNING, now
@@ -305,24 +310,41 @@ def publication_run(ctx: JobContext, *, publication_id: int) -> dict[str, Any]:
     events: queue.Queue[_Event] = queue.Queue()
     stop = threading.Event()
 
-    async def one(result: GatewayResult, gateway: Gateway, target: SshTarget | None,
-                  limit: asyncio.Semaphore) -> None:
+    async def one(
+        result: GatewayResult, gateway: Gateway, target: SshTarget | None, limit: asyncio.Semaphore
+    ) -> None:
         async with limit:
             if stop.is_set():
-                events.put(_Event(result.pk, outcome=Outcome(code="cancelled", error=str(_("Cancelled before it started.")))))
+                events.put(
+                    _Event(
+                        result.pk,
+                        outcome=Outcome(
+                            code="cancelled", error=str(_("Cancelled before it started."))
+                        ),
+                    )
+                )
                 return
+
             def progress(stage: str) -> None:
                 events.put(_Event(result.pk, stage=stage))
+
             if target is None:
                 outcome = await publish_local(
                     local_folder,
-                    source, export_number=publication.number, force=result.force,
+                    source,
+                    export_number=publication.number,
+                    force=result.force,
                     progress=progress,
                 )
             else:
                 outcome = await publish_ssh(
-                    target, gateway.program_folder, source, export_number=publication.number,
-                    force=result.force, progress=progress, script_timeout=SCRIPT_TIMEOUT,
+                    target,
+                    gateway.program_folder,
+                    source,
+                    export_number=publication.number,
+                    force=result.force,
+                    progress=progress,
+                    script_timeout=SCRIPT_TIMEOUT,
                 )
             events.put(_Event(result.pk, outcome=outcome))
 
@@ -421,14 +443,17 @@ def _publication_finish(publication: Publication) -> dict[str, Any]:
         publication.error = summary
         publication.finished_at = timezone.now()
         if publication.export is None:
-            publication.export = _record_export(publication, latest, written=bool(ok), error=summary)
+            publication.export = _record_export(
+                publication, latest, written=bool(ok), error=summary
+            )
         publication.save()
         audit_record(
-            action="gateway.publish",
+            action=AuditAction.GATEWAY_PUBLISH,
             target=f"#{publication.number}",
             summary=f"{publication.get_status_display()}: "
             + ", ".join(f"{r.gateway_name}={r.status}" for r in latest),
-            **({"actor": publication.user} if publication.user is not None else {}),
+            actor=publication.user,
+            source_ip=None,
         )
     return {"status": status, "succeeded": len(ok), "failed": len(failed)}
 

@@ -116,9 +116,7 @@ def _options(target: SshTarget) -> dict[str, object]:
 async def fetch_host_key(host: str, port: int, *, timeout: float = CONNECT_TIMEOUT) -> str:
     """The host key ``host:port`` presents (OpenSSH line), from the key exchange only."""
     try:
-        key = await asyncio.wait_for(
-            asyncssh.get_server_host_key(host, port, config=None), timeout
-        )
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port, config=None), timeout)
     except (OSError, asyncssh.Error, TimeoutError) as error:
         raise Unreachable(_describe(error, f"{host}:{port}")) from error
     if key is None:
@@ -144,7 +142,9 @@ def _client_keys(target: SshTarget) -> list[asyncssh.SSHKey]:
         if target.key_path:
             return [asyncssh.read_private_key(target.key_path)]
     except (OSError, asyncssh.KeyImportError, ValueError) as error:
-        raise AuthenticationFailed(f"{target.label}: the private key cannot be read: {error}")
+        raise AuthenticationFailed(
+            f"{target.label}: the private key cannot be read: {error}"
+        ) from error
     raise AuthenticationFailed(f"{target.label}: no private key is configured")
 
 
@@ -161,18 +161,15 @@ async def open_connection(target: SshTarget) -> AsyncIterator[asyncssh.SSHClient
             username=target.username,
             client_keys=keys,
             known_hosts=([pinned], [], []),
-            server_host_key_algs=[pinned.get_algorithm()] if pinned else (),
             agent_path=None,
             password=None,
             kbdint_auth=False,
-            **_options(target),  # type: ignore[arg-type]
+            **_options(target),
         )
     except asyncssh.HostKeyNotVerifiable as error:
         offered = ""
         with contextlib.suppress(TransportError):
-            offered = await fetch_host_key(
-                target.host, target.port, timeout=target.connect_timeout
-            )
+            offered = await fetch_host_key(target.host, target.port, timeout=target.connect_timeout)
         raise HostKeyChanged(
             f"{target.label}: the host key changed ({error.reason})", offered=offered
         ) from error
@@ -199,6 +196,11 @@ class ScriptResult:
         return self.exit_status == 0 and not self.timed_out
 
 
+async def _read_bytes(stream: asyncssh.SFTPClientFile, limit: int = -1) -> bytes:
+    data = await stream.read(limit)
+    return data if isinstance(data, bytes) else data.encode()
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= OUTPUT_LIMIT else text[:OUTPUT_LIMIT] + "\n…"
 
@@ -219,7 +221,7 @@ class RemoteFolder:
     async def read_optional(self, name: str) -> bytes | None:
         try:
             async with self.sftp.open(self.path(name), "rb") as stream:
-                return bytes(await stream.read())
+                return await _read_bytes(stream)
         except asyncssh.SFTPNoSuchFile:
             return None
         except (asyncssh.SFTPError, OSError) as error:
@@ -391,7 +393,7 @@ async def read_from(
                 size = (await stream.stat()).size or 0
                 start = 0 if size < offset else offset
                 await stream.seek(start)
-                data = bytes(await stream.read(limit)) if size > start else b""
+                data = await _read_bytes(stream, limit) if size > start else b""
         except asyncssh.SFTPNoSuchFile as error:
             raise RemoteIOError(f"{path}: no such file") from error
         except asyncssh.SFTPError as error:

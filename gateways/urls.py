@@ -11,9 +11,7 @@ urlpatterns = [
     path("<int:pk>/edit/", views.GatewayUpdateView.as_view(), name="gateway-edit"),
     path("<int:pk>/delete/", views.GatewayDeleteView.as_view(), name="gateway-delete"),
     path("<int:pk>/host-key/fetch/", views.HostKeyFetchView.as_view(), name="host-key-fetch"),
-    path(
-        "<int:pk>/host-key/confirm/", views.HostKeyConfirmView.as_view(), name="host-key-confirm"
-    ),
+    path("<int:pk>/host-key/confirm/", views.HostKeyConfirmView.as_view(), name="host-key-confirm"),
     path("publish/", views.PublishView.as_view(), name="publish"),
     path(
         "publications/<int:pk>/",

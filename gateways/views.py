@@ -169,13 +169,13 @@ class RetryView(_Admin, View):
         form = RetryForm(request.POST)
         force = form.is_valid() and form.cleaned_data["overwrite"]
         try:
-            count = services.publication_retry(publication=publication, user=request.user, force=force)
+            count = services.publication_retry(
+                publication=publication, user=request.user, force=force
+            )
         except services.PublishRefused as error:
             messages.error(request, str(error))
         else:
-            messages.info(
-                request, gettext("Retrying %(count)s gateway(s).") % {"count": count}
-            )
+            messages.info(request, gettext("Retrying %(count)s gateway(s).") % {"count": count})
         return HttpResponseRedirect(reverse("gateways:publication-detail", args=[pk]))
 
 

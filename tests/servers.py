@@ -53,7 +53,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_banner(port: int, prefix: bytes, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+def _wait_for_banner(
+    port: int, prefix: bytes, process: subprocess.Popen[bytes], timeout: float = 15
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -299,4 +301,5 @@ def postfix_server(*, open_relay: bool, domain: str = "example.jp") -> Iterator[
             [str(POSTFIX), "-c", str(config), "stop"], env=env, check=False, capture_output=True
         )
         _stop(process)
-        if os.environ.get("RCC_KEEP") != "1": shutil.rmtree(base, ignore_errors=True)
+        if os.environ.get("RCC_KEEP") != "1":
+            shutil.rmtree(base, ignore_errors=True)

@@ -188,7 +188,11 @@ def export_record(
 ) -> ExportReport:
     """Record (and audit) an export that another app performed, e.g. to gateways."""
     return _record_export(
-        report, user=user, request_ip=None, rollback_of=None, fingerprints=fingerprints,
+        report,
+        user=user,
+        request_ip=None,
+        rollback_of=None,
+        fingerprints=fingerprints,
         number=number,
     )
 

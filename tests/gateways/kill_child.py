@@ -31,7 +31,7 @@ async def main(args: dict[str, Any]) -> None:
             if point == "upload" and calls["upload"] == 2:
                 await stop_here()
 
-        async def slow_rename(old: str, new: str) -> None:
+        async def slow_rename(old: Any, new: Any) -> None:
             await rename(old, new)
             if ".rcc-tmp-" in str(old):
                 calls["rename"] += 1
@@ -39,7 +39,7 @@ async def main(args: dict[str, Any]) -> None:
                     await stop_here()
 
         remote._upload = slow_upload  # type: ignore[method-assign]
-        sftp.posix_rename = slow_rename  # type: ignore[method-assign]
+        sftp.posix_rename = slow_rename  # type: ignore[method-assign,assignment]
         await remote.write_set(files, {})
     print("DONE", flush=True)
 

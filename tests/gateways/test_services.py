@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 def publish(user: User, *, force: bool = False) -> Publication:
     publication = services.publication_start(user=user, force=force)
-    job = job_run(publication.job_id)
+    job = job_run(str(publication.job_id))
     assert job is not None
     assert job.status == "succeeded", job.error
     publication.refresh_from_db()
@@ -33,7 +33,7 @@ def publish(user: User, *, force: bool = False) -> Publication:
 def retry(publication: Publication, user: User, *, force: bool = False) -> Publication:
     services.publication_retry(publication=publication, user=user, force=force)
     publication.refresh_from_db()
-    job = job_run(publication.job_id)
+    job = job_run(str(publication.job_id))
     assert job is not None
     assert job.status == "succeeded", job.error
     publication.refresh_from_db()
@@ -60,14 +60,21 @@ def test_publish_writes_the_set_runs_the_script_and_verifies(
         "edit the rules there, not here."
     )
     assert {p.name for p in folder.iterdir()} == {
-        EFFECT, SCRIPT, ALIASES_CSV, MANIFEST, "epstman", "epstman.calls",
+        EFFECT,
+        SCRIPT,
+        ALIASES_CSV,
+        MANIFEST,
+        "epstman",
+        "epstman.calls",
     }
     # The script cds into the gateway's own program folder and calls the stub once per alias.
     assert f"cd {folder}" in (folder / SCRIPT).read_text()
     assert len(sshd.calls) == Alias.objects.count()
     assert sshd.calls[-1] == (
-        "mode=NA domname=example.co.jp aliases=2009*@example.co.jp mappedto=2009*@mail.example.co.jp"
+        "mode=NA domname=example.co.jp aliases=2009*@example.co.jp "
+        "mappedto=2009*@mail.example.co.jp"
     )
+    assert publication.export is not None
     assert (folder / EFFECT).read_bytes().decode() == publication.export.files[EFFECT]
     export = Export.objects.get(number=publication.number)
     assert export.status == ExportStatus.EXPORTED
@@ -85,7 +92,8 @@ def test_second_publish_keeps_the_previous_files_as_backups(
     assert second.number == first.number + 1
     assert (sshd.program_folder / f"{EFFECT}.previous").read_bytes() == old
     assert sorted(p.name for p in sshd.program_folder.iterdir() if p.name.startswith(".")) == [
-        MANIFEST, f"{MANIFEST}.previous",
+        MANIFEST,
+        f"{MANIFEST}.previous",
     ]
 
 
@@ -222,7 +230,9 @@ def test_unreachable_second_gateway_is_a_partial_failure_and_retry_publishes_to_
         ).read_bytes()
     # Only the failed gateway was retried.
     assert sorted((r.gateway_name, r.attempt) for r in publication.results.all()) == [
-        ("gw1", 1), ("gw2", 1), ("gw2", 2),
+        ("gw1", 1),
+        ("gw2", 1),
+        ("gw2", 2),
     ]
 
 
@@ -262,7 +272,7 @@ def test_a_local_export_does_not_take_a_running_publications_number(
     report = export_service.config_export(user=admin)
     assert report.export is not None
     assert report.export.number == publication.number + 1
-    job_run(publication.job_id)
+    job_run(str(publication.job_id))
     assert Export.objects.filter(number=publication.number).exists()
 
 

@@ -95,9 +95,13 @@ def test_unknown_client_key_is_an_authentication_failure(sshd: SshServer) -> Non
 
 def test_closed_port_is_unreachable() -> None:
     key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
-    unreachable = SshTarget("127.0.0.1", free_port(), "nobody", host_key=key, private_key=(
-        asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
-    ))
+    unreachable = SshTarget(
+        "127.0.0.1",
+        free_port(),
+        "nobody",
+        host_key=key,
+        private_key=(asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()),
+    )
 
     async def run() -> None:
         async with open_folder(unreachable, "/"):
