@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 DEFAULT_PROGRAM_FOLDER = "/usr/local/mta/bin"
 DEFAULT_WORK_FOLDER = "/var/spool/epms"
@@ -21,7 +22,7 @@ class GatewayKind(models.TextChoices):
 class Gateway(models.Model):
     """One mail gateway the policy is published to (a primary, a backup MX, a cluster node)."""
 
-    name = models.CharField(_("Name"), max_length=100, unique=True)
+    name = models.CharField(pgettext_lazy("gateway", "Name"), max_length=100, unique=True)
     kind = models.CharField(
         _("Kind"), max_length=8, choices=GatewayKind.choices, default=GatewayKind.LOCAL
     )

@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from controlcenter import publishing
 from controlcenter.audit import AuditAction, audit_record
@@ -43,12 +44,12 @@ Actor = Any
 CONCURRENCY = 16
 
 STAGE_LABELS = {
-    "connect": _("connecting"),
-    "read": _("reading the deployed files"),
-    "write": _("writing the files"),
-    "script": _("running the alias registration script"),
-    "verify": _("reading the files back"),
-    "done": _("done"),
+    "connect": gettext_lazy("connecting"),
+    "read": gettext_lazy("reading the deployed files"),
+    "write": gettext_lazy("writing the files"),
+    "script": gettext_lazy("running the alias registration script"),
+    "verify": gettext_lazy("reading the files back"),
+    "done": gettext_lazy("done"),
 }
 
 
@@ -194,7 +195,7 @@ def publication_start(*, user: Actor, force: bool = False) -> Publication:
     _selftest, findings = export_service._check_policy()
     if has_errors(findings):
         raise PublishRefused(
-            _("The policy has errors: correct them before publishing (see 設定の反映).")
+            _("The policy has errors: correct them before publishing (see Apply settings).")
         )
     with transaction.atomic():
         export_service.export_numbering_lock()
