@@ -1,11 +1,11 @@
 """Publishing to gateways and the SMTP check: ``python -m tests.bench.bench_gateways``.
 
 Starts 10 OpenSSH servers on loopback (throwaway keys, a temporary folder each, a stub
-epstman) and publishes one export (a 200-line effect.dat, 200 aliases: the stub epstman forks
-once per alias) to one of them, then to all 10 concurrently, and to all 10 one after the
-other for comparison (wall time). Then starts Postfix on loopback as a closed relay and times the connection test's 60 probes at the
-default rate limit and without it. Needs /usr/sbin/sshd and Postfix (run as root).
-Not collected by pytest (the file name is ``bench_*.py``).
+epstman) and publishes one export (a 200-line effect.dat, 200 aliases: the stub epstman
+forks once per alias) to one of them, then to all 10 concurrently, and to all 10 one after
+the other for comparison (wall time). Then starts Postfix on loopback as a closed relay and
+times the connection test's 60 probes at the default rate limit and without it. Needs
+/usr/sbin/sshd and Postfix (run as root). Not collected by pytest (``bench_*.py``).
 """
 
 from __future__ import annotations
