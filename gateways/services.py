@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Iterable
@@ -456,6 +457,10 @@ def _publication_finish(publication: Publication) -> dict[str, Any]:
             actor=publication.user,
             source_ip=None,
         )
+    if any(r.gateway is not None and r.gateway.is_ssh for r in ok):
+        # 接続テスト after every publish that reached a gateway: does it answer as simulated?
+        with contextlib.suppress(PublishRefused):
+            smtp_check_start(user=publication.user, publication=publication)
     return {"status": status, "succeeded": len(ok), "failed": len(failed)}
 
 

@@ -210,9 +210,10 @@ def postfix_server(*, open_relay: bool, domain: str = "example.jp") -> Iterator[
     """
     require(POSTFIX, "postfix")
     if os.getuid() != 0:
-        pytest.skip("Postfix's master must be started as root") if os.environ.get(
-            "CI"
-        ) != "true" else pytest.fail("Postfix's master must be started as root")
+        reason = "Postfix's master must be started as root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
     # Postfix's own processes run as the postfix user: every folder on the way must be
     # traversable by it, which pytest's 0700 temporary folders are not.
     base = Path(tempfile.mkdtemp(prefix="rcc-postfix-"))

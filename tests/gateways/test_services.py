@@ -283,3 +283,13 @@ def test_this_machines_folder_is_a_gateway_kind(
     publication = publish(admin)
     assert publication.status == PublicationStatus.SUCCEEDED
     assert (Path(settings.CC_EXPORT_DIR) / EFFECT).exists()
+
+
+def test_a_publish_that_reached_a_gateway_starts_a_connection_test(
+    policy: None, admin: User, sshd: SshServer, make_gateway: Callable[..., Gateway]
+) -> None:
+    make_gateway(sshd)
+    publication = publish(admin)
+    (check,) = publication.checks.all()
+    assert check.status == PublicationStatus.QUEUED
+    assert check.job_id is not None
