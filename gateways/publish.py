@@ -87,10 +87,7 @@ def _record_plan(outcome: Outcome, plan: publishing.ExportPlan) -> None:
 
 def _check_overwrites(plan: publishing.ExportPlan, *, force: bool) -> None:
     if plan.overwrites and not force:
-        raise GatewayFailed(
-            "changed_by_hand",
-            "changed by hand on the gateway: " + ", ".join(plan.overwrites),
-        )
+        raise GatewayFailed("changed_by_hand", ", ".join(plan.overwrites))
 
 
 def source_for(source: publishing.ExportSource, program_folder: str) -> publishing.ExportSource:
@@ -159,7 +156,7 @@ async def _publish_remote(
     await _verify(outcome, all_files, remote.read_optional)
     if not outcome.script.ok:
         status = "timed out" if outcome.script.timed_out else f"exit {outcome.script.exit_status}"
-        raise GatewayFailed("script", f"{publishing.SCRIPT} failed ({status})")
+        raise GatewayFailed("script", status)
     outcome.ok = True
     progress(STAGE_DONE)
 
@@ -171,9 +168,7 @@ async def _verify(outcome: Outcome, files: dict[str, bytes], read: Callable) -> 
         if publishing.sha256((await read(name)) or b"") != publishing.sha256(data)
     ]
     if wrong:
-        raise GatewayFailed(
-            "verify", "read back differs from what was written: " + ", ".join(wrong)
-        )
+        raise GatewayFailed("verify", ", ".join(wrong))
     outcome.verified = True
 
 

@@ -37,7 +37,13 @@ from gateways.models import (
     SmtpCheck,
 )
 from gateways.publish import Outcome, publish_local, publish_ssh
-from gateways.transport import SCRIPT_TIMEOUT, SshTarget, TransportError, fetch_host_key
+from gateways.transport import (
+    SCRIPT_TIMEOUT,
+    SshTarget,
+    TransportError,
+    fetch_host_key,
+    run_sync,
+)
 from jobs.models import Job
 from jobs.services import JobCancelled, JobContext, JobError, job_start
 
@@ -133,7 +139,7 @@ def _offer(gateway: Gateway, offered: str) -> None:
 def gateway_fetch_host_key(*, gateway: Gateway) -> str:
     """Ask the server for its host key and keep it for confirmation; "" when it is the pinned
     one. TransportError when the server cannot be reached."""
-    offered = asyncio.run(fetch_host_key(gateway.host, gateway.port))
+    offered = run_sync(fetch_host_key(gateway.host, gateway.port))
     if offered == gateway.host_key:
         if gateway.offered_host_key:
             gateway.offered_host_key = gateway.offered_fingerprint = ""
@@ -420,10 +426,17 @@ def _failure_message(outcome: Outcome) -> str:
             "Files on the gateway were changed by hand (%(detail)s): nothing was written. "
             "Review them and retry with “Overwrite the files changed by hand”."
         ),
-        "script": _("The alias registration script failed: %(detail)s"),
         "verify": _("The files read back differ from what was written: %(detail)s"),
         "io": _("Reading or writing on the gateway failed: %(detail)s"),
     }
+    if outcome.code == "script" and outcome.script is not None:
+        if outcome.script.timed_out:
+            return _("The alias registration script did not finish within %(seconds)s seconds.") % {
+                "seconds": int(SCRIPT_TIMEOUT)
+            }
+        return _("The alias registration script failed (exit status %(status)s).") % {
+            "status": outcome.script.exit_status
+        }
     template = reasons.get(outcome.code, "%(detail)s")
     return template % {"detail": outcome.error}
 

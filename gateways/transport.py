@@ -40,8 +40,10 @@ import json
 import posixpath
 import secrets
 import shlex
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -52,6 +54,20 @@ PREVIOUS_SUFFIX = ".previous"
 CONNECT_TIMEOUT = 10.0
 SCRIPT_TIMEOUT = 120.0
 OUTPUT_LIMIT = 64 * 1024
+
+
+T = TypeVar("T")
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion from synchronous code; where this thread already runs
+    an event loop (an async view, Playwright in the tests), in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class TransportError(Exception):

@@ -78,7 +78,7 @@ def test_publish_writes_the_set_runs_the_script_and_verifies(
     assert (folder / EFFECT).read_bytes().decode() == publication.export.files[EFFECT]
     export = Export.objects.get(number=publication.number)
     assert export.status == ExportStatus.EXPORTED
-    assert export.dest == "gateways: gw1"
+    assert export.dest == "反映先: gw1"
     assert AuditEntry.objects.filter(action="gateway.publish").count() == 1
 
 
@@ -132,7 +132,10 @@ def test_hand_edited_remote_file_stops_that_gateway_until_overwrite_is_confirmed
     (result,) = publication.latest_results()
     assert result.status == ResultStatus.FAILED
     assert result.drift == [{"file": ALIASES_CSV, "kind": "modified"}]
-    assert "aliases.csv" in result.error
+    assert result.error == (
+        "反映先のファイルが手動で変更されています(aliases.csv)。何も書き込んでいません。"
+        "内容を確認し、「手動で変更されたファイルを上書きする」を選んで再実行してください。"
+    )
     assert csv.read_bytes() == edited  # nothing written
     assert result.replaced[ALIASES_CSV].endswith("hand@example.co.jp,x@example.net,,\r\n")
 
@@ -192,7 +195,9 @@ def test_unconfirmed_gateway_is_never_contacted(
     publication = publish(admin)
     (result,) = publication.latest_results()
     assert result.status == ResultStatus.FAILED
-    assert "has not been confirmed" in result.error
+    assert result.error == (
+        "ホスト鍵が確認されていません。反映先の画面でホスト鍵を取得して確認してください。"
+    )
     assert not (sshd.program_folder / EFFECT).exists()
 
 
@@ -248,7 +253,7 @@ def test_failing_registration_script_fails_the_gateway_with_its_output(
     assert result.status == ResultStatus.FAILED
     assert result.script_status == 3
     assert "epstman: licence check failed" in result.script_output
-    assert result.error.endswith(": register_aliases.sh failed (exit 3)")
+    assert result.error == "エイリアス登録スクリプトが失敗しました(終了ステータス 3)。"
     assert result.verified  # the files are in place; a retry runs the script again
     assert len(sshd.calls) == 1  # set -e: the script stops at the first failure
 

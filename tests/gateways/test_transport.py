@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -24,6 +23,7 @@ from gateways.transport import (
     list_folder,
     open_folder,
     read_from,
+    run_sync,
 )
 from tests.servers import SshServer, free_port
 
@@ -53,11 +53,11 @@ def write(server: SshServer, files: dict[str, str]) -> None:
         async with open_folder(target(server), str(server.program_folder)) as remote:
             await remote.write_set({n: t.encode() for n, t in files.items()}, {})
 
-    asyncio.run(run())
+    run_sync(run())
 
 
 def test_fetch_host_key_returns_the_servers_key(sshd: SshServer) -> None:
-    assert asyncio.run(fetch_host_key("127.0.0.1", sshd.port)) == sshd.host_key
+    assert run_sync(fetch_host_key("127.0.0.1", sshd.port)) == sshd.host_key
 
 
 def test_connection_without_a_pinned_key_is_refused_before_connecting(sshd: SshServer) -> None:
@@ -66,7 +66,7 @@ def test_connection_without_a_pinned_key_is_refused_before_connecting(sshd: SshS
             pass
 
     with pytest.raises(HostKeyUnconfirmed, match="not been confirmed"):
-        asyncio.run(run())
+        run_sync(run())
 
 
 def test_another_host_key_is_refused_and_the_presented_key_reported(sshd: SshServer) -> None:
@@ -77,7 +77,7 @@ def test_another_host_key_is_refused_and_the_presented_key_reported(sshd: SshSer
             pass
 
     with pytest.raises(HostKeyChanged) as caught:
-        asyncio.run(run())
+        run_sync(run())
     assert caught.value.offered == sshd.host_key
     assert not (sshd.program_folder / "effect.dat").exists()
 
@@ -90,7 +90,7 @@ def test_unknown_client_key_is_an_authentication_failure(sshd: SshServer) -> Non
             pass
 
     with pytest.raises(AuthenticationFailed):
-        asyncio.run(run())
+        run_sync(run())
 
 
 def test_closed_port_is_unreachable() -> None:
@@ -108,7 +108,7 @@ def test_closed_port_is_unreachable() -> None:
             pass
 
     with pytest.raises(Unreachable, match="connection refused"):
-        asyncio.run(run())
+        run_sync(run())
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def test_a_killed_publish_leaves_the_old_or_the_new_set_never_a_mix(
         async with open_folder(target(sshd), str(folder)) as remote:
             return await remote.recover()
 
-    recovered = asyncio.run(reconnect())
+    recovered = run_sync(reconnect())
     assert contents(folder, names) == expected
     assert not [p.name for p in folder.iterdir() if p.name.startswith((".rcc-tmp-", ".rcc-bak-"))]
     assert not (folder / JOURNAL).exists()
@@ -176,19 +176,19 @@ def test_list_folder_and_incremental_reads(sshd: SshServer) -> None:
     (logs / "smtp20261202.log").write_bytes(b"line 1\nline 2\n")
     (logs / "pop20261202.log").write_bytes(b"x\n")
     (logs / "sub").mkdir()
-    entries = asyncio.run(list_folder(target(sshd), str(logs)))
+    entries = run_sync(list_folder(target(sshd), str(logs)))
     assert [(e.name, e.size) for e in entries] == [
         ("pop20261202.log", 2),
         ("smtp20261202.log", 14),
     ]
     path = str(logs / "smtp20261202.log")
-    first = asyncio.run(read_from(target(sshd), path))
+    first = run_sync(read_from(target(sshd), path))
     assert (first.start, first.data, first.end) == (0, b"line 1\nline 2\n", 14)
     with open(path, "ab") as stream:
         stream.write(b"line 3\n")
-    second = asyncio.run(read_from(target(sshd), path, offset=first.end))
+    second = run_sync(read_from(target(sshd), path, offset=first.end))
     assert (second.start, second.data) == (14, b"line 3\n")
     (logs / "smtp20261202.log").write_bytes(b"new\n")  # rotated: shorter than the offset
-    third = asyncio.run(read_from(target(sshd), path, offset=second.end))
+    third = run_sync(read_from(target(sshd), path, offset=second.end))
     assert (third.start, third.data) == (0, b"new\n")
-    assert asyncio.run(list_folder(target(sshd), str(sshd.work_folder / "missing"))) == []
+    assert run_sync(list_folder(target(sshd), str(sshd.work_folder / "missing"))) == []
