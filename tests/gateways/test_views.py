@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import asyncssh
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
@@ -137,3 +138,32 @@ def test_publishing_without_gateways_says_so(administrator_client: Client, polic
     response = administrator_client.post(reverse("gateways:publish"), follow=True)
     assertContains(response, "有効な反映先がありません")
     assert not Publication.objects.exists()
+
+
+def test_the_export_history_links_to_the_result_on_each_gateway(
+    administrator_client: Client, policy: None, sshd: SshServer
+) -> None:
+    from gateways import keys, services
+    from jobs.services import job_run
+
+    Gateway.objects.create(
+        name="gw1",
+        kind=GatewayKind.SSH,
+        host="127.0.0.1",
+        port=sshd.port,
+        username=sshd.username,
+        key_encrypted=keys.encrypt_private_key(sshd.client_key, secret=settings.SECRET_KEY),
+        program_folder=str(sshd.program_folder),
+        host_key=sshd.host_key,
+    )
+    publication = services.publication_start(user=None)
+    job_run(str(publication.job_id))
+    publication.refresh_from_db()
+    assert publication.export is not None
+    page = administrator_client.get(
+        reverse("controlcenter:export-detail", args=[publication.export.pk])
+    )
+    assertContains(page, reverse("gateways:publication-detail", args=[publication.pk]))
+    detail = administrator_client.get(reverse("gateways:publication-detail", args=[publication.pk]))
+    assertContains(detail, 'data-status="succeeded"')
+    assertContains(detail, "ハッシュが一致しました")
