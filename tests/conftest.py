@@ -82,7 +82,7 @@ def job_worker(transactional_db: None) -> Iterator[None]:
     """A thread that runs queued background jobs, like `manage.py db_worker` (browser tests)."""
     import threading
 
-    from django.db import OperationalError, connection
+    from django.db import connection
 
     from jobs.services import jobs_run_queued
 
@@ -91,12 +91,7 @@ def job_worker(transactional_db: None) -> Iterator[None]:
     def work() -> None:
         try:
             while not stop.is_set():
-                try:
-                    ran = jobs_run_queued(limit=1)
-                except OperationalError:  # SQLite's shared cache: "table is locked"; try again
-                    connection.close()
-                    ran = 0
-                if not ran:
+                if not jobs_run_queued(limit=1):
                     stop.wait(0.2)
         finally:
             connection.close()
