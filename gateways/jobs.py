@@ -17,3 +17,8 @@ def publish_job(ctx: JobContext, *, publication_id: int) -> dict[str, Any]:
 @job_handler("gateways.smtp_check")
 def smtp_check_job(ctx: JobContext, *, check_id: int) -> dict[str, Any]:
     return services.smtp_check_run(ctx, check_id=check_id)
+
+
+@job_handler("gateways.logs")
+def logs_job(ctx: JobContext, *, gateway_id: int) -> dict[str, Any]:
+    return services.gateway_logs_run(ctx, gateway_id=gateway_id)

@@ -51,6 +51,9 @@ class Gateway(models.Model):
     offered_host_key = models.TextField(blank=True, editable=False)
     offered_fingerprint = models.CharField(max_length=100, blank=True, editable=False)
     offered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last pull of the logs and the retry queue over SFTP (gateways.logs).
+    logs_pulled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retry_queue = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -42,6 +42,7 @@ from gateways.transport import (
     SshTarget,
     TransportError,
     fetch_host_key,
+    open_folder,
     run_sync,
 )
 from jobs.models import Job
@@ -570,3 +571,83 @@ def job_for(job_id: Any) -> Job | None:
 
 
 __all__ = ["JobError", "TransportError"]
+
+
+# --- logs and the retry queue over SFTP ---------------------------------------------------------
+
+
+def mirror_folder(gateway: Gateway) -> Path:
+    """Where a gateway's logs and retry queue are mirrored on this machine."""
+    return Path(settings.VAR_DIR) / "gateways" / str(gateway.pk) / "work"
+
+
+def gateway_logs_start(*, gateway: Gateway, user: Actor) -> Job:
+    """Pull the gateway's new log lines and its retry queue over SFTP, in the background."""
+    if not gateway.is_ssh:
+        raise PublishRefused(_("Only an SSH gateway's logs are pulled over SFTP."))
+    job = job_start(
+        kind="gateways.logs",
+        title=_("Pull the logs of %(name)s") % {"name": gateway.name},
+        params={"gateway_id": gateway.pk},
+        user=user,
+    )
+    Job.objects.filter(pk=job.pk).update(next_url=reverse("maillogs:job-result", args=[job.pk]))
+    return job
+
+
+def gateway_logs_run(ctx: JobContext | None, *, gateway_id: int) -> dict[str, Any]:
+    """Mirror the gateway's mail work folder, then read what is new into ログ分析 (one run)."""
+    from gateways.logs import mirror_work_folder
+    from maillogs import analysis
+    from maillogs import services as maillogs_services
+    from maillogs.models import LogSourceKind
+
+    gateway = Gateway.objects.get(pk=gateway_id)
+    mirror = mirror_folder(gateway)
+    try:
+        target = gateway_target(gateway)
+
+        async def pull() -> Any:
+            async with open_folder(target, gateway.work_folder) as remote:
+                return await mirror_work_folder(remote, mirror)
+
+        pulled = run_sync(pull())
+    except (TransportError, keys.KeyUnavailable, OSError) as error:
+        raise JobError(_("The logs could not be pulled: %(error)s") % {"error": error}) from error
+    sources, files = maillogs_services.folder_sources(mirror)
+    run = None
+    if sources:
+        job = Job.objects.filter(pk=ctx.job_id).first() if ctx is not None else None
+
+        def progress(done: int, total: int, stage: str) -> None:
+            if ctx is not None:
+                ctx.progress(done, total, stage=stage)
+
+        run = maillogs_services.log_read(
+            sources=sources,
+            source_kind=LogSourceKind.FOLDER,
+            label=f"{gateway.name} (SFTP {gateway.address}:{gateway.work_folder})",
+            user=job.created_by if job is not None else None,
+            job_id=ctx.job_id if ctx is not None else None,
+            folder_files=files,
+            progress=progress,
+        )
+    queue = analysis.scan_retry_queue(mirror, local_domains=maillogs_services.local_domains())
+    gateway.logs_pulled_at = timezone.now()
+    gateway.retry_queue = {
+        "envelopes": queue.envelopes,
+        "bytes": queue.total_bytes,
+        "incoming": queue.incoming,
+        "outside": [
+            {"domain": d.domain, "envelopes": d.envelopes, "bytes": d.total_bytes}
+            for d in queue.domains
+            if not d.local
+        ][:10],
+    }
+    gateway.save(update_fields=["logs_pulled_at", "retry_queue"])
+    return {
+        "files": pulled.files,
+        "bytes": pulled.bytes,
+        "run": run.pk if run is not None else None,
+        "envelopes": queue.envelopes,
+    }

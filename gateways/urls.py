@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:pk>/delete/", views.GatewayDeleteView.as_view(), name="gateway-delete"),
     path("<int:pk>/host-key/fetch/", views.HostKeyFetchView.as_view(), name="host-key-fetch"),
     path("<int:pk>/host-key/confirm/", views.HostKeyConfirmView.as_view(), name="host-key-confirm"),
+    path("<int:pk>/logs/", views.LogsPullView.as_view(), name="logs-pull"),
     path("publish/", views.PublishView.as_view(), name="publish"),
     path(
         "publications/<int:pk>/",

@@ -201,3 +201,14 @@ class CheckDetailView(PermissionRequiredMixin, PageMixin, DetailView[SmtpCheck])
         context["job"] = services.job_for(self.object.job_id)
         context["can_cancel"] = self.request.user.has_perm(CHANGE)
         return context
+
+
+class LogsPullView(_Admin, View):
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        gateway = get_object_or_404(Gateway, pk=pk)
+        try:
+            job = services.gateway_logs_start(gateway=gateway, user=request.user)
+        except services.PublishRefused as error:
+            messages.error(request, str(error))
+            return HttpResponseRedirect(reverse("gateways:gateway-detail", args=[pk]))
+        return HttpResponseRedirect(reverse("jobs:detail", args=[job.pk]))

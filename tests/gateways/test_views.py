@@ -167,3 +167,19 @@ def test_the_export_history_links_to_the_result_on_each_gateway(
     detail = administrator_client.get(reverse("gateways:publication-detail", args=[publication.pk]))
     assertContains(detail, 'data-status="succeeded"')
     assertContains(detail, "ハッシュが一致しました")
+
+
+def test_pulling_logs_starts_a_job_and_a_viewer_may_not(
+    administrator_client: Client, viewer_client: Client, policy: None
+) -> None:
+    gateway = Gateway.objects.create(name="gw", kind=GatewayKind.SSH, host="127.0.0.1")
+    url = reverse("gateways:logs-pull", args=[gateway.pk])
+    assert viewer_client.post(url).status_code == 403
+    response = administrator_client.post(url)
+    from jobs.models import Job
+
+    job = Job.objects.get(kind="gateways.logs")
+    assert response["Location"] == reverse("jobs:detail", args=[job.pk])
+    assert job.next_url == reverse("maillogs:job-result", args=[job.pk])
+    page = administrator_client.get(reverse("gateways:gateway-detail", args=[gateway.pk]))
+    assertContains(page, "新しいログを SFTP で取り込む")
