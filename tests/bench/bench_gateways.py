@@ -67,8 +67,8 @@ async def publish(servers: list[SshServer], source: ExportSource, number: int) -
     return elapsed
 
 
-def bench_publish(count: int) -> None:
-    source = make_source()
+def bench_publish(count: int, aliases: int) -> None:
+    source = make_source(aliases=aliases)
     with tempfile.TemporaryDirectory() as base, contextlib.ExitStack() as stack:
         servers = [stack.enter_context(ssh_server(Path(base) / f"s{i}")) for i in range(count)]
         asyncio.run(publish(servers[:1], source, 1))  # warm up (imports, first connection)
@@ -78,6 +78,7 @@ def bench_publish(count: int) -> None:
         for n, server in enumerate(servers, start=8):
             asyncio.run(publish([server], source, n))
         in_turn = time.perf_counter() - started
+    print(f"{aliases} aliases (the stub epstman runs once per alias)")
     print(f"publish to 1 gateway:                {one:6.2f} s")
     print(
         f"publish to {count} gateways concurrently: {together:6.2f} s ({together / one:.1f}x one)"
@@ -107,11 +108,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gateways", type=int, default=10)
     parser.add_argument("--probes", type=int, default=60)
+    parser.add_argument("--aliases", type=int, default=200, help="0: measure the transport alone")
     args = parser.parse_args()
     if not SSHD.exists() or not POSTFIX.exists():
         print("needs /usr/sbin/sshd and /usr/sbin/postfix: skipped")
         return 0
-    bench_publish(args.gateways)
+    bench_publish(args.gateways, args.aliases)
     bench_smtp(args.probes)
     return 0
 
