@@ -61,6 +61,9 @@ class GatewayForm(forms.ModelForm[Gateway]):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("kind") != GatewayKind.SSH:
+            others = Gateway.objects.filter(kind=GatewayKind.LOCAL).exclude(pk=self.instance.pk)
+            if others.exists():
+                self.add_error("kind", _("This machine's folder is already a gateway."))
             return data
         for name in ("host", "username"):
             if not data.get(name):

@@ -223,10 +223,26 @@ def publication_start(*, user: Actor, force: bool = False) -> Publication:
 
 
 def _refuse_when_running() -> None:
-    if Publication.objects.filter(
+    for publication in Publication.objects.filter(
         status__in=[PublicationStatus.QUEUED, PublicationStatus.RUNNING]
-    ).exists():
+    ):
+        job = job_for(publication.job_id)
+        if job is not None and (job.is_finished or job.is_stalled):
+            publication_interrupted(publication=publication)
+            continue
         raise PublishRefused(_("Another publication to the gateways is still running."))
+
+
+def publication_interrupted(*, publication: Publication) -> None:
+    """Close a publication whose job stopped without finishing it (the worker was killed or
+    the job failed): its unfinished gateways are failed, to be retried. An interrupted remote
+    write is rolled back by the next connection to that gateway (gateways.transport)."""
+    publication.results.filter(status__in=[ResultStatus.QUEUED, ResultStatus.RUNNING]).update(
+        status=ResultStatus.FAILED,
+        error=_("Interrupted: the background job stopped before this gateway was finished."),
+        finished_at=timezone.now(),
+    )
+    _publication_finish(publication)
 
 
 def _queue_results(
@@ -289,6 +305,15 @@ class _Event:
 
 def publication_run(ctx: JobContext, *, publication_id: int) -> dict[str, Any]:
     """The job: publish to every queued gateway of the publication concurrently."""
+    try:
+        return _publication_run(ctx, publication_id=publication_id)
+    except Exception:
+        # A bug or a lost database must not leave the publication "running" for ever.
+        publication_interrupted(publication=Publication.objects.get(pk=publication_id))
+        raise
+
+
+def _publication_run(ctx: JobContext, *, publication_id: int) -> dict[str, Any]:
     publication = Publication.objects.get(pk=publication_id)
     results = list(publication.results.filter(status=ResultStatus.QUEUED).select_related("gateway"))
     Publication.objects.filter(pk=publication.pk).update(status=PublicationStatus.RUNNING)

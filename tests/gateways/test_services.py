@@ -298,3 +298,25 @@ def test_a_publish_that_reached_a_gateway_starts_a_connection_test(
     (check,) = publication.checks.all()
     assert check.status == PublicationStatus.QUEUED
     assert check.job_id is not None
+
+
+def test_a_publication_whose_job_died_is_closed_and_does_not_block_the_next(
+    policy: None, admin: User, sshd: SshServer, make_gateway: Callable[..., Gateway]
+) -> None:
+    from jobs.models import Job
+
+    make_gateway(sshd)
+    dead = services.publication_start(user=admin)
+    Job.objects.filter(pk=dead.job_id).update(status="failed")  # e.g. the worker was killed
+
+    publication = publish(admin)
+
+    assert publication.status == PublicationStatus.SUCCEEDED
+    dead.refresh_from_db()
+    assert dead.status == PublicationStatus.FAILED
+    (result,) = dead.latest_results()
+    assert result.status == ResultStatus.FAILED
+    assert (
+        result.error
+        == "中断されました: この反映先の処理が終わる前にバックグラウンド処理が止まりました。"
+    )

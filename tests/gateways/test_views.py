@@ -101,6 +101,13 @@ def test_a_local_gateway_needs_no_host(administrator_client: Client) -> None:
     )
     assert response.status_code == 302
     assert Gateway.objects.get().kind == GatewayKind.LOCAL
+    again = administrator_client.post(
+        reverse("gateways:gateway-add"),
+        _form(name="here too", kind="local", host="", username="", private_key=""),
+    )
+    assert again.context["form"].errors["kind"] == [
+        "このマシンのフォルダはすでに反映先として登録されています。"
+    ]
 
 
 def test_fetching_and_confirming_the_host_key(
