@@ -307,7 +307,7 @@ def test_a_publication_whose_job_died_is_closed_and_does_not_block_the_next(
 
     make_gateway(sshd)
     dead = services.publication_start(user=admin)
-    Job.objects.filter(pk=dead.job_id).update(status="failed")  # e.g. the worker was killed
+    Job.objects.filter(pk=str(dead.job_id)).update(status="failed")  # e.g. the worker died
 
     publication = publish(admin)
 
