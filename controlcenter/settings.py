@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "aliases",
     "jobs",
     "maillogs",
+    "gateways",
 ]
 
 MIDDLEWARE = [
