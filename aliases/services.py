@@ -10,15 +10,17 @@ from __future__ import annotations
 import bisect
 import codecs
 import hashlib
+import io
 import itertools
 import secrets
 import threading
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, BinaryIO, Literal, TypeVar, cast
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -28,10 +30,10 @@ from django.utils.translation import gettext as _
 
 from aliases.aliasfile import (
     WILDCARD,
+    AliasCsvReader,
     AliasIndex,
     AliasSyntaxError,
     CsvRow,
-    parse_alias_csv,
     parse_alias_pattern,
     render_csv_table,
 )
@@ -53,7 +55,10 @@ from controlcenter.models import ServerSettings
 from relaypolicy.services import relay_table
 
 UPLOAD_LIFETIME = timedelta(hours=24)
+UPLOADS_PER_USER = 5
 PREVIEW_LIMIT = 1000
+# Errors (and as many warnings) an import report keeps; the rest are counted.
+FINDINGS_LIMIT = 10_000
 _BATCH = 2000
 _T = TypeVar("_T")
 
@@ -573,6 +578,12 @@ class ImportReport:
     encoding: str
     written: bool
     dry_run: bool
+    # Every error and warning, counting those past the limit that ``findings`` keeps.
+    error_count: int = 0
+    warning_count: int = 0
+    findings_omitted: int = 0
+    # The rows of the file (valid or refused); ``rows`` holds the preview's share of them.
+    rows_total: int = 0
 
     @property
     def errors(self) -> list[Finding]:
@@ -584,7 +595,11 @@ class ImportReport:
 
     @property
     def has_errors(self) -> bool:
-        return bool(self.errors)
+        return self.error_count > 0 or bool(self.errors)
+
+    @property
+    def rows_hidden(self) -> int:
+        return max(0, self.rows_total - len(self.rows))
 
     def as_dict(self) -> dict[str, object]:
         """The JSON report of ``import_aliases`` (../shared/spec/cli.md)."""
@@ -599,6 +614,9 @@ class ImportReport:
                 {"line": f.line, "code": f.code, "message": f.render(_)} for f in self.warnings
             ],
             "domains_added": list(self.domains_added),
+            "error_count": self.error_count,
+            "warning_count": self.warning_count,
+            "findings_omitted": self.findings_omitted,
             "dry_run": self.dry_run,
             "written": self.written,
             "encoding": self.encoding,
@@ -607,160 +625,258 @@ class ImportReport:
 
 @dataclass
 class _Plan:
-    entries: list[Entry]
-    ids: list[int | None]
-    rows: list[tuple[int, Entry, RowStatus, int]] = field(default_factory=list)
+    """The import against the stored table, without a Python object per stored alias.
+
+    Stored aliases keep their positions 0..n-1 (storage order); new ones are appended from
+    ``n``. Only what the writes and the table checks need is kept: the new and changed
+    rows, and every wildcard of the table as it would be."""
+
+    stored: int
+    created: list[CsvRow] = field(default_factory=list)
+    # (row, position, stored id, stored pattern)
+    updated: list[tuple[CsvRow, int, int, str]] = field(default_factory=list)
+    unchanged: int = 0
+    wildcards: dict[int, Entry] = field(default_factory=dict)
+    # The first rows of the file, for the preview: (row, change).
+    head: list[tuple[CsvRow, RowStatus]] = field(default_factory=list)
+
+    def imported(self) -> Iterator[tuple[int, int, Entry]]:
+        """(line, position, entry as it would be stored) of every new or changed row."""
+        for row, position, _id, pattern in self.updated:
+            yield row.line, position, replace(row.alias, pattern=pattern)
+        for offset, row in enumerate(self.created):
+            yield row.line, self.stored + offset, row.alias
 
 
-def _shadow_suspects(entries: Sequence[Entry], positions: Iterable[int]) -> set[int]:
-    """Positions of exact aliases that some earlier wildcard matches (candidates for W002)."""
-    wild_positions = [i for i, e in enumerate(entries) if WILDCARD in e.local_part]
-    if not wild_positions:
-        return set()
-    index = AliasIndex.build([entries[i] for i in wild_positions])
-    suspects: set[int] = set()
-    for position in positions:
-        entry = entries[position]
-        if WILDCARD in entry.local_part:
-            continue
-        match = index.lookup(entry.pattern)
-        if match is not None and wild_positions[match.position] < position:
-            suspects.add(position)
-    return suspects
+def _stored_aliases() -> tuple[dict[str, tuple[int, int, str, str, str, str]], dict[int, Entry]]:
+    """key -> (position, id, pattern, target, option, comment) of every stored alias, and
+    the stored wildcards by position: one ``fetchall``, plain tuples."""
+    sql, params = (
+        Alias.objects.order_by("position")
+        .values_list("id", "key", "pattern", "target", "option", "comment")
+        .query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    by_key = {}
+    wildcards = {}
+    for position, (alias_id, key, pattern, target, option, comment) in enumerate(fetched):
+        by_key[key] = (position, alias_id, pattern, target, option, comment)
+        if WILDCARD in pattern:
+            wildcards[position] = Entry(pattern, target, option, comment)
+    return by_key, wildcards
+
+
+def _plan(reader: Iterable[CsvRow], head: int) -> _Plan:
+    by_key, wildcards = _stored_aliases()
+    plan = _Plan(stored=len(by_key), wildcards=wildcards)
+    for row in reader:
+        entry = row.alias
+        stored = by_key.get(entry.key)
+        if stored is None:
+            if WILDCARD in entry.pattern:
+                plan.wildcards[plan.stored + len(plan.created)] = entry
+            plan.created.append(row)
+            change = RowStatus.CREATED
+        else:
+            position, alias_id, pattern, target, option, comment = stored
+            if (target, option, comment) == (entry.target, entry.option, entry.comment):
+                plan.unchanged += 1
+                change = RowStatus.UNCHANGED
+            else:
+                # The stored spelling of the pattern stays; only the mapping changes.
+                plan.updated.append((row, position, alias_id, pattern))
+                if WILDCARD in pattern:
+                    plan.wildcards[position] = replace(entry, pattern=pattern)
+                change = RowStatus.UPDATED
+        if len(plan.head) < head:
+            plan.head.append((row, change))
+    return plan
+
+
+def _table_findings(
+    plan: _Plan, context: _Context
+) -> list[tuple[int, Entry, RowStatus, Finding]]:
+    """(line, entry, finding) for the table checks of the imported rows: the wildcards
+    among them (alias.E006, W001, W003...) and the exact rows an earlier wildcard shadows
+    (alias.W002), validated with every wildcard of the table as it would be."""
+    wild_positions = sorted(plan.wildcards)
+    index = AliasIndex.build([plan.wildcards[p] for p in wild_positions])
+    entries: dict[int, Entry] = dict(plan.wildcards)
+    lines: dict[int, int] = {}
+    for line, position, entry in plan.imported():
+        if WILDCARD not in entry.local_part:
+            match = index.lookup(entry.pattern) if wild_positions else None
+            if match is None or wild_positions[match.position] >= position:
+                continue
+        entries[position] = entry
+        lines[position] = line
+    found = _validate_subset(dict(sorted(entries.items())), lines, context)
+    return [
+        (
+            lines[position],
+            entries[position],
+            RowStatus.CREATED if position >= plan.stored else RowStatus.UPDATED,
+            replace(finding, line=lines[position]),
+        )
+        for position, findings in sorted(found.items(), key=lambda item: lines[item[0]])
+        for finding in findings
+        if finding.level is not Level.INFO
+    ]
+
+
+class _Kept:
+    """At most ``limit`` errors and ``limit`` warnings, in arrival order; counts them all."""
+
+    def __init__(self, reader: AliasCsvReader, limit: int) -> None:
+        self.limit = limit
+        self.findings = list(reader.findings)
+        self.errors, self.warnings, self.omitted = reader.errors, reader.warnings, reader.omitted
+        self._kept = {
+            level: sum(1 for f in self.findings if f.level is level)
+            for level in (Level.ERROR, Level.WARNING)
+        }
+
+    def add(self, finding: Finding) -> None:
+        if finding.is_error:
+            self.errors += 1
+        elif finding.level is Level.WARNING:
+            self.warnings += 1
+        else:
+            return
+        if self._kept[finding.level] >= self.limit:
+            self.omitted += 1
+            return
+        self._kept[finding.level] += 1
+        self.findings.append(finding)
 
 
 def aliases_import_csv(
     *,
-    data: bytes,
+    data: bytes | BinaryIO,
     encoding: str,
     add_domains: bool,
     dry_run: bool,
     expected_fingerprint: str | None = None,
+    preview_limit: int = PREVIEW_LIMIT,
 ) -> ImportReport:
     """Import an alias CSV all-or-nothing (cli.md ``import_aliases``).
 
     Existing patterns (case-insensitive) are updated in place, new ones appended in file
     order. Any error, including a licence overflow, writes nothing. With
     ``expected_fingerprint`` the import refuses (:class:`StaleImportError`) when the table
-    changed since that fingerprint was taken.
+    changed since that fingerprint was taken. The file is read as a stream: the report
+    keeps at most :data:`FINDINGS_LIMIT` errors and as many warnings and ``preview_limit``
+    rows, and counts the rest.
     """
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
     with transaction.atomic():
         if not dry_run:
             _lock_aliases()
         if expected_fingerprint is not None and alias_fingerprint() != expected_fingerprint:
             raise StaleImportError
         known = frozenset(LocalDomain.objects.values_list("name", flat=True))
-        parsed = parse_alias_csv(
-            data, encoding=encoding, local_domains=None if add_domains else known
+        reader = AliasCsvReader(
+            stream,
+            encoding=encoding,
+            local_domains=None if add_domains else known,
+            finding_limit=FINDINGS_LIMIT,
         )
-        domains_added = (
-            tuple(sorted({row.alias.domain for row in parsed.rows} - known)) if add_domains else ()
-        )
+        plan = _plan(reader, preview_limit)
+        domains_added: tuple[str, ...] = ()
+        if add_domains:
+            domains_added = tuple(
+                sorted({row.alias.domain for row in plan.created} - known)
+            )
         context = _context(domains_added)
-        plan = _plan(parsed.rows)
-        imported = [
-            position
-            for _line, _entry, status, position in plan.rows
-            if status is not RowStatus.UNCHANGED
-        ]
-        checked = set(imported) & (
-            {i for i in imported if WILDCARD in plan.entries[i].local_part}
-            | _shadow_suspects(plan.entries, imported)
-        )
-        table_findings = _validate_subset(dict(enumerate(plan.entries)), checked, context)
-        line_of = {position: line for line, _e, _s, position in plan.rows}
-        findings = list(parsed.findings)
-        row_findings: dict[int, list[Finding]] = {}
-        for finding in parsed.findings:
-            if finding.line is not None:
-                row_findings.setdefault(finding.line, []).append(finding)
-        for position, found in table_findings.items():
-            for finding in found:
-                if finding.level is Level.INFO:
-                    continue
-                placed = replace(finding, line=line_of[position])
-                findings.append(placed)
-                row_findings.setdefault(placed.line or 0, []).append(placed)
-        counts = {status: 0 for status in RowStatus}
-        for _line, _entry, status, _position in plan.rows:
-            counts[status] += 1
-        if counts[RowStatus.CREATED]:
+        kept = _Kept(reader, FINDINGS_LIMIT)
+        table = _table_findings(plan, context)
+        for _line, _entry, _change, finding in table:
+            kept.add(finding)
+        if plan.created:
             # Only new aliases take seats: an import that adds none is never refused for them.
-            findings.extend(_licence_findings(len(plan.entries), context))
-        rows = _report_rows(plan, row_findings)
-        has_errors = any(f.is_error for f in findings)
-        written = not dry_run and not has_errors
+            for finding in _licence_findings(plan.stored + len(plan.created), context):
+                kept.add(finding)
+        rows, rows_total = _report_rows(plan, reader, kept.findings, table, preview_limit)
+        written = not dry_run and kept.errors == 0
         if written:
             _write(plan, domains_added)
             audit_record(
                 action=AuditAction.ALIAS_IMPORT,
                 target="aliases.csv",
-                summary=f"created {counts[RowStatus.CREATED]}, updated {counts[RowStatus.UPDATED]}",
+                summary=f"created {len(plan.created)}, updated {len(plan.updated)}",
                 after={
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "created": counts[RowStatus.CREATED],
-                    "updated": counts[RowStatus.UPDATED],
+                    "sha256": _sha256(stream),
+                    "created": len(plan.created),
+                    "updated": len(plan.updated),
                     "domains_added": list(domains_added),
                 },
             )
     return ImportReport(
-        created=counts[RowStatus.CREATED],
-        updated=counts[RowStatus.UPDATED],
-        unchanged=counts[RowStatus.UNCHANGED],
-        findings=tuple(sorted(findings, key=lambda f: (f.line is None, f.line or 0, -f.level))),
+        created=len(plan.created),
+        updated=len(plan.updated),
+        unchanged=plan.unchanged,
+        findings=tuple(sorted(kept.findings, key=lambda f: (f.line is None, f.line or 0, -f.level))),
         domains_added=domains_added,
         rows=rows,
-        encoding=parsed.encoding,
+        encoding=reader.encoding,
         written=written,
         dry_run=dry_run,
+        error_count=kept.errors,
+        warning_count=kept.warnings,
+        findings_omitted=kept.omitted,
+        rows_total=rows_total,
     )
 
 
-def _plan(csv_rows: Iterable[CsvRow]) -> _Plan:
-    existing = list(
-        Alias.objects.order_by("position").values_list(
-            "id", "key", "pattern", "target", "option", "comment"
-        )
-    )
-    plan = _Plan(
-        entries=[Entry(p, t, o, c) for _id, _key, p, t, o, c in existing],
-        ids=[row[0] for row in existing],
-    )
-    position_by_key = {row[1]: position for position, row in enumerate(existing)}
-    for row in csv_rows:
-        line, entry = row.line, row.alias
-        position = position_by_key.get(entry.key)
-        if position is None:
-            plan.entries.append(entry)
-            plan.ids.append(None)
-            plan.rows.append((line, entry, RowStatus.CREATED, len(plan.entries) - 1))
-            continue
-        stored = plan.entries[position]
-        if (stored.target, stored.option, stored.comment) == (
-            entry.target,
-            entry.option,
-            entry.comment,
-        ):
-            plan.rows.append((line, entry, RowStatus.UNCHANGED, position))
-        else:
-            # The stored spelling of the pattern stays; only the mapping changes.
-            plan.entries[position] = replace(entry, pattern=stored.pattern)
-            plan.rows.append((line, entry, RowStatus.UPDATED, position))
-    return plan
+def _sha256(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    stream.seek(0)
+    while block := stream.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
 
 
-def _report_rows(plan: _Plan, row_findings: dict[int, list[Finding]]) -> tuple[ImportRow, ...]:
-    rows = [
-        ImportRow(line, entry, status, tuple(row_findings.get(line, ())))
-        for line, entry, status, _position in plan.rows
-    ]
-    seen = {row.line for row in rows}
-    rows.extend(
-        ImportRow(line, None, RowStatus.ERROR, tuple(found))
-        for line, found in row_findings.items()
-        if line not in seen and line
-    )
-    return tuple(sorted(rows, key=lambda row: row.line))
+def _report_rows(
+    plan: _Plan,
+    reader: AliasCsvReader,
+    findings: Sequence[Finding],
+    table: Sequence[tuple[int, Entry, RowStatus, Finding]],
+    limit: int,
+) -> tuple[tuple[ImportRow, ...], int]:
+    """Up to ``limit`` rows for the preview, those with findings first, in line order, and
+    the number of rows in the file (valid or refused)."""
+    by_line: dict[int, list[Finding]] = {}
+    for finding in findings:
+        if finding.line is not None:
+            by_line.setdefault(finding.line, []).append(finding)
+    entries: dict[int, tuple[Entry | None, RowStatus]] = {}
+    for row, change in plan.head:
+        entries[row.line] = (row.alias, change)
+    for line, entry, change, _finding in table:
+        entries.setdefault(line, (entry, change))
+    flagged = sorted(by_line)[:limit]
+    missing = {line for line in flagged if line not in entries}
+    if missing:
+        # Rows past the head with a parser warning (their entry is valid): find them again
+        # among the new and changed rows.
+        for row in plan.created:
+            if row.line in missing:
+                entries[row.line] = (row.alias, RowStatus.CREATED)
+        for row, _position, _id, pattern in plan.updated:
+            if row.line in missing:
+                entries[row.line] = (replace(row.alias, pattern=pattern), RowStatus.UPDATED)
+    shown = set(flagged)
+    for row, _change in plan.head:
+        if len(shown) >= limit:
+            break
+        shown.add(row.line)
+    rows = []
+    for line in sorted(shown):
+        entry, change = entries.get(line, (None, RowStatus.ERROR))
+        rows.append(ImportRow(line, entry, change, tuple(by_line.get(line, ()))))
+    return tuple(rows), reader.rows_read + reader.refused_lines
 
 
 def _write(plan: _Plan, domains_added: Sequence[str]) -> None:
@@ -770,26 +886,29 @@ def _write(plan: _Plan, domains_added: Sequence[str]) -> None:
     )
     domain_ids = dict(LocalDomain.objects.values_list("name", "id"))
     top = Alias.objects.aggregate(top=Max("position"))["top"] or 0
-    updated = [position for _l, _e, status, position in plan.rows if status is RowStatus.UPDATED]
-    created = [position for _l, _e, status, position in plan.rows if status is RowStatus.CREATED]
-    # Model instances are heavy: build them one batch at a time to keep the peak memory low.
-    for start in range(0, len(updated), 500):
-        Alias.objects.bulk_update(
-            [
-                Alias(
-                    pk=plan.ids[position],
-                    target=plan.entries[position].target,
-                    option=plan.entries[position].option,
-                    comment=plan.entries[position].comment,
-                    updated_at=now,
-                )
-                for position in updated[start : start + 500]
-            ],
-            ["target", "option", "comment", "updated_at"],
-        )
+    meta = Alias._meta
+    table = connection.ops.quote_name(meta.db_table)
+    stamp = meta.get_field("updated_at").get_db_prep_save(now, connection)
+    columns = [
+        connection.ops.quote_name(str(meta.get_field(name).column))  # type: ignore[union-attr]
+        for name in ("target", "option", "comment", "updated_at")
+    ]
+    sql = (
+        f"UPDATE {table} SET {', '.join(f'{column} = %s' for column in columns)} "
+        f"WHERE {connection.ops.quote_name(meta.pk.column)} = %s"  # type: ignore[union-attr]
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(plan.updated), _BATCH):
+            cursor.executemany(
+                sql,
+                [
+                    (row.alias.target, row.alias.option, row.alias.comment, stamp, alias_id)
+                    for row, _position, alias_id, _pattern in plan.updated[start : start + _BATCH]
+                ],
+            )
     _insert(
         (top + offset, e.pattern, e.key, e.target, e.option, e.comment, domain_ids[e.domain])
-        for offset, e in enumerate((plan.entries[position] for position in created), start=1)
+        for offset, e in enumerate((row.alias for row in plan.created), start=1)
     )
 
 
@@ -840,6 +959,39 @@ def _user_id(user: AbstractBaseUser | AnonymousUser) -> int:
     return int(user.pk)
 
 
+def uploads_clean() -> int:
+    """Delete every stored upload past :data:`UPLOAD_LIFETIME`; returns how many."""
+    deleted, _detail = AliasUpload.objects.filter(
+        created_at__lt=timezone.now() - UPLOAD_LIFETIME
+    ).delete()
+    return deleted
+
+
+def _make_room(user_id: int, size: int) -> None:
+    """Delete the user's oldest stored uploads until one of ``size`` bytes fits the quota
+    (``CC_UPLOAD_QUOTA_MB`` of stored files, at most :data:`UPLOADS_PER_USER` previews):
+    the oldest previews give way, their confirmation then asks to upload again."""
+    quota = settings.CC_UPLOAD_QUOTA_BYTES
+    stored = list(
+        AliasUpload.objects.filter(user_id=user_id)
+        .order_by("-created_at", "-pk")
+        .values_list("pk", "size")
+    )
+    keep_bytes = size
+    doomed = []
+    for index, (pk, stored_size) in enumerate(stored):
+        if index + 1 >= UPLOADS_PER_USER or keep_bytes + stored_size > quota:
+            doomed.append(pk)
+        else:
+            keep_bytes += stored_size
+    if doomed:
+        AliasUpload.objects.filter(pk__in=doomed).delete()
+
+
+def _new_token(digest: str) -> str:
+    return hashlib.sha256(secrets.token_bytes(32) + digest.encode()).hexdigest()
+
+
 @transaction.atomic
 def upload_store(
     *,
@@ -848,28 +1000,84 @@ def upload_store(
     filename: str,
     encoding: str,
     add_domains: bool,
+    fingerprint: str | None = None,
 ) -> AliasUpload:
-    """Keep the uploaded bytes for the confirmation, bound to the user and the table state."""
-    AliasUpload.objects.filter(created_at__lt=timezone.now() - UPLOAD_LIFETIME).delete()
+    """Keep the uploaded bytes for the confirmation, bound to the user and the table state
+    (``fingerprint``, the table's now by default), within the user's quota."""
+    user_id = _user_id(user)
+    uploads_clean()
+    _make_room(user_id, len(data))
     digest = hashlib.sha256(data).hexdigest()
-    token = hashlib.sha256(secrets.token_bytes(32) + digest.encode()).hexdigest()
     return AliasUpload.objects.create(
-        token=token,
-        user_id=_user_id(user),
+        token=_new_token(digest),
+        user_id=user_id,
         filename=filename[:255],
         data=data,
+        size=len(data),
         sha256=digest,
         encoding=encoding,
         add_domains=add_domains,
-        fingerprint=alias_fingerprint(),
+        fingerprint=fingerprint or alias_fingerprint(),
     )
 
 
+@transaction.atomic
+def upload_receive(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    file: BinaryIO,
+    filename: str,
+    encoding: str,
+    add_domains: bool,
+) -> UploadPreview:
+    """The upload page's first step: dry-run the file as a stream, then keep it for the
+    confirmation only when it can be imported. A refused file (it has errors) is not kept:
+    only its findings report is stored, for the download link."""
+    user_id = _user_id(user)
+    fingerprint = alias_fingerprint()
+    report = aliases_import_csv(
+        data=file, encoding=encoding, add_domains=add_domains, dry_run=True
+    )
+    if report.has_errors:
+        uploads_clean()
+        findings_csv = _findings_csv(report)
+        _make_room(user_id, len(findings_csv))
+        upload = AliasUpload.objects.create(
+            token=_new_token(hashlib.sha256(findings_csv).hexdigest()),
+            user_id=user_id,
+            filename=filename[:255],
+            data=b"",
+            size=len(findings_csv),
+            sha256="",
+            encoding=encoding,
+            add_domains=add_domains,
+            fingerprint=fingerprint,
+            refused=True,
+            findings_csv=findings_csv,
+        )
+    else:
+        file.seek(0)
+        upload = upload_store(
+            user=user,
+            data=file.read(),
+            filename=filename,
+            encoding=encoding,
+            add_domains=add_domains,
+            fingerprint=fingerprint,
+        )
+    return UploadPreview(upload, report, report.rows, report.rows_hidden)
+
+
 def upload_get(*, token: str, user: AbstractBaseUser | AnonymousUser) -> AliasUpload:
+    """The user's stored, importable upload with that token; raises :class:`UploadNotFound`
+    for an unknown, foreign, expired, refused or tampered one."""
     upload = AliasUpload.objects.filter(
-        token=token, user_id=_user_id(user), created_at__gte=timezone.now() - UPLOAD_LIFETIME
+        token=token,
+        user_id=_user_id(user),
+        created_at__gte=timezone.now() - UPLOAD_LIFETIME,
+        refused=False,
     ).first()
-    if upload is None or hashlib.sha256(bytes(upload.data)).hexdigest() != upload.sha256:
+    if upload is None or hashlib.sha256(upload.data).hexdigest() != upload.sha256:
         raise UploadNotFound
     return upload
 
@@ -880,7 +1088,7 @@ def upload_confirm(*, token: str, user: AbstractBaseUser | AnonymousUser) -> Imp
     _lock_aliases()
     upload = upload_get(token=token, user=user)
     report = aliases_import_csv(
-        data=bytes(upload.data),
+        data=upload.data,
         encoding=upload.encoding,
         add_domains=upload.add_domains,
         dry_run=False,
@@ -893,7 +1101,7 @@ def upload_confirm(*, token: str, user: AbstractBaseUser | AnonymousUser) -> Imp
 
 @dataclass(frozen=True)
 class UploadPreview:
-    """What the upload page shows of a stored upload: the dry run's report and up to
+    """What the upload page shows of an upload: the dry run's report and up to
     :data:`PREVIEW_LIMIT` of its rows (``hidden`` more are not shown)."""
 
     upload: AliasUpload
@@ -908,42 +1116,55 @@ def upload_preview(
     """Dry-run the stored upload against the table as it is now; raises
     :class:`UploadNotFound`. Every row with a finding is shown before any without."""
     upload = upload_get(token=token, user=user)
-    report = _dry_run(upload)
-    return UploadPreview(
-        upload, report, _preview_rows(report.rows, limit), max(0, len(report.rows) - limit)
-    )
+    report = _dry_run(upload, limit)
+    return UploadPreview(upload, report, report.rows, report.rows_hidden)
 
 
-def _dry_run(upload: AliasUpload) -> ImportReport:
+def _dry_run(upload: AliasUpload, limit: int = PREVIEW_LIMIT) -> ImportReport:
     return aliases_import_csv(
-        data=bytes(upload.data),
+        data=upload.data,
         encoding=upload.encoding,
         add_domains=upload.add_domains,
         dry_run=True,
+        preview_limit=limit,
     )
-
-
-def _preview_rows(rows: Sequence[ImportRow], limit: int) -> tuple[ImportRow, ...]:
-    if len(rows) <= limit:
-        return tuple(rows)
-    shown = [row for row in rows if row.findings][:limit]
-    rest = [row for row in rows if not row.findings][: limit - len(shown)]
-    return tuple(sorted([*shown, *rest], key=lambda row: row.line))
 
 
 FINDINGS_CSV_COLUMNS = ("line", "level", "code", "message")
 
 
-def upload_findings_csv(*, token: str, user: AbstractBaseUser | AnonymousUser) -> bytes:
-    """The stored upload's errors and warnings against the table as it is now, as CSV for
-    Excel (:data:`FINDINGS_CSV_COLUMNS`); raises :class:`UploadNotFound`."""
-    report = _dry_run(upload_get(token=token, user=user))
-    rows = (
+def _findings_csv(report: ImportReport) -> bytes:
+    rows: list[tuple[str, ...]] = [
         (str(f.line or ""), f.level.label, f.code, f.render(_))
         for f in report.findings
         if f.level is not Level.INFO
-    )
+    ]
+    if report.findings_omitted:
+        rows.append(
+            (
+                "",
+                "",
+                "",
+                _("… and %(count)s more findings, not listed: fix these and upload again.")
+                % {"count": report.findings_omitted},
+            )
+        )
     return _excel_csv(render_csv_table(itertools.chain([FINDINGS_CSV_COLUMNS], rows)))
+
+
+def upload_findings_csv(*, token: str, user: AbstractBaseUser | AnonymousUser) -> bytes:
+    """The upload's errors and warnings as CSV for Excel (:data:`FINDINGS_CSV_COLUMNS`):
+    those of a refused upload as found at its preview, those of a kept one against the
+    table as it is now; raises :class:`UploadNotFound`."""
+    refused = AliasUpload.objects.filter(
+        token=token,
+        user_id=_user_id(user),
+        created_at__gte=timezone.now() - UPLOAD_LIFETIME,
+        refused=True,
+    ).first()
+    if refused is not None:
+        return bytes(refused.findings_csv)
+    return _findings_csv(_dry_run(upload_get(token=token, user=user)))
 
 
 # --- CSV export and demo --------------------------------------------------------------------

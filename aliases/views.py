@@ -215,6 +215,10 @@ class UploadMixin(PermissionRequiredMixin, PageMixin, ContextMixin):
             preview_rows=preview.rows,
             preview_hidden=preview.hidden,
             findings=sort_findings(preview.report.findings)[:SUMMARY_LIMIT],
+            findings_more=max(
+                0,
+                preview.report.error_count + preview.report.warning_count - SUMMARY_LIMIT,
+            ),
             **extra,
         )
 
@@ -227,14 +231,15 @@ class AliasUploadView(UploadMixin, View):
         form = AliasUploadForm(request.POST, request.FILES)
         if not form.is_valid():
             return self.show(form)
-        upload = services.upload_store(
+        uploaded = form.cleaned_data["file"]
+        preview = services.upload_receive(
             user=request.user,
-            data=form.payload(),
-            filename=form.cleaned_data["file"].name,
+            file=uploaded,
+            filename=uploaded.name,
             encoding=form.cleaned_data["encoding"],
             add_domains=form.cleaned_data["add_domains"],
         )
-        return self.show_preview(services.upload_preview(token=upload.token, user=request.user))
+        return self.show_preview(preview)
 
 
 UNKNOWN = gettext_noop("This upload is unknown or expired; upload the file again.")

@@ -49,6 +49,9 @@ def test_import_json_report_shape(tmp_path: Path, capsys: pytest.CaptureFixture[
             }
         ],
         "domains_added": [],
+        "error_count": 0,
+        "warning_count": 1,
+        "findings_omitted": 0,
         "dry_run": False,
         "written": True,
         "encoding": "utf-8",
