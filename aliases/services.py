@@ -623,34 +623,199 @@ class ImportReport:
         }
 
 
-@dataclass
-class _Plan:
-    """The import against the stored table, without a Python object per stored alias.
+class _Writer:
+    """Writes an import's rows as they are read, one batch at a time: new aliases through
+    COPY on PostgreSQL and one ``executemany`` per batch on SQLite, changed ones with one
+    ``executemany`` per batch. Runs inside the import's transaction, which rolls every
+    batch back when the file turns out to have errors."""
 
-    Stored aliases keep their positions 0..n-1 (storage order); new ones are appended from
-    ``n``. Only what the writes and the table checks need is kept: the new and changed
-    rows, and every wildcard of the table as it would be."""
+    def __init__(self, *, known_domains: Iterable[str], top: int) -> None:
+        meta = Alias._meta
+        quote = connection.ops.quote_name
+        self.table = quote(meta.db_table)
+        self.stamp = meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
+        self.domain_ids = dict(LocalDomain.objects.values_list("name", "id"))
+        self.domains_added: list[str] = []
+        self.position = top
+        self.created: list[tuple[object, ...]] = []
+        self.updated: list[tuple[object, ...]] = []
+        insert = [
+            quote(str(meta.get_field(name).column))  # type: ignore[union-attr]
+            for name in (*_INSERT_FIELDS, "updated_at")
+        ]
+        self.insert_columns = ", ".join(insert)
+        self.insert_sql = (
+            f"INSERT INTO {self.table} ({self.insert_columns}) "
+            f"VALUES ({', '.join(['%s'] * len(insert))})"
+        )
+        changed = [
+            quote(str(meta.get_field(name).column))  # type: ignore[union-attr]
+            for name in ("target", "option", "comment", "updated_at")
+        ]
+        self.update_sql = (
+            f"UPDATE {self.table} SET {', '.join(f'{column} = %s' for column in changed)} "
+            f"WHERE {quote(str(meta.pk.column))} = %s"  # type: ignore[union-attr]
+        )
+        del known_domains
 
-    stored: int
-    created: list[CsvRow] = field(default_factory=list)
-    # (row, position, stored id, stored pattern)
-    updated: list[tuple[CsvRow, int, int, str]] = field(default_factory=list)
-    unchanged: int = 0
-    wildcards: dict[int, Entry] = field(default_factory=dict)
-    # The first rows of the file, for the preview: (row, change).
-    head: list[tuple[CsvRow, RowStatus]] = field(default_factory=list)
+    def domain_id(self, name: str) -> int:
+        domain_id = self.domain_ids.get(name)
+        if domain_id is None:
+            domain_id = LocalDomain.objects.create(name=name, created_at=timezone.now()).pk
+            self.domain_ids[name] = domain_id
+            self.domains_added.append(name)
+        return domain_id
 
-    def imported(self) -> Iterator[tuple[int, int, Entry]]:
-        """(line, position, entry as it would be stored) of every new or changed row."""
-        for row, position, _id, pattern in self.updated:
-            yield row.line, position, replace(row.alias, pattern=pattern)
-        for offset, row in enumerate(self.created):
-            yield row.line, self.stored + offset, row.alias
+    def create(self, entry: Entry, key: str) -> None:
+        self.position += 1
+        domain_id = self.domain_id(entry.domain)
+        self.created.append(
+            (
+                self.position,
+                entry.pattern,
+                key,
+                entry.target,
+                entry.option,
+                entry.comment,
+                domain_id,
+                self.stamp,
+            )
+        )
+        if len(self.created) >= _BATCH:
+            self.flush()
+
+    def update(self, alias_id: int, entry: Entry) -> None:
+        self.updated.append((entry.target, entry.option, entry.comment, self.stamp, alias_id))
+        if len(self.updated) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        with connection.cursor() as cursor:
+            if self.created:
+                if connection.vendor == "postgresql":
+                    sql = f"COPY {self.table} ({self.insert_columns}) FROM STDIN"
+                    with cursor.cursor.copy(sql) as copy:
+                        for row in self.created:
+                            copy.write_row(row)
+                else:
+                    cursor.executemany(self.insert_sql, self.created)
+                self.created = []
+            if self.updated:
+                cursor.executemany(self.update_sql, self.updated)
+                self.updated = []
+
+
+class _Import:
+    """One pass over the CSV rows: classifies each against the stored table (new, changed,
+    unchanged), writes it when ``writer`` is given, and keeps only what the table checks
+    and the preview need: every wildcard of the table as it would be, the imported rows
+    a wildcard may shadow, the first rows and the rows with findings."""
+
+    def __init__(self, reader: AliasCsvReader, *, writer: _Writer | None, preview: int) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.preview = preview
+        self.by_key, self.wildcards = _stored_aliases()
+        self.stored = len(self.by_key)
+        self.wild_domains = {entry.domain for entry in self.wildcards.values()}
+        self.created = self.updated = self.unchanged = 0
+        self.new_domains: set[str] = set()
+        # position -> (line, entry as it would be stored, change): rows for the table checks
+        self.checked: dict[int, tuple[int, Entry, RowStatus]] = {}
+        # line -> (entry, change): the preview's rows that a finding may need
+        self.shown: dict[int, tuple[Entry, RowStatus]] = {}
+        self.head: list[int] = []
+
+    def run(self) -> None:
+        reader = self.reader
+        for row in reader:
+            entry = row.alias
+            key = entry.key
+            stored = self.by_key.get(key)
+            if stored is None:
+                position = self.stored + self.created
+                self.created += 1
+                change = RowStatus.CREATED
+                self.new_domains.add(entry.domain)
+                if self.writer is not None:
+                    self.writer.create(entry, key)
+            else:
+                position, alias_id, pattern, target, option, comment = stored
+                if (target, option, comment) == (entry.target, entry.option, entry.comment):
+                    self.unchanged += 1
+                    change = RowStatus.UNCHANGED
+                else:
+                    # The stored spelling of the pattern stays; only the mapping changes.
+                    entry = replace(entry, pattern=pattern)
+                    self.updated += 1
+                    change = RowStatus.UPDATED
+                    if self.writer is not None:
+                        self.writer.update(alias_id, entry)
+            if change is not RowStatus.UNCHANGED:
+                if WILDCARD in entry.pattern:
+                    self.wildcards[position] = entry
+                    self.wild_domains.add(entry.domain)
+                    self.checked[position] = (row.line, entry, change)
+                elif entry.domain in self.wild_domains:
+                    # Only a wildcard above it can shadow it, and those are all known now.
+                    self.checked[position] = (row.line, entry, change)
+            if len(self.head) < self.preview:
+                self.head.append(row.line)
+                self.shown[row.line] = (entry, change)
+            elif (
+                reader.findings
+                and reader.findings[-1].line == row.line
+                and len(self.shown) < 2 * self.preview
+            ):
+                self.shown[row.line] = (entry, change)
+        if self.writer is not None:
+            self.writer.flush()
+
+    def table_findings(self, context: _Context) -> list[tuple[int, Finding]]:
+        """(line, finding) of the table checks of the imported rows: the wildcards among
+        them (alias.E006, W001, W003...) and the exact rows an earlier wildcard shadows
+        (alias.W002), validated with every wildcard of the table as it would be."""
+        wild_positions = sorted(self.wildcards)
+        index = AliasIndex.build([self.wildcards[p] for p in wild_positions])
+        entries: dict[int, Entry] = dict(self.wildcards)
+        wanted: dict[int, int] = {}
+        for position, (line, entry, change) in self.checked.items():
+            if WILDCARD not in entry.local_part:
+                match = index.lookup(entry.pattern)
+                if match is None or wild_positions[match.position] >= position:
+                    continue
+            entries[position] = entry
+            wanted[position] = line
+            self.shown.setdefault(line, (entry, change))
+        found = _validate_subset(dict(sorted(entries.items())), wanted, context)
+        return [
+            (wanted[position], replace(finding, line=wanted[position]))
+            for position, findings in sorted(found.items(), key=lambda item: wanted[item[0]])
+            for finding in findings
+            if finding.level is not Level.INFO
+        ]
+
+    def rows(self, findings: Sequence[Finding]) -> tuple[ImportRow, ...]:
+        """Up to ``preview`` rows, those with findings first, in line order."""
+        by_line: dict[int, list[Finding]] = {}
+        for finding in findings:
+            if finding.line is not None:
+                by_line.setdefault(finding.line, []).append(finding)
+        lines = set(sorted(by_line)[: self.preview])
+        for line in self.head:
+            if len(lines) >= self.preview:
+                break
+            lines.add(line)
+        rows = []
+        for line in sorted(lines):
+            entry, change = self.shown.get(line, (None, RowStatus.ERROR))
+            rows.append(ImportRow(line, entry, change, tuple(by_line.get(line, ()))))
+        return tuple(rows)
 
 
 def _stored_aliases() -> tuple[dict[str, tuple[int, int, str, str, str, str]], dict[int, Entry]]:
     """key -> (position, id, pattern, target, option, comment) of every stored alias, and
-    the stored wildcards by position: one ``fetchall``, plain tuples."""
+    the stored wildcards by position (0-based storage order): one ``fetchall``."""
     sql, params = (
         Alias.objects.order_by("position")
         .values_list("id", "key", "pattern", "target", "option", "comment")
@@ -666,64 +831,6 @@ def _stored_aliases() -> tuple[dict[str, tuple[int, int, str, str, str, str]], d
         if WILDCARD in pattern:
             wildcards[position] = Entry(pattern, target, option, comment)
     return by_key, wildcards
-
-
-def _plan(reader: Iterable[CsvRow], head: int) -> _Plan:
-    by_key, wildcards = _stored_aliases()
-    plan = _Plan(stored=len(by_key), wildcards=wildcards)
-    for row in reader:
-        entry = row.alias
-        stored = by_key.get(entry.key)
-        if stored is None:
-            if WILDCARD in entry.pattern:
-                plan.wildcards[plan.stored + len(plan.created)] = entry
-            plan.created.append(row)
-            change = RowStatus.CREATED
-        else:
-            position, alias_id, pattern, target, option, comment = stored
-            if (target, option, comment) == (entry.target, entry.option, entry.comment):
-                plan.unchanged += 1
-                change = RowStatus.UNCHANGED
-            else:
-                # The stored spelling of the pattern stays; only the mapping changes.
-                plan.updated.append((row, position, alias_id, pattern))
-                if WILDCARD in pattern:
-                    plan.wildcards[position] = replace(entry, pattern=pattern)
-                change = RowStatus.UPDATED
-        if len(plan.head) < head:
-            plan.head.append((row, change))
-    return plan
-
-
-def _table_findings(
-    plan: _Plan, context: _Context
-) -> list[tuple[int, Entry, RowStatus, Finding]]:
-    """(line, entry, finding) for the table checks of the imported rows: the wildcards
-    among them (alias.E006, W001, W003...) and the exact rows an earlier wildcard shadows
-    (alias.W002), validated with every wildcard of the table as it would be."""
-    wild_positions = sorted(plan.wildcards)
-    index = AliasIndex.build([plan.wildcards[p] for p in wild_positions])
-    entries: dict[int, Entry] = dict(plan.wildcards)
-    lines: dict[int, int] = {}
-    for line, position, entry in plan.imported():
-        if WILDCARD not in entry.local_part:
-            match = index.lookup(entry.pattern) if wild_positions else None
-            if match is None or wild_positions[match.position] >= position:
-                continue
-        entries[position] = entry
-        lines[position] = line
-    found = _validate_subset(dict(sorted(entries.items())), lines, context)
-    return [
-        (
-            lines[position],
-            entries[position],
-            RowStatus.CREATED if position >= plan.stored else RowStatus.UPDATED,
-            replace(finding, line=lines[position]),
-        )
-        for position, findings in sorted(found.items(), key=lambda item: lines[item[0]])
-        for finding in findings
-        if finding.level is not Level.INFO
-    ]
 
 
 class _Kept:
@@ -752,6 +859,10 @@ class _Kept:
         self.findings.append(finding)
 
 
+class _ImportRefused(Exception):
+    """Rolls back the rows an import wrote before its errors were known."""
+
+
 def aliases_import_csv(
     *,
     data: bytes | BinaryIO,
@@ -766,67 +877,81 @@ def aliases_import_csv(
     Existing patterns (case-insensitive) are updated in place, new ones appended in file
     order. Any error, including a licence overflow, writes nothing. With
     ``expected_fingerprint`` the import refuses (:class:`StaleImportError`) when the table
-    changed since that fingerprint was taken. The file is read as a stream: the report
-    keeps at most :data:`FINDINGS_LIMIT` errors and as many warnings and ``preview_limit``
+    changed since that fingerprint was taken. The file is read as a stream and written as
+    it is read, in the import's transaction, rolled back on any error; the report keeps
+    at most :data:`FINDINGS_LIMIT` errors (and as many warnings) and ``preview_limit``
     rows, and counts the rest.
     """
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
-    with transaction.atomic():
-        if not dry_run:
-            _lock_aliases()
-        if expected_fingerprint is not None and alias_fingerprint() != expected_fingerprint:
-            raise StaleImportError
-        known = frozenset(LocalDomain.objects.values_list("name", flat=True))
-        reader = AliasCsvReader(
-            stream,
-            encoding=encoding,
-            local_domains=None if add_domains else known,
-            finding_limit=FINDINGS_LIMIT,
-        )
-        plan = _plan(reader, preview_limit)
-        domains_added: tuple[str, ...] = ()
-        if add_domains:
-            domains_added = tuple(
-                sorted({row.alias.domain for row in plan.created} - known)
-            )
-        context = _context(domains_added)
-        kept = _Kept(reader, FINDINGS_LIMIT)
-        table = _table_findings(plan, context)
-        for _line, _entry, _change, finding in table:
+    outcome: list[ImportReport] = []
+    try:
+        with transaction.atomic():
+            if not dry_run:
+                _lock_aliases()
+            if expected_fingerprint is not None and alias_fingerprint() != expected_fingerprint:
+                raise StaleImportError
+            report = _import(stream, encoding, add_domains, dry_run, preview_limit)
+            outcome.append(report)
+            if not dry_run and report.has_errors:
+                raise _ImportRefused
+    except _ImportRefused:
+        pass
+    return outcome[0]
+
+
+def _import(
+    stream: BinaryIO, encoding: str, add_domains: bool, dry_run: bool, preview_limit: int
+) -> ImportReport:
+    known = frozenset(LocalDomain.objects.values_list("name", flat=True))
+    reader = AliasCsvReader(
+        stream,
+        encoding=encoding,
+        local_domains=None if add_domains else known,
+        finding_limit=FINDINGS_LIMIT,
+    )
+    writer = None
+    if not dry_run:
+        top = Alias.objects.aggregate(top=Max("position"))["top"] or 0
+        writer = _Writer(known_domains=known, top=top)
+    run = _Import(reader, writer=writer, preview=preview_limit)
+    run.run()
+    domains_added = tuple(sorted(run.new_domains - known)) if add_domains else ()
+    context = _context(domains_added)
+    kept = _Kept(reader, FINDINGS_LIMIT)
+    for _line, finding in run.table_findings(context):
+        kept.add(finding)
+    if run.created:
+        # Only new aliases take seats: an import that adds none is never refused for them.
+        for finding in _licence_findings(run.stored + run.created, context):
             kept.add(finding)
-        if plan.created:
-            # Only new aliases take seats: an import that adds none is never refused for them.
-            for finding in _licence_findings(plan.stored + len(plan.created), context):
-                kept.add(finding)
-        rows, rows_total = _report_rows(plan, reader, kept.findings, table, preview_limit)
-        written = not dry_run and kept.errors == 0
-        if written:
-            _write(plan, domains_added)
-            audit_record(
-                action=AuditAction.ALIAS_IMPORT,
-                target="aliases.csv",
-                summary=f"created {len(plan.created)}, updated {len(plan.updated)}",
-                after={
-                    "sha256": _sha256(stream),
-                    "created": len(plan.created),
-                    "updated": len(plan.updated),
-                    "domains_added": list(domains_added),
-                },
-            )
+    written = not dry_run and kept.errors == 0
+    if written:
+        audit_record(
+            action=AuditAction.ALIAS_IMPORT,
+            target="aliases.csv",
+            summary=f"created {run.created}, updated {run.updated}",
+            after={
+                "sha256": _sha256(stream),
+                "created": run.created,
+                "updated": run.updated,
+                "domains_added": list(domains_added),
+            },
+        )
+    findings = sorted(kept.findings, key=lambda f: (f.line is None, f.line or 0, -f.level))
     return ImportReport(
-        created=len(plan.created),
-        updated=len(plan.updated),
-        unchanged=plan.unchanged,
-        findings=tuple(sorted(kept.findings, key=lambda f: (f.line is None, f.line or 0, -f.level))),
+        created=run.created,
+        updated=run.updated,
+        unchanged=run.unchanged,
+        findings=tuple(findings),
         domains_added=domains_added,
-        rows=rows,
+        rows=run.rows(findings),
         encoding=reader.encoding,
         written=written,
         dry_run=dry_run,
         error_count=kept.errors,
         warning_count=kept.warnings,
         findings_omitted=kept.omitted,
-        rows_total=rows_total,
+        rows_total=reader.rows_read + reader.refused_lines,
     )
 
 
@@ -838,108 +963,7 @@ def _sha256(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def _report_rows(
-    plan: _Plan,
-    reader: AliasCsvReader,
-    findings: Sequence[Finding],
-    table: Sequence[tuple[int, Entry, RowStatus, Finding]],
-    limit: int,
-) -> tuple[tuple[ImportRow, ...], int]:
-    """Up to ``limit`` rows for the preview, those with findings first, in line order, and
-    the number of rows in the file (valid or refused)."""
-    by_line: dict[int, list[Finding]] = {}
-    for finding in findings:
-        if finding.line is not None:
-            by_line.setdefault(finding.line, []).append(finding)
-    entries: dict[int, tuple[Entry | None, RowStatus]] = {}
-    for row, change in plan.head:
-        entries[row.line] = (row.alias, change)
-    for line, entry, change, _finding in table:
-        entries.setdefault(line, (entry, change))
-    flagged = sorted(by_line)[:limit]
-    missing = {line for line in flagged if line not in entries}
-    if missing:
-        # Rows past the head with a parser warning (their entry is valid): find them again
-        # among the new and changed rows.
-        for row in plan.created:
-            if row.line in missing:
-                entries[row.line] = (row.alias, RowStatus.CREATED)
-        for row, _position, _id, pattern in plan.updated:
-            if row.line in missing:
-                entries[row.line] = (replace(row.alias, pattern=pattern), RowStatus.UPDATED)
-    shown = set(flagged)
-    for row, _change in plan.head:
-        if len(shown) >= limit:
-            break
-        shown.add(row.line)
-    rows = []
-    for line in sorted(shown):
-        entry, change = entries.get(line, (None, RowStatus.ERROR))
-        rows.append(ImportRow(line, entry, change, tuple(by_line.get(line, ()))))
-    return tuple(rows), reader.rows_read + reader.refused_lines
-
-
-def _write(plan: _Plan, domains_added: Sequence[str]) -> None:
-    now = timezone.now()
-    LocalDomain.objects.bulk_create(
-        LocalDomain(name=name, created_at=now) for name in domains_added
-    )
-    domain_ids = dict(LocalDomain.objects.values_list("name", "id"))
-    top = Alias.objects.aggregate(top=Max("position"))["top"] or 0
-    meta = Alias._meta
-    table = connection.ops.quote_name(meta.db_table)
-    stamp = meta.get_field("updated_at").get_db_prep_save(now, connection)
-    columns = [
-        connection.ops.quote_name(str(meta.get_field(name).column))  # type: ignore[union-attr]
-        for name in ("target", "option", "comment", "updated_at")
-    ]
-    sql = (
-        f"UPDATE {table} SET {', '.join(f'{column} = %s' for column in columns)} "
-        f"WHERE {connection.ops.quote_name(meta.pk.column)} = %s"  # type: ignore[union-attr]
-    )
-    with connection.cursor() as cursor:
-        for start in range(0, len(plan.updated), _BATCH):
-            cursor.executemany(
-                sql,
-                [
-                    (row.alias.target, row.alias.option, row.alias.comment, stamp, alias_id)
-                    for row, _position, alias_id, _pattern in plan.updated[start : start + _BATCH]
-                ],
-            )
-    _insert(
-        (top + offset, e.pattern, e.key, e.target, e.option, e.comment, domain_ids[e.domain])
-        for offset, e in enumerate((row.alias for row in plan.created), start=1)
-    )
-
-
 _INSERT_FIELDS = ("position", "pattern", "key", "target", "option", "comment", "domain")
-
-
-def _insert(rows: Iterable[tuple[int | str, ...]]) -> None:
-    """INSERT the new aliases without the ORM: its per-field preparation in ``bulk_create``
-    costs seconds at 100,000 rows, and the values here are plain strings and integers.
-    PostgreSQL takes them through COPY (one statement per row costs a round trip each);
-    SQLite, in process, through ``executemany``."""
-    meta = Alias._meta
-    columns = [meta.get_field(name).column for name in (*_INSERT_FIELDS, "updated_at")]  # type: ignore[union-attr]
-    stamp = meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
-    table = connection.ops.quote_name(meta.db_table)
-    names = ", ".join(connection.ops.quote_name(str(column)) for column in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row((*row, stamp))
-            return
-        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
-        batch: list[tuple[Any, ...]] = []
-        for row in rows:
-            batch.append((*row, stamp))
-            if len(batch) == _BATCH:
-                cursor.executemany(sql, batch)
-                batch = []
-        if batch:
-            cursor.executemany(sql, batch)
 
 
 # --- the upload page ------------------------------------------------------------------------
