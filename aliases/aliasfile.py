@@ -940,7 +940,29 @@ class AliasCsvReader:
 
     @staticmethod
     def _quoting_error(start: int, end: int, detail: str) -> Finding:
-        if detail.startswith(("unexpected end of data", "field larger than field limit")):
+        if "NUL" in detail:
+            return make(
+                Level.ERROR,
+                "csv.E009",
+                _("line %(end)s contains the control character \\x00: is this a CSV file?"),
+                line=start,
+                hint=_("Save the file as CSV UTF-8 or as CSV (Shift_JIS / CP932)."),
+                end=end,
+            )
+        if detail.startswith("field larger than field limit"):
+            return make(
+                Level.ERROR,
+                "csv.E003",
+                _(
+                    "a cell starting on line %(start)s is longer than %(limit)s characters: "
+                    "an unclosed quote, or not a CSV file?"
+                ),
+                line=start,
+                start=start,
+                limit=f"{csv.field_size_limit():,}",
+                hint=_('Close the quote, or double quotes inside quoted text ("").'),
+            )
+        if detail.startswith("unexpected end of data"):
             return make(
                 Level.ERROR,
                 "csv.E003",

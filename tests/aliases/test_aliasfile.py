@@ -1,4 +1,5 @@
 import codecs
+import io
 import re
 import subprocess
 import time
@@ -936,3 +937,97 @@ def test_render_csv_table_neutralises_every_cell_and_ends_lines_with_crlf():
     assert render_csv_table(rows) == (
         'line,message\r\n3,\'=HYPERLINK(x)\r\n,"\'-1, ""quoted"""\r\n'
     )
+
+
+# --- CSV: streaming, bounded findings, mixed encodings --------------------------------------
+
+
+def test_parse_mixed_utf8_and_cp932_warns_on_the_line_that_decides():
+    data = (
+        "a@d.jp,b@e.jp,営業部\r\n".encode()
+        + "c@d.jp,d@e.jp,総務\r\n".encode("cp932")
+        + "e@d.jp,f@e.jp,開発\r\n".encode()
+    )
+
+    result = parse_alias_csv(data)
+
+    assert result.encoding == "cp932"
+    assert codes(result) == [(2, "csv.W003")]
+    assert result.findings[0].render() == (
+        "line 2 is not UTF-8, so the whole file is read as Shift_JIS (CP932), but line 1 is "
+        "UTF-8: its Japanese text, and that of every other UTF-8 line, will be garbled"
+    )
+    assert [r.alias.comment for r in result.rows][1] == "総務"
+    assert result.has_errors is False
+
+
+def test_parse_pure_cp932_file_reads_without_a_warning():
+    data = "a@d.jp,b@e.jp,営業部\r\nc@d.jp,d@e.jp,総務\r\n".encode("cp932")
+
+    result = parse_alias_csv(data)
+
+    assert (result.encoding, result.findings) == ("cp932", ())
+
+
+def test_parse_mixed_encoding_far_apart_in_the_file_is_found():
+    ascii_rows = b"".join(f"u{i}@d.jp,u{i}@e.jp\n".encode() for i in range(60_000))
+    data = "a@d.jp,b@e.jp,営業部\n".encode() + ascii_rows + "c@d.jp,d@e.jp,総務\n".encode("cp932")
+
+    result = parse_alias_csv(data)
+
+    assert (result.encoding, codes(result)) == ("cp932", [(60_002, "csv.W003")])
+
+
+def test_parse_reads_a_stream_and_counts_findings_past_the_limit():
+    data = b"".join(f"bad{i},x@e.jp\n".encode() for i in range(50)) + b"ok@d.jp,x@e.jp\n"
+
+    reader = aliasfile.AliasCsvReader(io.BytesIO(data), finding_limit=10)
+    rows = list(reader)
+
+    assert [row.line for row in rows] == [51]
+    assert (reader.errors, len(reader.findings), reader.omitted) == (50, 10, 40)
+    assert [f.line for f in reader.findings] == list(range(1, 11))
+    assert (reader.rows_read, reader.refused_lines) == (1, 50)
+
+
+def test_parse_keeps_errors_when_warnings_fill_the_limit():
+    full_width = b"".join(f"\uff41{i}@d.jp,x@e.jp\n".encode() for i in range(20))
+    data = full_width + b"bad,x@e.jp\n"
+
+    result = parse_alias_csv(data, finding_limit=5)
+
+    assert (result.warnings, result.errors, result.omitted) == (20, 1, 15)
+    assert codes(result)[-1] == (21, "csv.E006")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'a@d.jp,b@e.jp\n"c@d.jp,d@e.jp\n' + b"e@d.jp,f@e.jp\n" * 20_000, [(2, "csv.E003")]),
+        (b"a@d.jp,b@e.jp\r" * 3 + b"\r\nc@d.jp,d@e.jp", []),
+        (b"\x00" * 300_000, [(1, "csv.E003")]),
+        (b"a@d.jp,b@e.jp,x\x00y\n", [(1, "csv.E009")]),
+    ],
+    ids=["unclosed quote", "CR only", "binary", "NUL"],
+)
+def test_parse_hostile_input_ends_with_findings_not_hangs(data, expected):
+    started = time.process_time()
+
+    result = parse_alias_csv(data)
+
+    assert time.process_time() - started < 5
+    assert codes(result)[: len(expected)] == expected
+
+
+def test_parse_splits_lines_across_read_blocks(monkeypatch):
+    monkeypatch.setattr(aliasfile, "_BLOCK", 7)
+    data = b"a@d.jp,b@e.jp\r\nc@d.jp,\"d@e.jp,0\"\rx@d.jp,y@e.jp,\"two\r\nlines\"\nz@d.jp,w@e.jp"
+
+    result = parse_alias_csv(data)
+
+    assert [(r.line, r.alias.pattern, r.alias.comment) for r in result.rows] == [
+        (1, "a@d.jp", ""),
+        (2, "c@d.jp", ""),
+        (3, "x@d.jp", "two\r\nlines"),
+        (5, "z@d.jp", ""),
+    ]

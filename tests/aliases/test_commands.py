@@ -95,3 +95,29 @@ def test_bad_encoding_option_is_status_2(tmp_path: Path) -> None:
     with pytest.raises(CommandError) as error:
         call_command("import_aliases", str(tmp_path / "a.csv"), "--encoding", "latin1")
     assert error.value.returncode == 2
+
+
+def test_endless_input_is_refused_at_the_upload_limit(settings: Any) -> None:
+    settings.CC_UPLOAD_MAX_BYTES = 1024 * 1024
+    with pytest.raises(CommandError) as error, translation.override("en"):
+        call_command("import_aliases", "/dev/zero")
+    assert error.value.returncode == 2
+    assert str(error.value) == (
+        "/dev/zero is larger than 1.0\xa0MB, the largest input accepted (CC_UPLOAD_MAX_MB)"
+    )
+    assert Alias.objects.count() == 0
+
+
+def test_file_one_byte_over_the_limit_is_refused_and_at_the_limit_read(
+    tmp_path: Path, settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = b"a@example.co.jp,a@inner.jp\n"
+    path = tmp_path / "a.csv"
+    path.write_bytes(row)
+    settings.CC_UPLOAD_MAX_BYTES = len(row)
+    code, report = run(str(path), "--dry-run", capsys=capsys)
+    assert (code, report["created"]) == (0, 1)
+    settings.CC_UPLOAD_MAX_BYTES = len(row) - 1
+    with pytest.raises(CommandError) as error:
+        call_command("import_aliases", str(path))
+    assert error.value.returncode == 2

@@ -5,6 +5,7 @@ import csv
 import io
 import threading
 import time
+from datetime import timedelta
 from collections.abc import Callable
 from typing import Any
 
@@ -13,13 +14,14 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django.utils.translation import gettext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aliases import services
 from aliases.aliasfile import Alias as Entry
-from aliases.models import Alias, LocalDomain
+from aliases.models import Alias, AliasUpload, LocalDomain
 from controlcenter.findings import sort_findings
 from controlcenter.models import AuditEntry, ServerSettings
 from relaypolicy.models import RelayPolicy
@@ -734,3 +736,116 @@ def test_single_alias_writes_number_rows_of_the_whole_table(domain: LocalDomain)
     assert [(f.code, dict(f.params)["first_row"]) for f in refused.value.findings] == [
         ("alias.E004", 9)
     ]
+
+
+# --- stored uploads: quota, refused files, expiry ------------------------------------------
+
+
+def receive(user: Any, data: bytes, name: str = "a.csv") -> services.UploadPreview:
+    return services.upload_receive(
+        user=user, file=io.BytesIO(data), filename=name, encoding="auto", add_domains=False
+    )
+
+
+def test_upload_with_errors_keeps_only_its_findings_report(
+    domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+
+    preview = receive(user, csv_bytes(f"ok@{DOMAIN},ok@inner.jp", "broken,x@inner.jp"))
+
+    stored = AliasUpload.objects.get()
+    assert (stored.refused, bytes(stored.data), stored.size) == (
+        True,
+        b"",
+        len(bytes(stored.findings_csv)),
+    )
+    assert [(r.line, r.status) for r in preview.rows] == [(2, "created"), (3, "error")]
+    with pytest.raises(services.UploadNotFound):
+        services.upload_confirm(token=stored.token, user=user)
+    report = services.upload_findings_csv(token=stored.token, user=user)
+    assert report.decode("utf-8-sig").splitlines()[1].startswith("3,error,csv.E006,")
+    assert Alias.objects.count() == 0
+
+
+def test_upload_quota_lets_the_oldest_previews_of_that_user_go(
+    domain: LocalDomain, django_user_model: Any, settings: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    other = django_user_model.objects.create_user("v", password="x")
+    data = csv_bytes(f"a@{DOMAIN},a@inner.jp")
+    settings.CC_UPLOAD_QUOTA_BYTES = 2 * len(data)
+    theirs = receive(other, data).upload
+    first, second, third = (receive(user, data, f"{n}.csv").upload for n in range(3))
+
+    assert set(AliasUpload.objects.values_list("pk", flat=True)) == {
+        theirs.pk,
+        second.pk,
+        third.pk,
+    }
+    with pytest.raises(services.UploadNotFound):
+        services.upload_preview(token=first.token, user=user)
+    assert services.upload_preview(token=second.token, user=user).report.created == 1
+
+
+def test_upload_keeps_at_most_five_previews_per_user(
+    domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    data = csv_bytes(f"a@{DOMAIN},a@inner.jp")
+    uploads = [receive(user, data).upload for _ in range(7)]
+
+    assert list(AliasUpload.objects.order_by("pk").values_list("pk", flat=True)) == [
+        upload.pk for upload in uploads[2:]
+    ]
+
+
+def test_expired_uploads_are_cleaned_on_the_next_upload(
+    domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    old = receive(user, csv_bytes(f"a@{DOMAIN},a@inner.jp")).upload
+    AliasUpload.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - services.UPLOAD_LIFETIME - timedelta(seconds=1)
+    )
+
+    new = receive(user, csv_bytes(f"b@{DOMAIN},b@inner.jp")).upload
+
+    assert list(AliasUpload.objects.values_list("pk", flat=True)) == [new.pk]
+    assert services.uploads_clean() == 0
+
+
+def test_import_report_counts_findings_past_the_limit_and_keeps_the_first(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "FINDINGS_LIMIT", 3)
+    data = csv_bytes(*[f"bad{i},x@inner.jp" for i in range(10)], f"ok@{DOMAIN},ok@inner.jp")
+
+    report = services.aliases_import_csv(
+        data=data, encoding="auto", add_domains=False, dry_run=False, preview_limit=4
+    )
+
+    assert (report.error_count, report.findings_omitted, report.written) == (10, 7, False)
+    assert [f.line for f in report.findings] == [2, 3, 4]
+    assert [(r.line, r.status) for r in report.rows] == [
+        (2, "error"),
+        (3, "error"),
+        (4, "error"),
+        (12, "created"),
+    ]
+    assert (report.rows_total, report.rows_hidden) == (11, 7)
+    assert Alias.objects.count() == 0
+
+
+def test_import_rolls_back_rows_written_before_a_late_error(domain: LocalDomain) -> None:
+    services.alias_create(pattern=f"keep@{DOMAIN}", target="old@inner.jp")
+    rows = [f"u{i}@{DOMAIN},u{i}@inner.jp" for i in range(5000)]
+    data = csv_bytes(f"keep@{DOMAIN},new@inner.jp", *rows, "broken,x@inner.jp")
+
+    report = services.aliases_import_csv(
+        data=data, encoding="auto", add_domains=True, dry_run=False
+    )
+
+    assert (report.created, report.updated, report.written) == (5000, 1, False)
+    assert stored() == [(f"keep@{DOMAIN}", "old@inner.jp", "", "")]
+    assert list(LocalDomain.objects.values_list("name", flat=True)) == [DOMAIN]
