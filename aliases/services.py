@@ -24,7 +24,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import CharField, Count, F, Func, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -340,6 +340,106 @@ def _lock_aliases() -> None:
     so two writers must not both pass their checks on the same state. Inside a transaction.
     """
     ServerSettings.objects.select_for_update().get_or_create(pk=1)
+
+
+# --- the list: search and pages ----------------------------------------------------------
+
+# Up to this many matches a search counts them exactly; beyond, it estimates the total.
+SEARCH_EXACT_COUNT = 10_000
+
+
+class _SearchText(Func):
+    """``UPPER(pattern || LF || target)``: what the search matches a substring in. On
+    PostgreSQL exactly the expression of the pg_trgm index (migration 0004), so that a
+    ``LIKE '%…%'`` on it uses the index; the line feed never occurs in a query."""
+
+    output_field = CharField()
+
+    def __init__(self) -> None:
+        super().__init__(F("pattern"), F("target"))
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        pattern, pattern_params = compiler.compile(self.source_expressions[0])
+        target, target_params = compiler.compile(self.source_expressions[1])
+        if connection.vendor == "postgresql":
+            sql = f"UPPER(({pattern})::text || chr(10) || ({target})::text)"
+        else:
+            sql = f"UPPER({pattern} || char(10) || {target})"
+        return sql, [*pattern_params, *target_params]
+
+
+def alias_search(*, query: str = "", domain: LocalDomain | None = None) -> QuerySet[Alias]:
+    """The aliases in storage order whose alias or real address contains ``query``
+    (case-insensitive), of ``domain`` when given."""
+    queryset = Alias.objects.order_by("position")
+    text = "".join(ch for ch in query if ch.isprintable()).strip()
+    if text:
+        queryset = queryset.alias(search=_SearchText()).filter(search__contains=text.upper())
+    if domain is not None:
+        queryset = queryset.filter(domain=domain)
+    return queryset
+
+
+@dataclass(frozen=True)
+class AliasPage:
+    """One page of a search: its aliases, and the number of matches, exact up to
+    :data:`SEARCH_EXACT_COUNT` and estimated beyond (``exact`` is then False)."""
+
+    aliases: list[Alias]
+    number: int
+    per_page: int
+    count: int
+    exact: bool
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.count // self.per_page))
+
+
+def alias_page(
+    queryset: QuerySet[Alias],
+    *,
+    number: str | int,
+    per_page: int,
+    scope: QuerySet[Alias] | None = None,
+) -> AliasPage:
+    """Page ``number`` (clamped to the pages there are) of ``queryset`` in storage order.
+
+    Without a text search (``scope`` None) the count is exact, from an index. With one,
+    ``scope`` is the same table without the text filter: a capped count stops at
+    :data:`SEARCH_EXACT_COUNT` + 1 matches, and past it the total is estimated from how far
+    into ``scope`` that many matches reach, so no request scans every row twice.
+    """
+    try:
+        wanted = max(1, int(number))
+    except (TypeError, ValueError):
+        wanted = 1
+    if scope is None:
+        count, exact = queryset.order_by().count(), True
+    else:
+        count, exact = _search_count(queryset, scope)
+    page = min(wanted, max(1, -(-count // per_page))) if exact else wanted
+    aliases = list(queryset[(page - 1) * per_page : page * per_page])
+    if not exact and not aliases and page > 1:
+        # Past the estimated end: count exactly and show the last page there is.
+        count, exact = queryset.order_by().count(), True
+        page = max(1, -(-count // per_page))
+        aliases = list(queryset[(page - 1) * per_page : page * per_page])
+    if not exact and len(aliases) < per_page:
+        count, exact = (page - 1) * per_page + len(aliases), True
+    return AliasPage(aliases, page, per_page, count, exact)
+
+
+def _search_count(queryset: QuerySet[Alias], scope: QuerySet[Alias]) -> tuple[int, bool]:
+    count = queryset.order_by()[: SEARCH_EXACT_COUNT + 1].count()
+    if count <= SEARCH_EXACT_COUNT:
+        return count, True
+    # The (N+1)th match in storage order: N+1 matches among the rows of ``scope`` up to it,
+    # so about that share of the rest match too.
+    edge = queryset.values_list("position", flat=True)[SEARCH_EXACT_COUNT]
+    reached = scope.order_by().filter(position__lte=edge).count()
+    total = scope.order_by().count()
+    return max(count, round((SEARCH_EXACT_COUNT + 1) * total / max(reached, 1))), False
 
 
 # --- single aliases -------------------------------------------------------------------------

@@ -849,3 +849,92 @@ def test_import_rolls_back_rows_written_before_a_late_error(domain: LocalDomain)
     assert (report.created, report.updated, report.written) == (5000, 1, False)
     assert stored() == [(f"keep@{DOMAIN}", "old@inner.jp", "", "")]
     assert list(LocalDomain.objects.values_list("name", flat=True)) == [DOMAIN]
+
+
+# --- the list: search and pages --------------------------------------------------------------
+
+
+def make_rows(count: int, *, target: str = "inner.jp") -> None:
+    services.aliases_import_csv(
+        data=csv_bytes(*[f"u{i:04d}@{DOMAIN},u{i:04d}@{target}" for i in range(count)]),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+
+
+def test_search_matches_alias_or_real_address_case_insensitively(domain: LocalDomain) -> None:
+    make_rows(3)
+    services.alias_create(pattern=f"Sales@{DOMAIN}", target="team@Other.jp")
+
+    def found(query: str) -> list[str]:
+        return [a.pattern for a in services.alias_search(query=query)]
+
+    assert found("SALES") == [f"Sales@{DOMAIN}"]
+    assert found("other.JP") == [f"Sales@{DOMAIN}"]
+    assert found("u0001") == [f"u0001@{DOMAIN}"]
+    assert found("u00\n01") == [f"u0001@{DOMAIN}"]
+    assert found("%") == []
+    assert found("jp\nteam") == []
+    assert len(found("")) == 4
+
+
+def test_page_counts_exactly_up_to_the_threshold(domain: LocalDomain) -> None:
+    make_rows(12)
+
+    page = services.alias_page(
+        services.alias_search(query="u00"), number=3, per_page=5, scope=services.alias_search()
+    )
+
+    assert (page.count, page.exact, page.number, page.num_pages) == (12, True, 3, 3)
+    assert [a.pattern for a in page.aliases] == [f"u{i:04d}@{DOMAIN}" for i in (10, 11)]
+
+
+def test_page_number_is_clamped_to_the_pages_there_are(domain: LocalDomain) -> None:
+    make_rows(12)
+
+    for number, expected in [(99, 3), (0, 1), ("x", 1)]:
+        page = services.alias_page(services.alias_search(), number=number, per_page=5)
+        assert (page.number, page.count, page.exact) == (expected, 12, True)
+
+
+def test_page_estimates_the_count_past_the_threshold(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "SEARCH_EXACT_COUNT", 4)
+    services.aliases_import_csv(
+        data=csv_bytes(
+            *[
+                f"u{i:04d}@{DOMAIN},u{i:04d}@{'hit' if i % 2 else 'miss'}.jp"
+                for i in range(40)
+            ]
+        ),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+    search = services.alias_search(query="hit")
+
+    first = services.alias_page(search, number=1, per_page=3, scope=services.alias_search())
+    last = services.alias_page(search, number=7, per_page=3, scope=services.alias_search())
+    beyond = services.alias_page(search, number=50, per_page=3, scope=services.alias_search())
+
+    # 5 hits within the first 10 rows: about 5 per 10 of the 40 rows.
+    assert (first.count, first.exact, first.number) == (20, False, 1)
+    assert [a.pattern for a in first.aliases] == [f"u{i:04d}@{DOMAIN}" for i in (1, 3, 5)]
+    assert (last.count, last.exact, len(last.aliases)) == (20, True, 2)
+    assert (beyond.count, beyond.exact, beyond.number) == (20, True, 7)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the trigram index exists on PostgreSQL only"
+)
+def test_search_uses_the_trigram_index_on_postgresql(domain: LocalDomain) -> None:
+    make_rows(3)
+    sql, params = services.alias_search(query="u0001")[:50].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "aliases_alias_search_trgm" in plan
