@@ -14,8 +14,8 @@ import io
 import itertools
 import secrets
 import threading
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, BinaryIO, Literal, TypeVar, cast
@@ -33,7 +33,6 @@ from aliases.aliasfile import (
     AliasCsvReader,
     AliasIndex,
     AliasSyntaxError,
-    CsvRow,
     parse_alias_pattern,
     render_csv_table,
 )
@@ -358,7 +357,9 @@ class _SearchText(Func):
     def __init__(self) -> None:
         super().__init__(F("pattern"), F("target"))
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, list[Any]]:
         pattern, pattern_params = compiler.compile(self.source_expressions[0])
         target, target_params = compiler.compile(self.source_expressions[1])
         if connection.vendor == "postgresql":
@@ -729,7 +730,7 @@ class _Writer:
     ``executemany`` per batch. Runs inside the import's transaction, which rolls every
     batch back when the file turns out to have errors."""
 
-    def __init__(self, *, known_domains: Iterable[str], top: int) -> None:
+    def __init__(self, *, top: int) -> None:
         meta = Alias._meta
         quote = connection.ops.quote_name
         self.table = quote(meta.db_table)
@@ -737,8 +738,8 @@ class _Writer:
         self.domain_ids = dict(LocalDomain.objects.values_list("name", "id"))
         self.domains_added: list[str] = []
         self.position = top
-        self.created: list[tuple[object, ...]] = []
-        self.updated: list[tuple[object, ...]] = []
+        self.created: list[tuple[Any, ...]] = []
+        self.updated: list[tuple[Any, ...]] = []
         insert = [
             quote(str(meta.get_field(name).column))  # type: ignore[union-attr]
             for name in (*_INSERT_FIELDS, "updated_at")
@@ -754,9 +755,8 @@ class _Writer:
         ]
         self.update_sql = (
             f"UPDATE {self.table} SET {', '.join(f'{column} = %s' for column in changed)} "
-            f"WHERE {quote(str(meta.pk.column))} = %s"  # type: ignore[union-attr]
+            f"WHERE {quote(str(meta.pk.column))} = %s"
         )
-        del known_domains
 
     def domain_id(self, name: str) -> int:
         domain_id = self.domain_ids.get(name)
@@ -965,7 +965,7 @@ class _ImportRefused(Exception):
 
 def aliases_import_csv(
     *,
-    data: bytes | BinaryIO,
+    data: bytes | memoryview | BinaryIO,
     encoding: str,
     add_domains: bool,
     dry_run: bool,
@@ -1012,7 +1012,7 @@ def _import(
     writer = None
     if not dry_run:
         top = Alias.objects.aggregate(top=Max("position"))["top"] or 0
-        writer = _Writer(known_domains=known, top=top)
+        writer = _Writer(top=top)
     run = _Import(reader, writer=writer, preview=preview_limit)
     run.run()
     domains_added = tuple(sorted(run.new_domains - known)) if add_domains else ()
@@ -1159,9 +1159,7 @@ def upload_receive(
     only its findings report is stored, for the download link."""
     user_id = _user_id(user)
     fingerprint = alias_fingerprint()
-    report = aliases_import_csv(
-        data=file, encoding=encoding, add_domains=add_domains, dry_run=True
-    )
+    report = aliases_import_csv(data=file, encoding=encoding, add_domains=add_domains, dry_run=True)
     if report.has_errors:
         uploads_clean()
         findings_csv = _findings_csv(report)

@@ -44,7 +44,9 @@ def _warn(request: HttpRequest, findings: list[Finding]) -> None:
             messages.warning(request, finding.render(gettext))
 
 
-def _filtered(request: HttpRequest) -> tuple[AliasSearchForm, QuerySet[Alias], QuerySet[Alias] | None]:
+def _filtered(
+    request: HttpRequest,
+) -> tuple[AliasSearchForm, QuerySet[Alias], QuerySet[Alias] | None]:
     """The search form, the aliases it selects and, for a text search, the same aliases
     without the text filter (what :func:`services.alias_page` estimates against)."""
     form = AliasSearchForm(request.GET or None)
@@ -67,7 +69,7 @@ class AliasListView(PermissionRequiredMixin, PageMixin, ListView[Alias]):
         self.search_form, queryset, self.scope = _filtered(self.request)
         return queryset.only("id", "position", "pattern", "target", "option", "comment")
 
-    def paginate_queryset(
+    def paginate_queryset(  # type: ignore[override]
         self, queryset: QuerySet[Alias], page_size: int
     ) -> tuple[Paginator[Alias], Page[Alias], list[Alias], bool]:
         """One page and its count from :func:`services.alias_page` (the count is an

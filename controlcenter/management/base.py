@@ -26,7 +26,10 @@ class ContractCommand(BaseCommand):
             raise CommandError(f"cannot read {path}: {error.strerror}", returncode=2) from None
         if len(data) > limit:
             raise CommandError(
-                _("%(path)s is larger than %(limit)s, the largest input accepted (CC_UPLOAD_MAX_MB)")
+                _(
+                    "%(path)s is larger than %(limit)s, the largest input accepted "
+                    "(CC_UPLOAD_MAX_MB)"
+                )
                 % {"path": path, "limit": filesizeformat(limit)},
                 returncode=2,
             )

@@ -1021,7 +1021,7 @@ def test_parse_hostile_input_ends_with_findings_not_hangs(data, expected):
 
 def test_parse_splits_lines_across_read_blocks(monkeypatch):
     monkeypatch.setattr(aliasfile, "_BLOCK", 7)
-    data = b"a@d.jp,b@e.jp\r\nc@d.jp,\"d@e.jp,0\"\rx@d.jp,y@e.jp,\"two\r\nlines\"\nz@d.jp,w@e.jp"
+    data = b'a@d.jp,b@e.jp\r\nc@d.jp,"d@e.jp,0"\rx@d.jp,y@e.jp,"two\r\nlines"\nz@d.jp,w@e.jp'
 
     result = parse_alias_csv(data)
 

@@ -5,8 +5,8 @@ import csv
 import io
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -327,7 +327,9 @@ class TestUploadGuard:
             add_domains=False,
         )
         with pytest.raises(services.UploadNotFound):
-            services.upload_confirm(token=upload.token[:-1] + ("1" if upload.token.endswith("0") else "0"), user=user)
+            services.upload_confirm(
+                token=upload.token[:-1] + ("1" if upload.token.endswith("0") else "0"), user=user
+            )
         other = django_user_model.objects.create_user("v", password="x")
         with pytest.raises(services.UploadNotFound):
             services.upload_confirm(token=upload.token, user=other)
@@ -893,7 +895,8 @@ def test_page_counts_exactly_up_to_the_threshold(domain: LocalDomain) -> None:
 def test_page_number_is_clamped_to_the_pages_there_are(domain: LocalDomain) -> None:
     make_rows(12)
 
-    for number, expected in [(99, 3), (0, 1), ("x", 1)]:
+    cases: list[tuple[str | int, int]] = [(99, 3), (0, 1), ("x", 1)]
+    for number, expected in cases:
         page = services.alias_page(services.alias_search(), number=number, per_page=5)
         assert (page.number, page.count, page.exact) == (expected, 12, True)
 
@@ -904,10 +907,7 @@ def test_page_estimates_the_count_past_the_threshold(
     monkeypatch.setattr(services, "SEARCH_EXACT_COUNT", 4)
     services.aliases_import_csv(
         data=csv_bytes(
-            *[
-                f"u{i:04d}@{DOMAIN},u{i:04d}@{'hit' if i % 2 else 'miss'}.jp"
-                for i in range(40)
-            ]
+            *[f"u{i:04d}@{DOMAIN},u{i:04d}@{'hit' if i % 2 else 'miss'}.jp" for i in range(40)]
         ),
         encoding="auto",
         add_domains=False,

@@ -331,6 +331,7 @@ def test_upload_with_errors_is_not_kept_and_cannot_be_confirmed(editor_client: C
     assert report.status_code == 200
     assert report.content.decode("utf-8-sig").splitlines()[1].startswith("2,error,csv.E006,")
 
+
 def test_domain_add_list_and_delete(editor_client: Client, domain: LocalDomain) -> None:
     response = editor_client.post(
         "/aliases/domains/add/", {"name": "New.Example.jp", "comment": ""}
