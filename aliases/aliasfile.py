@@ -127,7 +127,7 @@ import re
 import shlex
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import BinaryIO, TypeVar
 
@@ -291,6 +291,16 @@ _ANY_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN_ADDRESS = re.compile(
     rf"({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)@({_ANY_LABEL}(?:\.{_ANY_LABEL})+)"
 )
+
+
+# The same addresses with the length limits and the all-digit last label inside the
+# expression: the CSV reader's fast path (AliasCsvReader._fast_row) needs no other check.
+_FAST_LOCAL = rf"(?=[^@]{{1,{MAX_LOCAL}}}@)({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
+_FAST_DOMAIN = (
+    rf"(?=[^@]{{1,{MAX_DOMAIN}}}(?:\Z|[ \t]*,))((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})"
+)
+_FAST_ADDRESS = re.compile(rf"{_FAST_LOCAL}@{_FAST_DOMAIN}")
+_FAST_TARGET = re.compile(rf"{_FAST_LOCAL}@{_FAST_DOMAIN}(?:[ \t]*,[ \t]*([01]))?")
 
 
 def _parse_address(text: str) -> AddressPattern:
@@ -599,8 +609,13 @@ ENCODINGS = ("auto", "utf-8", "cp932")
 
 @dataclass(frozen=True, slots=True)
 class CsvRow:
+    """A valid row: its first physical line, the alias, and the alias's key and domain
+    (``Alias.key``, ``Alias.domain``), which the reader has at hand."""
+
     line: int
     alias: Alias
+    key: str = field(default="", compare=False)
+    domain: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -982,59 +997,38 @@ class AliasCsvReader:
         )
 
     def _fast_row(self, line: int, cells: list[str]) -> CsvRow | None:
-        """The common row (plain ASCII addresses, a printable comment) in a few C calls;
-        ``None`` sends anything else to :meth:`_row`, which names its problems."""
+        """The common row (plain ASCII addresses, a printable comment) in two regular
+        expression matches; ``None`` sends anything else to :meth:`_row`, which names its
+        problems (and accepts the same rows: a test holds the two to the same answers)."""
         count = len(cells)
         if count != 2 and count != 3:
             return None
         alias_text, target_text = cells[0], cells[1]
-        if not (
-            alias_text
-            and target_text
-            and alias_text[0] in _PLAIN_START
-            and target_text[0] in _PLAIN_START
-            and alias_text.isascii()
-            and target_text.isascii()
+        if (
+            alias_text[:1] not in _PLAIN_START
+            or target_text[:1] not in _PLAIN_START
+            or not alias_text.isascii()
+            or not target_text.isascii()
         ):
             return None
         comment = cells[2].strip() if count == 3 else ""
         if comment and (comment[0] == "'" or comment in OPTIONS or not comment.isprintable()):
             return None
-        plain = _PLAIN_ADDRESS.fullmatch(alias_text)
-        if plain is None:
+        alias = _FAST_ADDRESS.fullmatch(alias_text)
+        if alias is None:
             return None
-        local, domain = plain.groups()
-        if not (
-            0 < len(local) <= MAX_LOCAL
-            and len(domain) <= MAX_DOMAIN
-            and not domain.rpartition(".")[2].isdigit()
-        ):
+        target = _FAST_TARGET.fullmatch(target_text)
+        if target is None or (WILDCARD in target_text and WILDCARD not in alias_text):
             return None
-        address, comma, option = target_text.partition(",")
-        if comma:
-            option = option.strip()
-            address = address.rstrip()
-            if option not in OPTIONS:
-                return None
-        target = _PLAIN_ADDRESS.fullmatch(address)
-        if target is None:
-            return None
-        target_local, target_domain = target.groups()
-        if not (
-            0 < len(target_local) <= MAX_LOCAL
-            and len(target_domain) <= MAX_DOMAIN
-            and not target_domain.rpartition(".")[2].isdigit()
-        ):
-            return None
-        if WILDCARD in target_local and WILDCARD not in local:
-            return None
+        local, domain = alias.groups()
         domain = domain.lower()
         if self.local_domains is not None and domain not in self.local_domains:
             return None
         key = f"{local.lower()}@{domain}"
         if self.first_seen.setdefault(key, line) != line:
             return None  # a duplicate: the slow path names the first line
-        return CsvRow(line, Alias(alias_text, address, option, comment))
+        entry = Alias(alias_text, target_text[: target.end(2)], target.group(3) or "", comment)
+        return CsvRow(line, entry, key, domain)
 
     def _row(self, line: int, raw: list[str]) -> CsvRow | None:
         if not 2 <= len(raw) <= 3:
@@ -1087,7 +1081,8 @@ class AliasCsvReader:
                 )
         if pattern is None or parsed_target is None or self.errors > errors_before:
             return None
-        return CsvRow(line, Alias(alias_text, target, option, comment))
+        alias = Alias(alias_text, target, option, comment)
+        return CsvRow(line, alias, alias.key, alias.domain)
 
     def _address_cell(self, line: int, column: str, cell: str) -> str:
         converted, changed = normalise_fullwidth(cell)

@@ -1031,3 +1031,29 @@ def test_parse_splits_lines_across_read_blocks(monkeypatch):
         (3, "x@d.jp", "two\r\nlines"),
         (5, "z@d.jp", ""),
     ]
+
+
+_cell = st.text(alphabet="ab9.*-_+'=@, \t\"", max_size=12)
+
+
+@settings(max_examples=400)
+@given(
+    local=_cell,
+    domain=st.sampled_from(["d.jp", "D.JP", "d.123", "-d.jp", "d", "x." * 130 + "jp"]),
+    target=_cell,
+    option=st.sampled_from(["", ",0", " , 1", ",2", ","]),
+    comment=st.sampled_from([None, "", "営業", "0", "'=x", " x ", "a\tb"]),
+)
+def test_fast_row_accepts_only_what_the_full_checks_accept(local, domain, target, option, comment):
+    cells = [f"{local}@{domain}", f"{target}@d.jp{option}"]
+    if comment is not None:
+        cells.append(comment)
+    fast_reader = aliasfile.AliasCsvReader(io.BytesIO(b""), local_domains=LOCAL)
+    slow_reader = aliasfile.AliasCsvReader(io.BytesIO(b""), local_domains=LOCAL)
+
+    fast = fast_reader._fast_row(7, list(cells))
+    slow = slow_reader._row(7, list(cells))
+
+    if fast is not None:
+        assert (fast, fast.key, fast.domain) == (slow, slow.key, slow.domain)
+        assert slow_reader.findings == []

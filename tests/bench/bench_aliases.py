@@ -223,9 +223,11 @@ def upload_once(path: Path) -> None:
     """Preview (and confirm, when importable) ``path`` through the upload page."""
     from django.contrib.auth.models import User
     from django.test import Client
+    from django.test.utils import setup_test_environment
 
     from aliases.models import Alias
 
+    setup_test_environment()  # the test client's response.context
     _fresh_table()
     user, _created = User.objects.get_or_create(username="bench", defaults={"is_superuser": True})
     client = Client(HTTP_HOST="localhost")
