@@ -1055,5 +1055,6 @@ def test_fast_row_accepts_only_what_the_full_checks_accept(local, domain, target
     slow = slow_reader._row(7, list(cells))
 
     if fast is not None:
+        assert slow is not None
         assert (fast, fast.key, fast.domain) == (slow, slow.key, slow.domain)
         assert slow_reader.findings == []
