@@ -6,12 +6,13 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run serve test lint bench messages clean help
+.PHONY: run serve worker test lint bench messages clean help
 
 help:
 	@echo "make run    - install, migrate, load the demo data and start the development server"
 	@echo "make test   - install the dev extras and run lint, types, migrations check and tests"
-	@echo "make serve  - run gunicorn with production settings (see README: Deployment)"
+	@echo "make serve  - run gunicorn with production settings and the job worker (see README: Deployment)"
+	@echo "make worker - run only the background-job worker (manage.py db_worker)"
 	@echo "make bench  - run the benchmarks in tests/bench"
 	@echo "make messages - refresh and compile the Japanese and English catalogues"
 
@@ -35,7 +36,12 @@ run: $(VENV)/.installed
 	@echo
 	@echo "  Relay Control Center: open http://$(HOST):$(PORT)/ and log in as the administrator above."
 	@echo
-	$(MANAGE) runserver $(HOST):$(PORT)
+	@# The background-job worker (log reads, publishing) runs beside the server and stops with it.
+	$(MANAGE) db_worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(MANAGE) runserver $(HOST):$(PORT)
+
+worker: $(VENV)/.installed
+	$(MANAGE) db_worker --no-reload
 
 serve: export DEBUG ?= 0
 serve: $(VENV)/.installed
@@ -43,7 +49,8 @@ serve: $(VENV)/.installed
 	$(MANAGE) collectstatic --no-input --verbosity 0
 	$(MANAGE) migrate --no-input
 	$(MANAGE) ensure_admin
-	$(BIN)/gunicorn -c gunicorn.conf.py controlcenter.wsgi:application
+	$(MANAGE) db_worker --no-reload & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/gunicorn -c gunicorn.conf.py controlcenter.wsgi:application
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -70,6 +70,13 @@ SYSTEM_MENU: tuple[MenuEntry, ...] = (
         "controlcenter.view_serversettings",
     ),
     MenuEntry(
+        "jobs",
+        _("Background jobs"),
+        _("Long work running in the background (log reads, publishing): progress and results."),
+        "jobs:list",
+        "jobs.view_job",
+    ),
+    MenuEntry(
         "users",
         _("Admin users"),
         _("Accounts that may log in to this control center, and their roles."),

@@ -46,9 +46,12 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "axes",
+    "django_tasks",
+    "django_tasks_db",
     "controlcenter",
     "relaypolicy",
     "aliases",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +130,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "controlcenter.clientip.client_ip"
 AXES_VERBOSE = False
+
+# Background jobs (jobs/): django-tasks with its database backend, so the queue lives in the
+# project's own database (SQLite or PostgreSQL) and needs no extra server; `manage.py db_worker`
+# runs them (`make run` starts one next to the development server).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 LANGUAGE_CODE = "ja"
 LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]

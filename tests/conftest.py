@@ -75,3 +75,29 @@ def viewer_client(role_client: Callable[[Role | None], Client]) -> Client:
 @pytest.fixture
 def administrator_client(role_client: Callable[[Role | None], Client]) -> Client:
     return role_client(Role.ADMINISTRATOR)
+
+
+@pytest.fixture
+def job_worker(transactional_db: None) -> Iterator[None]:
+    """A thread that runs queued background jobs, like `manage.py db_worker` (browser tests)."""
+    import threading
+
+    from django.db import connection
+
+    from jobs.services import jobs_run_queued
+
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                if not jobs_run_queued(limit=1):
+                    stop.wait(0.2)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work, name="job-worker", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=30)

@@ -8,4 +8,15 @@
       event.preventDefault();
     }
   });
+  // Progress bars carry their width as data (the CSP allows no inline style attributes).
+  function sizeBars(root) {
+    root.querySelectorAll("[data-percent]").forEach(function (bar) {
+      bar.style.width = bar.getAttribute("data-percent") + "%";
+    });
+  }
+  if (window.htmx) {
+    window.htmx.onLoad(sizeBars);
+  } else {
+    sizeBars(document);
+  }
 })();

@@ -176,6 +176,7 @@ MINIMUM_ROLE = [
     ("/system/users/", "get", Role.ADMINISTRATOR),
     ("/system/users/add/", "post", Role.ADMINISTRATOR),
     ("/system/users/1/password/", "post", Role.ADMINISTRATOR),
+    ("/system/jobs/", "get", Role.VIEWER),
 ]
 
 
