@@ -300,6 +300,16 @@ _FAST_DOMAIN = (
     rf"(?=[^@]{{1,{MAX_DOMAIN}}}(?:\Z|[ \t]*,))((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})"
 )
 _FAST_ADDRESS = re.compile(rf"{_FAST_LOCAL}@{_FAST_DOMAIN}")
+# A whole unquoted line ``alias,target[,comment]`` (no option: that needs quotes), each
+# address starting with a character that no formula guard or quoting can precede.
+_FAST_LINE = re.compile(
+    rf"(?=[A-Za-z0-9*._])(?=[^@,]{{1,{MAX_LOCAL}}}@)({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
+    rf"@(?=[^,]{{1,{MAX_DOMAIN}}},)((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL}),"
+    rf"(?=[A-Za-z0-9*._])(?=[^@,]{{1,{MAX_LOCAL}}}@)({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
+    rf"@(?=[^,\r\n]{{1,{MAX_DOMAIN}}}(?:,|\r?\n?\Z|\r\Z))"
+    rf"((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})"
+    r"(?:,([^\",\r\n]*))?(?:\r\n|\r|\n)?"
+)
 _FAST_TARGET = re.compile(rf"{_FAST_LOCAL}@{_FAST_DOMAIN}(?:[ \t]*,[ \t]*([01]))?")
 
 
@@ -904,20 +914,35 @@ class AliasCsvReader:
         lines = self._open()
         if lines is None:
             return
-        reader = csv.reader(lines, strict=True)
+        number = 0  # physical lines read
         seen_content = False
         while True:
-            start = reader.line_num + 1
             self._touched = False
+            text = next(lines, None)
+            if text is None:
+                break
+            number += 1
+            start = number
+            if seen_content and not self._touched:
+                # Most lines: one unquoted row, read by one regular expression.
+                plain = _FAST_LINE.fullmatch(text)
+                if plain is not None:
+                    row = self._line_row(start, text, plain)
+                    if row is not None:
+                        self.rows_read += 1
+                        yield row
+                        continue
+            # Anything else through the csv module, which reads on while a quote is open.
+            reader = csv.reader(itertools.chain((text,), lines), strict=True)
             try:
                 cells = next(reader)
-            except StopIteration:
-                break
             except csv.Error as error:
+                number += reader.line_num - 1
                 if not self._touched:
-                    self._add(self._quoting_error(start, reader.line_num, str(error)))
+                    self._add(self._quoting_error(start, number, str(error)))
                 self.refused_lines += 1
                 continue
+            number += reader.line_num - 1
             if self._touched:
                 self.refused_lines += 1
                 continue
@@ -952,6 +977,27 @@ class AliasCsvReader:
             yield row
         if not self.rows_read and not self.errors:
             self._add(make(Level.WARNING, "csv.W002", _("the file holds no alias rows"), line=None))
+
+    def _line_row(self, line: int, text: str, plain: re.Match[str]) -> CsvRow | None:
+        """A row matched by :data:`_FAST_LINE`; ``None`` when it needs the full checks."""
+        comment = plain.group(5)
+        if comment:
+            comment = comment.strip()
+            if comment and (comment[0] == "'" or comment in OPTIONS or not comment.isprintable()):
+                return None
+        else:
+            comment = ""
+        alias_local, domain, target_local = plain.group(1, 2, 3)
+        if WILDCARD in target_local and WILDCARD not in alias_local:
+            return None
+        domain = domain.lower()
+        if self.local_domains is not None and domain not in self.local_domains:
+            return None
+        key = f"{alias_local.lower()}@{domain}"
+        if self.first_seen.setdefault(key, line) != line:
+            return None  # a duplicate: the slow path names the first line
+        entry = Alias(text[: plain.end(2)], text[plain.start(3) : plain.end(4)], "", comment)
+        return CsvRow(line, entry, key, domain)
 
     @staticmethod
     def _quoting_error(start: int, end: int, detail: str) -> Finding:

@@ -1058,3 +1058,31 @@ def test_fast_row_accepts_only_what_the_full_checks_accept(local, domain, target
         assert slow is not None
         assert (fast, fast.key, fast.domain) == (slow, slow.key, slow.domain)
         assert slow_reader.findings == []
+
+
+@settings(max_examples=300)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "B", "2009*", "*", "-x", "'y", "a b", "ａ", "x" * 65, ""]),
+            st.sampled_from(["d.jp", "example.co.jp", "D.JP", "d.123", "other.jp"]),
+            st.sampled_from(["t@e.jp", "*@e.jp", "t@e.jp,0", '"t@e.jp,1"', "t@e.99", "t"]),
+            st.sampled_from(["", ",", ",c", ", 営業 ", ",0", ",'=x", ',"q"', ",a,b", ",\t"]),
+            st.sampled_from(["\r\n", "\n", "\r"]),
+        ),
+        max_size=8,
+    )
+)
+def test_line_fast_path_reads_every_file_as_the_csv_module_does(lines):
+    data = "".join(f"{a}@{d},{t}{c}{end}" for a, d, t, c, end in lines).encode()
+
+    fast = parse_alias_csv(data, local_domains=LOCAL)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(aliasfile, "_FAST_LINE", re.compile(r"(?!)"))
+        slow = parse_alias_csv(data, local_domains=LOCAL)
+
+    assert (fast.rows, fast.findings, fast.header_line) == (
+        slow.rows,
+        slow.findings,
+        slow.header_line,
+    )
