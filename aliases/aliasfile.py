@@ -84,7 +84,13 @@ The upload and export format (``aliases.csv``)::
   Malformed quoting is an error on the row's line.
 - Encodings: ``auto`` reads UTF-8 with or without a BOM and falls back to CP932 (Shift_JIS as
   written by Japanese Excel); ``utf-8`` and ``cp932`` force one. UTF-16 (Excel's "Unicode
-  text") is refused. A line that does not decode is an error naming that line.
+  text") is refused. A line that does not decode is an error naming that line. ``auto``
+  decides in a first pass over the file: UTF-8 when every line is UTF-8, else CP932 when
+  every line decodes as CP932 (a file with UTF-8 text besides its CP932 lines then warns,
+  ``csv.W003``, on the first line that is not UTF-8: that line decided), else the encoding
+  with fewer undecodable lines.
+- The file is read as a stream, one physical line at a time (:class:`AliasCsvReader`):
+  memory stays bounded by the findings kept and one key per row, whatever the file holds.
 - Line endings CRLF, LF (or old-Mac CR). Line numbers count **physical** lines from 1, header
   included: a row that starts on line 7 and spans two lines is line 7, the next row is line 9.
 - The ``alias`` and ``mapped_to`` cells are stripped of surrounding spaces; full-width
@@ -114,6 +120,7 @@ csv.E012   ``*`` in mapped_to but none in the alias
 csv.E013   a third cell of just ``0``/``1``: an unquoted option
 csv.W001   full-width characters converted to ASCII
 csv.W002   the file holds no alias rows
+csv.W003   UTF-8 lines in a file read as CP932 (mixed encodings): they will be garbled
 =========  =====================================================================
 """
 
