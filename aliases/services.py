@@ -742,6 +742,17 @@ class ImportReport:
         }
 
 
+# The trigram index of the search (migration 0004, PostgreSQL with pg_trgm only).
+SEARCH_INDEX = "aliases_alias_search_trgm"
+SEARCH_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON aliases_alias "
+    "USING gin ((upper((pattern)::text || chr(10) || (target)::text)) gin_trgm_ops)"
+)
+# An import adding this many rows (or a third of the table, if more) drops the trigram
+# index and builds it again at the end: row by row its upkeep triples the time of COPY.
+REBUILD_INDEX_ROWS = 20_000
+
+
 class _Writer:
     """Writes an import's rows as they are read, one batch at a time: new aliases through
     COPY on PostgreSQL and one ``executemany`` per batch on SQLite, changed ones with one
@@ -775,6 +786,14 @@ class _Writer:
             f"UPDATE {self.table} SET {', '.join(f'{column} = %s' for column in changed)} "
             f"WHERE {quote(str(meta.pk.column))} = %s"
         )
+        self.written = 0
+        self.index_dropped = False
+        self.rebuild_at: int | None = None
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [SEARCH_INDEX])
+                if cursor.fetchone() is not None:
+                    self.rebuild_at = max(REBUILD_INDEX_ROWS, top // 3)
 
     def domain_id(self, name: str) -> int:
         domain_id = self.domain_ids.get(name)
@@ -809,6 +828,15 @@ class _Writer:
 
     def flush(self) -> None:
         with connection.cursor() as cursor:
+            self.written += len(self.created)
+            if (
+                self.rebuild_at is not None
+                and not self.index_dropped
+                and self.written >= self.rebuild_at
+            ):
+                # In the import's transaction: a refused import brings the index back.
+                cursor.execute(f"DROP INDEX IF EXISTS {SEARCH_INDEX}")
+                self.index_dropped = True
             if self.created:
                 if connection.vendor == "postgresql":
                     sql = f"COPY {self.table} ({self.insert_columns}) FROM STDIN"
@@ -821,6 +849,16 @@ class _Writer:
             if self.updated:
                 cursor.executemany(self.update_sql, self.updated)
                 self.updated = []
+
+    def finish(self) -> None:
+        """Build the search index again if the import dropped it."""
+        if self.index_dropped:
+            with connection.cursor() as cursor:
+                # The deferred foreign-key checks of the new rows run now rather than at the
+                # commit: PostgreSQL builds no index over a table with checks pending.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(SEARCH_INDEX_SQL)
+            self.index_dropped = False
 
 
 class _Import:
@@ -1044,6 +1082,8 @@ def _import(
             kept.add(finding)
     written = not dry_run and kept.errors == 0
     if written:
+        assert writer is not None
+        writer.finish()
         audit_record(
             action=AuditAction.ALIAS_IMPORT,
             target="aliases.csv",

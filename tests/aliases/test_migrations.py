@@ -70,3 +70,12 @@ def test_sqlite_gets_no_index() -> None:
     migration.create_index(None, editor("sqlite", cursor))
 
     assert cursor.executed == []
+
+
+def test_the_import_rebuilds_the_index_the_migration_creates() -> None:
+    from aliases import services
+
+    cursor = FakeCursor(refuse_extension=False)
+    migration.create_index(None, editor("postgresql", cursor))
+
+    assert cursor.executed[1] == services.SEARCH_INDEX_SQL

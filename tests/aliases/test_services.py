@@ -938,3 +938,35 @@ def test_search_uses_the_trigram_index_on_postgresql(domain: LocalDomain) -> Non
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
     assert "aliases_alias_search_trgm" in plan
+
+
+def search_index_exists() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [services.SEARCH_INDEX])
+        return cursor.fetchone() is not None
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the trigram index exists on PostgreSQL only"
+)
+@pytest.mark.parametrize("late_error", [False, True])
+def test_large_import_rebuilds_the_search_index_or_keeps_it_when_refused(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch, late_error: bool
+) -> None:
+    monkeypatch.setattr(services, "REBUILD_INDEX_ROWS", 5)
+    monkeypatch.setattr(services, "_BATCH", 4)
+    rows = [f"u{i:04d}@{DOMAIN},u{i:04d}@inner.jp" for i in range(30)]
+    assert search_index_exists()
+
+    report = services.aliases_import_csv(
+        data=csv_bytes(*rows, *(["broken,x@inner.jp"] if late_error else [])),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+
+    assert (report.written, Alias.objects.count()) == (not late_error, 0 if late_error else 30)
+    assert search_index_exists()
+    assert [a.pattern for a in services.alias_search(query="U0029")] == (
+        [] if late_error else [f"u0029@{DOMAIN}"]
+    )
