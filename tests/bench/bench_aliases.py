@@ -64,6 +64,13 @@ def _csv(rows: list[tuple[str, str, str]]) -> bytes:
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory. On Linux VmHWM, not ru_maxrss: that one is
+    inherited through fork and exec, so a child would report its parent's peak."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
