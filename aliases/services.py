@@ -33,6 +33,7 @@ from aliases.aliasfile import (
     AliasCsvReader,
     AliasIndex,
     AliasSyntaxError,
+    CsvRow,
     parse_alias_pattern,
     render_csv_table,
 )
@@ -49,7 +50,15 @@ from aliases.validation import (
     validate_table,
 )
 from controlcenter.audit import AuditAction, alias_state, audit_record
-from controlcenter.findings import Finding, Level, sort_findings
+from controlcenter.findings import (
+    Finding,
+    Level,
+    blocking_errors,
+    gettext_noop,
+    is_policy_risk,
+    make,
+    sort_findings,
+)
 from controlcenter.models import ServerSettings
 from relaypolicy.services import relay_table
 
@@ -703,6 +712,8 @@ class ImportReport:
     findings_omitted: int = 0
     # The rows of the file (valid or refused); ``rows`` holds the preview's share of them.
     rows_total: int = 0
+    # Errors that refuse the import (every error but the policy risks), kept or not.
+    blocking_count: int = 0
 
     @property
     def errors(self) -> list[Finding]:
@@ -720,6 +731,21 @@ class ImportReport:
     def rows_hidden(self) -> int:
         return max(0, self.rows_total - len(self.rows))
 
+    @property
+    def blocking(self) -> list[Finding]:
+        """The errors that refuse the import: malformed rows, not policy risks."""
+        return blocking_errors(self.findings)
+
+    @property
+    def refused(self) -> bool:
+        return self.blocking_count > 0 or bool(self.blocking)
+
+    @property
+    def risks(self) -> list[Finding]:
+        """Policy risks (a wildcard without the final norelay line, a licence overflow): an
+        import is not refused for them, since the file is what the server has today."""
+        return [f for f in self.findings if is_policy_risk(f)]
+
     def as_dict(self) -> dict[str, object]:
         """The JSON report of ``import_aliases`` (../shared/spec/cli.md)."""
         return {
@@ -732,14 +758,50 @@ class ImportReport:
             "warnings": [
                 {"line": f.line, "code": f.code, "message": f.render(_)} for f in self.warnings
             ],
+            "policy_risks": [
+                {"line": f.line, "code": f.code, "message": f.render(_)} for f in self.risks
+            ],
             "domains_added": list(self.domains_added),
             "error_count": self.error_count,
             "warning_count": self.warning_count,
             "findings_omitted": self.findings_omitted,
+            "blocking_count": self.blocking_count,
             "dry_run": self.dry_run,
             "written": self.written,
             "encoding": self.encoding,
         }
+
+
+_COMMENT_LIMIT = Alias._meta.get_field("comment").max_length or 0
+_ADDRESS_LIMIT = min(
+    Alias._meta.get_field("pattern").max_length or 0,
+    Alias._meta.get_field("target").max_length or 0,
+)
+_LENGTH_MESSAGES = {
+    "pattern": gettext_noop("the alias is %(length)s characters long; at most %(limit)s"),
+    "target": gettext_noop("the real address is %(length)s characters long; at most %(limit)s"),
+    "comment": gettext_noop("the comment is %(length)s characters long; at most %(limit)s"),
+}
+
+
+def _length_findings(row: CsvRow) -> list[Finding]:
+    """``csv.E040`` for a field longer than its column: checked here, so that SQLite (which
+    would store it) and PostgreSQL (which would fail) refuse the same file. (A domain is at
+    most 253 characters by the CSV grammar, as long as its column.)"""
+    limits = {"pattern": _ADDRESS_LIMIT, "target": _ADDRESS_LIMIT, "comment": _COMMENT_LIMIT}
+    return [
+        make(
+            Level.ERROR,
+            "csv.E040",
+            _LENGTH_MESSAGES[name],
+            line=row.line,
+            hint=gettext_noop("Shorten it and upload the file again."),
+            length=len(value),
+            limit=limit,
+        )
+        for name, limit in limits.items()
+        if len(value := str(getattr(row.alias, name))) > limit
+    ]
 
 
 # The trigram index of the search (migration 0004, PostgreSQL with pg_trgm only).
@@ -881,12 +943,19 @@ class _Import:
         # line -> (entry, change): the preview's rows that a finding may need
         self.shown: dict[int, tuple[Entry, RowStatus]] = {}
         self.head: list[int] = []
+        self.length_findings: list[Finding] = []
 
     def run(self) -> None:
         reader, writer, by_key = self.reader, self.writer, self.by_key
         wild_domains, checked, new_domains = self.wild_domains, self.checked, self.new_domains
         for row in reader:
             entry, domain = row.alias, row.domain
+            if len(entry.comment) > _COMMENT_LIMIT or len(entry.target) > _ADDRESS_LIMIT:
+                # The database would refuse it (PostgreSQL) or keep it (SQLite): refuse it
+                # here, the same on both, before it is written.
+                self.length_findings.extend(_length_findings(row))
+                if self.length_findings and self.length_findings[-1].line == row.line:
+                    continue
             stored = by_key.get(row.key)
             if stored is None:
                 position = self.stored + self.created
@@ -996,6 +1065,8 @@ class _Kept:
         self.limit = limit
         self.findings = list(reader.findings)
         self.errors, self.warnings, self.omitted = reader.errors, reader.warnings, reader.omitted
+        # Every error the reader finds is about the file's own rows: none is a policy risk.
+        self.blocking = reader.errors
         self._kept = {
             level: sum(1 for f in self.findings if f.level is level)
             for level in (Level.ERROR, Level.WARNING)
@@ -1004,6 +1075,7 @@ class _Kept:
     def add(self, finding: Finding) -> None:
         if finding.is_error:
             self.errors += 1
+            self.blocking += not is_policy_risk(finding)
         elif finding.level is Level.WARNING:
             self.warnings += 1
         else:
@@ -1031,7 +1103,9 @@ def aliases_import_csv(
     """Import an alias CSV all-or-nothing (cli.md ``import_aliases``).
 
     Existing patterns (case-insensitive) are updated in place, new ones appended in file
-    order. Any error, including a licence overflow, writes nothing. With
+    order. An error in a row writes nothing; policy risks alone (a full wildcard without the
+    final norelay line, a licence overflow) do not refuse the import: the file is what the
+    server has today, and the export stays blocked until they are fixed. With
     ``expected_fingerprint`` the import refuses (:class:`StaleImportError`) when the table
     changed since that fingerprint was taken. The file is read as a stream and written as
     it is read, in the import's transaction, rolled back on any error; the report keeps
@@ -1048,7 +1122,7 @@ def aliases_import_csv(
                 raise StaleImportError
             report = _import(stream, encoding, add_domains, dry_run, preview_limit)
             outcome.append(report)
-            if not dry_run and report.has_errors:
+            if not dry_run and not report.written:
                 raise _ImportRefused
     except _ImportRefused:
         pass
@@ -1080,7 +1154,9 @@ def _import(
         # Only new aliases take seats: an import that adds none is never refused for them.
         for finding in _licence_findings(run.stored + run.created, context):
             kept.add(finding)
-    written = not dry_run and kept.errors == 0
+    for finding in run.length_findings:
+        kept.add(finding)
+    written = not dry_run and kept.blocking == 0
     if written:
         assert writer is not None
         writer.finish()
@@ -1110,6 +1186,7 @@ def _import(
         warning_count=kept.warnings,
         findings_omitted=kept.omitted,
         rows_total=reader.rows_read + reader.refused_lines,
+        blocking_count=kept.blocking,
     )
 
 
@@ -1218,7 +1295,7 @@ def upload_receive(
     user_id = _user_id(user)
     fingerprint = alias_fingerprint()
     report = aliases_import_csv(data=file, encoding=encoding, add_domains=add_domains, dry_run=True)
-    if report.has_errors:
+    if report.refused:
         uploads_clean()
         findings_csv = _findings_csv(report)
         _make_room(user_id, len(findings_csv))

@@ -51,4 +51,5 @@ def test_every_menu_entry_leads_to_its_screen(login: Callable[..., Any]) -> None
         "history": "/system/audit/",
         "users": "/system/users/",
         "jobs": "/system/jobs/",
+        "logs": "/logs/",
     }
