@@ -530,6 +530,10 @@ class AliasMatch:
         return f"{self.target},{self.option}" if self.option else self.target
 
 
+# Up to this many wildcards in a domain, shadowing is found by asking each in turn.
+_SCAN_WILDCARDS = 64
+
+
 class AliasIndex:
     """First-match lookup over aliases in storage order, fast at 100,000 aliases.
 
@@ -538,7 +542,7 @@ class AliasIndex:
     the address's domain that come before the exact hit.
     """
 
-    __slots__ = ("_aliases", "_exact", "_wildcards")
+    __slots__ = ("_aliases", "_by_affixes", "_exact", "_wildcards")
 
     def __init__(
         self,
@@ -549,6 +553,8 @@ class AliasIndex:
         self._aliases = aliases
         self._exact = exact
         self._wildcards = wildcards
+        # domain -> prefix -> suffix -> wildcards in position order, built on first use.
+        self._by_affixes: dict[str, dict[str, dict[str, list[_Matcher]]]] = {}
 
     @classmethod
     def build(cls, aliases: Sequence[Alias]) -> AliasIndex:
@@ -608,12 +614,42 @@ class AliasIndex:
         own = _Matcher.of(alias, position)
         if own is None:
             return None
-        for matcher in wildcards:
-            if matcher.position >= position:
-                return None
-            if matcher.covers(own):
-                return matcher.position
-        return None
+        if len(wildcards) <= _SCAN_WILDCARDS:
+            for matcher in wildcards:
+                if matcher.position >= position:
+                    return None
+                if matcher.covers(own):
+                    return matcher.position
+            return None
+        return self._shadowing_indexed(alias.domain, own, position)
+
+    def _shadowing_indexed(self, domain: str, own: _Matcher, position: int) -> int | None:
+        """:meth:`shadowing_of` for a domain with many wildcards, without comparing the
+        alias with each: a wildcard that covers it has a prefix that starts its text and a
+        suffix that ends it, so only the wildcards filed under those are asked."""
+        by_affixes = self._by_affixes.get(domain)
+        if by_affixes is None:
+            by_affixes = {}
+            for matcher in self._wildcards[domain]:
+                by_affixes.setdefault(matcher.prefix, {}).setdefault(matcher.suffix, [])
+                by_affixes[matcher.prefix][matcher.suffix].append(matcher)
+            self._by_affixes[domain] = by_affixes
+        head = own.prefix  # the whole folded local part of an exact alias
+        tail = own.suffix if own.wildcard else own.prefix
+        best: int | None = None
+        for end in range(len(head) + 1):
+            by_suffix = by_affixes.get(head[:end])
+            if by_suffix is None:
+                continue
+            for start in range(len(tail) + 1):
+                for matcher in by_suffix.get(tail[start:], ()):
+                    limit = position if best is None else best
+                    if matcher.position >= limit:
+                        break
+                    if matcher.covers(own):
+                        best = matcher.position
+                        break
+        return best
 
 
 # --- CSV ----------------------------------------------------------------------------------

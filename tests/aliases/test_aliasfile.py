@@ -1086,3 +1086,48 @@ def test_line_fast_path_reads_every_file_as_the_csv_module_does(lines):
         slow.findings,
         slow.header_line,
     )
+
+
+@settings(max_examples=60)
+@given(
+    patterns=st.lists(
+        st.tuples(
+            st.text(alphabet="ab-", max_size=3),
+            st.sampled_from(["*", ""]),
+            st.text(alphabet="ab-", max_size=3),
+        ),
+        min_size=1,
+        max_size=150,
+    )
+)
+def test_indexed_shadowing_finds_the_wildcard_a_scan_finds(patterns):
+    aliases = [
+        Alias(f"{head}{star}{tail}@d.jp" if head + star + tail else "x@d.jp", "t@e.jp")
+        for head, star, tail in patterns
+    ]
+    fillers = [Alias(f"{i}*z@d.jp", "t@e.jp") for i in range(70)]  # past the plain scan
+    index = AliasIndex.build(fillers + aliases)
+
+    for position in range(len(fillers), len(fillers) + len(aliases)):
+        own = aliasfile._Matcher.of(index.aliases[position], position)
+        expected = None
+        if own is not None:
+            for matcher in index._wildcards["d.jp"]:
+                if matcher.position >= position:
+                    break
+                if matcher.covers(own):
+                    expected = matcher.position
+                    break
+        assert index.shadowing(position) == expected
+
+
+def test_shadowing_among_30000_wildcards_is_near_linear():
+    aliases = [Alias(f"u{i:05d}*@d.jp", "*@e.jp") for i in range(30_000)]
+    index = AliasIndex.build([*aliases, Alias("u00042x@d.jp", "t@e.jp")])
+    started = time.process_time()
+
+    found = [index.shadowing(position) for position in range(len(index))]
+
+    assert time.process_time() - started < 10
+    assert found[-1] == 42
+    assert found[:-1] == [None] * 30_000
