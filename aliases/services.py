@@ -346,8 +346,12 @@ def _lock_aliases() -> None:
     """Serialise the alias writes with each other and with settings saves (the same row
     lock): each checks the whole table (licence, duplicates, positions) before it writes,
     so two writers must not both pass their checks on the same state. Inside a transaction.
+
+    Also counts the write (``ServerSettings.alias_revision``, part of the policy cache's key:
+    committed or rolled back with it).
     """
     ServerSettings.objects.select_for_update().get_or_create(pk=1)
+    ServerSettings.objects.filter(pk=1).update(alias_revision=F("alias_revision") + 1)
 
 
 # --- the list: search and pages ----------------------------------------------------------

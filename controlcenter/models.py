@@ -139,6 +139,9 @@ class ServerSettings(SingletonModel):
         _("Registration mode word (mode=)"), max_length=16, default="NA"
     )
     updated_at = models.DateTimeField(_("Updated at"), auto_now=True)
+    # Counts the alias and domain writes (aliases.services._lock_aliases): with the highest
+    # alias id and update time it identifies the alias table's state without scanning it.
+    alias_revision = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = _("Server settings")

@@ -360,18 +360,171 @@ class FileDiff:
         return kinds
 
 
+# Up to this many lines on both sides together, difflib's matcher; above it the linear
+# matcher below (difflib takes seconds on a 100,000-line alias file).
+DIFFLIB_LIMIT = 4000
+_CONTEXT = 3
+_SCANS = 64
+
+Opcode = tuple[str, int, int, int, int]
+
+
 def unified_diff(name: str, old: str | None, new: str) -> FileDiff:
-    """The diff deployed -> new, line endings ignored (they are a setting, shown elsewhere)."""
+    """The diff deployed -> new, line endings ignored (they are a setting, shown elsewhere).
+
+    Small files get difflib's diff; big ones :func:`line_opcodes`' (the same format, a valid
+    diff, possibly not the shortest when lines moved).
+    """
     old_lines = [] if old is None else old.splitlines()
     new_lines = new.splitlines()
-    lines = difflib.unified_diff(
-        old_lines,
-        new_lines,
-        fromfile=f"a/{name}" if old is not None else "/dev/null",
-        tofile=f"b/{name}",
-        lineterm="",
-    )
+    fromfile = f"a/{name}" if old is not None else "/dev/null"
+    if len(old_lines) + len(new_lines) <= DIFFLIB_LIMIT:
+        lines = list(
+            difflib.unified_diff(
+                old_lines, new_lines, fromfile=fromfile, tofile=f"b/{name}", lineterm=""
+            )
+        )
+    else:
+        opcodes = line_opcodes(old_lines, new_lines)
+        lines = _format_unified(old_lines, new_lines, opcodes, fromfile, f"b/{name}")
     return FileDiff(name, tuple(lines), created=old is None)
+
+
+def line_opcodes(a: Sequence[str], b: Sequence[str]) -> list[Opcode]:
+    """difflib-style opcodes turning ``a`` into ``b``, in time linear in their length.
+
+    Common runs are walked directly; at a difference the cheaper resynchronisation wins: the
+    next occurrence of ``a[i]`` in ``b`` (insert what lies before it) or of ``b[j]`` in ``a``
+    (delete), else the two lines are a replacement. Exact for inserted, deleted and changed
+    lines, which is what an export changes.
+    """
+    # The first resynchronisations scan (list.index runs in C); many of them build indexes.
+    scans = [0]
+    positions: dict[int, dict[str, list[int]]] = {}
+    cursors: dict[int, dict[str, int]] = {0: {}, 1: {}}
+
+    def next_at(side: int, seq: Sequence[str], line: str, at: int) -> int:
+        if scans[0] < _SCANS:
+            scans[0] += 1
+            try:
+                return seq.index(line, at)
+            except ValueError:
+                return -1
+        if side not in positions:
+            index: dict[str, list[int]] = {}
+            for number, text in enumerate(seq):
+                index.setdefault(text, []).append(number)
+            positions[side] = index
+        found = positions[side].get(line)
+        if not found:
+            return -1
+        cursor = cursors[side]
+        k = cursor.get(line, 0)
+        while k < len(found) and found[k] < at:
+            k += 1
+        cursor[line] = k
+        return found[k] if k < len(found) else -1
+
+    ops: list[Opcode] = []
+
+    def add(tag: str, i1: int, i2: int, j1: int, j2: int) -> None:
+        if ops and ops[-1][0] == tag:
+            ops[-1] = (tag, ops[-1][1], i2, ops[-1][3], j2)
+        else:
+            ops.append((tag, i1, i2, j1, j2))
+
+    i = j = 0
+    n, m = len(a), len(b)
+    while i < n and j < m:
+        if a[i] == b[j]:
+            start_i, start_j = i, j
+            while i < n and j < m and a[i] == b[j]:
+                i += 1
+                j += 1
+            add("equal", start_i, i, start_j, j)
+            continue
+        in_b = next_at(1, b, a[i], j)
+        in_a = next_at(0, a, b[j], i)
+        if in_b >= 0 and (in_a < 0 or in_b - j <= in_a - i):
+            add("insert", i, i, j, in_b)
+            j = in_b
+        elif in_a >= 0:
+            add("delete", i, in_a, j, j)
+            i = in_a
+        else:
+            add("replace", i, i + 1, j, j + 1)
+            i += 1
+            j += 1
+    if i < n:
+        add("delete", i, n, j, j)
+    elif j < m:
+        add("insert", i, i, j, m)
+    # difflib's vocabulary: a delete next to an insert is a replace.
+    merged: list[Opcode] = []
+    for op in ops:
+        if merged and {merged[-1][0], op[0]} <= {"delete", "insert", "replace"}:
+            last = merged[-1]
+            merged[-1] = ("replace", last[1], op[2], last[3], op[4])
+        else:
+            merged.append(op)
+    return [
+        ("delete" if j1 == j2 else "insert" if i1 == i2 else tag, i1, i2, j1, j2)
+        if tag == "replace"
+        else (tag, i1, i2, j1, j2)
+        for tag, i1, i2, j1, j2 in merged
+    ]
+
+
+def _grouped(opcodes: list[Opcode], context: int = _CONTEXT) -> Iterator[list[Opcode]]:
+    """difflib.SequenceMatcher.get_grouped_opcodes over given opcodes."""
+    codes = list(opcodes) or [("equal", 0, 1, 0, 1)]
+    if codes[0][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[0]
+        codes[0] = tag, max(i1, i2 - context), i2, max(j1, j2 - context), j2
+    if codes[-1][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[-1]
+        codes[-1] = tag, i1, min(i2, i1 + context), j1, min(j2, j1 + context)
+    span = context + context
+    group: list[Opcode] = []
+    for tag, i1, i2, j1, j2 in codes:
+        if tag == "equal" and i2 - i1 > span:
+            group.append((tag, i1, min(i2, i1 + context), j1, min(j2, j1 + context)))
+            yield group
+            group = []
+            i1, j1 = max(i1, i2 - context), max(j1, j2 - context)
+        group.append((tag, i1, i2, j1, j2))
+    if group and not (len(group) == 1 and group[0][0] == "equal"):
+        yield group
+
+
+def _range(start: int, stop: int) -> str:
+    beginning, length = start + 1, stop - start
+    if length == 1:
+        return str(beginning)
+    if not length:
+        beginning -= 1
+    return f"{beginning},{length}"
+
+
+def _format_unified(
+    a: Sequence[str], b: Sequence[str], opcodes: list[Opcode], fromfile: str, tofile: str
+) -> list[str]:
+    """The unified diff text difflib.unified_diff writes (``lineterm=""``)."""
+    out: list[str] = []
+    for group in _grouped(opcodes):
+        if not out:
+            out += [f"--- {fromfile}", f"+++ {tofile}"]
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[i1:i2]]
+                continue
+            if tag in ("replace", "delete"):
+                out += ["-" + line for line in a[i1:i2]]
+            if tag in ("replace", "insert"):
+                out += ["+" + line for line in b[j1:j2]]
+    return out
 
 
 def _is_daemon_rule(line: EffectLine) -> bool:

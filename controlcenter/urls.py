@@ -17,6 +17,7 @@ controlcenter_patterns = [
     path("system/users/add/", views.UserCreateView.as_view(), name="user-add"),
     path("system/users/<int:pk>/", views.UserUpdateView.as_view(), name="user-edit"),
     path("system/publish/", views.PublishView.as_view(), name="publish"),
+    path("system/publish/diff/", views.PublishDiffView.as_view(), name="publish-diff"),
     path("system/publish/history/", views.ExportListView.as_view(), name="export-list"),
     path(
         "system/publish/history/<int:pk>/",

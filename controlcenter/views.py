@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import DetailView, FormView, ListView, TemplateView, UpdateView, View
 
-from controlcenter import services
+from controlcenter import policycache, services
 from controlcenter.audit import AuditAction
 from controlcenter.clientip import client_ip
 from controlcenter.forms import (
@@ -80,7 +80,6 @@ class DashboardView(PermissionRequiredMixin, PageMixin, TemplateView):
         context.update(services.dashboard_status())
         context["menu"] = system_menu(self.request.user)
         context["relay_url"] = reverse("relaypolicy:machine-relay")
-        context["last_export"], context["pending"] = services.pending_changes()
         return context
 
 
@@ -266,7 +265,7 @@ class PublishView(PermissionRequiredMixin, PageMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["status"] = services.publish_status()
+        context["status"] = policycache.publish_overview()
         context["can_publish"] = self.request.user.has_perm("controlcenter.publish_config")
         context["relay_url"] = reverse("relaypolicy:machine-relay")
         return context
@@ -293,6 +292,20 @@ class PublishView(PermissionRequiredMixin, PageMixin, TemplateView):
                 reverse("controlcenter:export-detail", args=[report.export.pk])
             )
         return HttpResponseRedirect(reverse("controlcenter:publish"))
+
+
+class PublishDiffView(PermissionRequiredMixin, View):
+    """The whole difference 設定の反映 shows the start of, as one unified diff file."""
+
+    permission_required = "controlcenter.view_serversettings"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        _dest, plan, _error = services.export_plan()
+        text = "".join(line + "\n" for diff in plan.diffs for line in diff.lines)
+        response = HttpResponse(text.encode("utf-8"), content_type="text/x-diff; charset=utf-8")
+        name = f"export-{plan.export_number}.diff"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
 
 def _export_message(request: HttpRequest, report: services.ExportReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import subprocess
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aliases.aliasfile import Alias
 from controlcenter import publishing
@@ -380,3 +383,61 @@ def test_two_exports_to_one_folder_do_not_interleave(tmp_path: Path) -> None:
     assert events[:4] in (["first"] * 4, ["second"] * 4)
     assert len(set(events[4:])) == 1
     assert set(events[:4]) != set(events[4:])
+
+
+# --- the linear diff for big files -----------------------------------------------------------
+
+
+def _apply_unified(old: list[str], lines: tuple[str, ...] | list[str]) -> list[str]:
+    """Apply a unified diff (lineterm "") to ``old``."""
+    out: list[str] = []
+    at = 0
+    for line in lines:
+        if line.startswith(("--- ", "+++ ")):
+            continue
+        if line.startswith("@@"):
+            start, _sep, count = line.split()[1][1:].partition(",")
+            begin = int(start) - (1 if count != "0" else 0)
+            out += old[at:begin]
+            at = begin
+        elif line.startswith(" "):
+            out.append(old[at])
+            at += 1
+        elif line.startswith("-"):
+            at += 1
+        else:
+            out.append(line[1:])
+    return out + old[at:]
+
+
+@given(
+    st.lists(st.sampled_from("abcdefgh"), max_size=40),
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 60), st.sampled_from("abcdxyz"))),
+)
+@settings(max_examples=300, deadline=None)
+def test_line_opcodes_diff_turns_the_old_lines_into_the_new(
+    old: list[str], edits: list[tuple[int, int, str]]
+) -> None:
+    new = list(old)
+    for kind, where, text in edits:
+        if kind == 0 and new:
+            del new[where % len(new)]
+        elif kind == 1:
+            new.insert(where % (len(new) + 1), text)
+        elif new:
+            new[where % len(new)] = text
+    lines = publishing._format_unified(old, new, publishing.line_opcodes(old, new), "a/f", "b/f")
+    assert _apply_unified(old, lines) == new
+    assert (lines == []) is (old == new)
+
+
+def test_big_file_diff_is_difflib_s_for_one_changed_and_one_added_line() -> None:
+    old = [f"./epstman mode=NA aliases=user{n:06d}@example.co.jp" for n in range(3000)]
+    new = ["# export #2", *old[1:1500], "./epstman changed", *old[1501:], "./epstman added"]
+    fast = publishing.unified_diff("register_aliases.sh", "\n".join(old), "\n".join(new))
+    assert len(old) + len(new) > publishing.DIFFLIB_LIMIT
+    reference = difflib.unified_diff(
+        old, new, "a/register_aliases.sh", "b/register_aliases.sh", lineterm=""
+    )
+    assert fast.lines == tuple(reference)
+    assert fast.lines[2:4] == ("@@ -1,4 +1,4 @@", f"-{old[0]}")
