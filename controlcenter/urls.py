@@ -4,7 +4,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
-from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
 from controlcenter import views
@@ -44,6 +43,7 @@ urlpatterns = [
     path("aliases/", include("aliases.urls")),
     path("logs/", include("maillogs.urls")),
     path("system/jobs/", include("jobs.urls")),
+    path("system/gateways/", include("gateways.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
@@ -51,10 +51,10 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
-    # One login page for everything, throttled by axes: the admin's own login redirects here.
-    path(
-        "admin/login/",
-        login_not_required(RedirectView.as_view(pattern_name="login", query_string=True)),
-    ),
+    # One login page for everything, throttled by axes: the admin's own login redirects here
+    # (or shows 403 to a signed-in user the admin refused), and one audited password page.
+    path("admin/login/", views.AdminLoginView.as_view()),
+    path("admin/password_change/", views.AdminPasswordChangeView.as_view()),
+    path("admin/password_change/done/", views.AdminPasswordChangeView.as_view()),
     path("admin/", admin.site.urls),
 ]

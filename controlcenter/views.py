@@ -4,16 +4,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.auth.models import AbstractUser
-from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -242,11 +244,44 @@ class UserPasswordView(
 
     def form_valid(self, form: UserPasswordForm) -> HttpResponse:
         services.user_set_password(user=form.user, password=form.cleaned_data["password1"])
+        if form.user.pk == self.request.user.pk:
+            # Stays logged in after changing their own password.
+            update_session_auth_hash(self.request, form.user)  # type: ignore[arg-type]
         messages.success(
             self.request,
             _("The password of %(user)s was changed.") % {"user": form.user.get_username()},
         )
         return super().form_valid(form)
+
+
+# --- the Django admin's own login and password pages ---------------------------------------
+
+
+@method_decorator(login_not_required, name="dispatch")
+class AdminLoginView(View):
+    """/admin/login/: the admin sends users here when they may not use it.
+
+    Signed in without access (a viewer, an editor, no role): the 403 page, not a redirect
+    back to /admin/ (which would loop); otherwise the one throttled login page.
+    """
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            raise PermissionDenied
+        query = request.META.get("QUERY_STRING", "")
+        return HttpResponseRedirect(reverse("login") + (f"?{query}" if query else ""))
+
+
+class AdminPasswordChangeView(View):
+    """/admin/password_change/: the audited password page instead of the admin's own form,
+    so that every password change goes through services.user_set_password."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("auth.change_user"):
+            raise PermissionDenied
+        return HttpResponseRedirect(reverse("controlcenter:user-password", args=[request.user.pk]))
+
+    post = get  # the admin's form posts here: nothing is changed, the audited page opens
 
 
 # --- 設定の反映, 履歴 and 変更履歴 -----------------------------------------------------------
@@ -354,7 +389,7 @@ class ExportListView(PermissionRequiredMixin, PublishCrumbsMixin, ListView[Expor
     paginate_by = 50
 
     def get_queryset(self) -> QuerySet[Export]:
-        return Export.objects.select_related("rollback_of").defer("files", "snapshot", "replaced")
+        return Export.objects.select_related("rollback_of").defer(*Export.BULKY_FIELDS)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -475,7 +510,16 @@ class AuditFilterForm(forms.Form):
         if data["user"] in (LEGACY_COMMAND_LINE_ACTOR, gettext("(command line)")):
             queryset = queryset.filter(actor_kind=ActorKind.COMMAND_LINE)
         elif data["user"]:
-            queryset = queryset.filter(actor_kind=ActorKind.USER, actor_name__iexact=data["user"])
+            # One user's entries only: names are unique regardless of case, but older entries
+            # may carry a spelling (Admin / admin) that belonged to someone else.
+            user = get_user_model().objects.filter(username__iexact=data["user"]).first()
+            queryset = queryset.filter(actor_kind=ActorKind.USER)
+            if user is None:
+                queryset = queryset.filter(actor_name=data["user"])
+            else:
+                queryset = queryset.filter(
+                    Q(actor_id=user.pk) | Q(actor__isnull=True, actor_name=user.get_username())
+                )
         if data["action"]:
             queryset = queryset.filter(action=data["action"])
         if data["date_from"]:

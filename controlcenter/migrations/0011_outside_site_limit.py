@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('controlcenter', '0008_alias_revision'),
+        ('controlcenter', '0010_export_archive'),
     ]
 
     operations = [
