@@ -165,7 +165,7 @@ def _open(host: str, port: int, timeout: float, ehlo_name: str) -> tuple[smtplib
     """A session after EHLO (and STARTTLS with a second EHLO when offered): (smtp, banner, tls)."""
     smtp = smtplib.SMTP(timeout=timeout)
     # connect() does not record the host; STARTTLS needs it (an empty server name is refused).
-    smtp._host = host
+    smtp._host = host  # type: ignore[attr-defined]
     try:
         code, banner = smtp.connect(host, port)
         if code != 220:
