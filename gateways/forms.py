@@ -42,16 +42,22 @@ class GatewayForm(forms.ModelForm[Gateway]):
             "program_folder",
             "work_folder",
             "smtp_port",
+            "logs_pull_hours",
         ]
         help_texts = {
             "key_path": _("Or the path of a key file on this machine, readable by the service."),
             "program_folder": _("Where effect.dat and the alias files are written."),
             "work_folder": _("Where the gateway keeps its logs and retry queue."),
             "smtp_port": _("The port the connection test sends its probes to."),
+            "logs_pull_hours": _(
+                "Reads the new log lines and the retry queue over SFTP into ログ分析 on this "
+                "schedule (the background worker must be running)."
+            ),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["logs_pull_hours"].required = False
         self.fields["private_key"].widget.attrs["placeholder"] = (
             _("A key is stored (leave empty to keep it).")
             if self.instance.pk and self.instance.key_encrypted
@@ -87,6 +93,9 @@ class GatewayForm(forms.ModelForm[Gateway]):
         elif not data.get("key_path") and not self.instance.key_encrypted:
             self.add_error("private_key", _("Paste a private key or give the path of a key file."))
         return data
+
+    def clean_logs_pull_hours(self) -> int:
+        return int(self.cleaned_data.get("logs_pull_hours") or 0)
 
 
 class ConfirmHostKeyForm(forms.Form):

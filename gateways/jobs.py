@@ -20,5 +20,5 @@ def smtp_check_job(ctx: JobContext, *, check_id: int) -> dict[str, Any]:
 
 
 @job_handler("gateways.logs")
-def logs_job(ctx: JobContext, *, gateway_id: int) -> dict[str, Any]:
-    return services.gateway_logs_run(ctx, gateway_id=gateway_id)
+def logs_job(ctx: JobContext, *, gateway_id: int, scheduled: bool = False) -> dict[str, Any]:
+    return services.gateway_logs_run(ctx, gateway_id=gateway_id, scheduled=scheduled)

@@ -19,6 +19,14 @@ class GatewayKind(models.TextChoices):
     SSH = "ssh", _("SSH")
 
 
+class PullInterval(models.IntegerChoices):
+    OFF = 0, _("Only when asked")
+    HOURLY = 1, _("Every hour")
+    SIX_HOURS = 6, _("Every 6 hours")
+    TWELVE_HOURS = 12, _("Every 12 hours")
+    DAILY = 24, _("Every day")
+
+
 class Gateway(models.Model):
     """One mail gateway the policy is published to (a primary, a backup MX, a cluster node)."""
 
@@ -54,6 +62,12 @@ class Gateway(models.Model):
     # The last pull of the logs and the retry queue over SFTP (gateways.logs).
     logs_pulled_at = models.DateTimeField(null=True, blank=True, editable=False)
     retry_queue = models.JSONField(default=dict, blank=True, editable=False)
+    # Pulling the logs on a schedule: every this many hours (0: only on demand); the queued
+    # job of the next pull, which each pull replaces with the one after it.
+    logs_pull_hours = models.PositiveSmallIntegerField(
+        _("Pull the logs automatically"), choices=PullInterval.choices, default=PullInterval.OFF
+    )
+    logs_pull_job_id = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

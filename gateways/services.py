@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,8 @@ from gateways.transport import (
     open_folder,
     run_sync,
 )
-from jobs.models import Job
-from jobs.services import JobCancelled, JobContext, JobError, job_start
+from jobs.models import Job, JobStatus
+from jobs.services import JobCancelled, JobContext, JobError, job_cancel, job_start
 
 Actor = Any
 CONCURRENCY = 16
@@ -87,6 +88,7 @@ def gateway_save(*, gateway: Gateway, private_key: str = "", user: Actor = None)
         elif gateway.key_path:
             gateway.key_encrypted = ""
         gateway.save()
+        gateway_logs_schedule(gateway=gateway, user=user)
         audit_record(
             action=AuditAction.GATEWAY_ADD if created else AuditAction.GATEWAY_CHANGE,
             target=gateway.name,
@@ -620,8 +622,59 @@ def gateway_logs_start(*, gateway: Gateway, user: Actor) -> Job:
     return job
 
 
-def gateway_logs_run(ctx: JobContext | None, *, gateway_id: int) -> dict[str, Any]:
-    """Mirror the gateway's mail work folder, then read what is new into ログ分析 (one run)."""
+def gateway_logs_schedule(*, gateway: Gateway, user: Actor = None) -> Job | None:
+    """Queue the next scheduled pull of ``gateway``'s logs (replacing a queued one), or none.
+
+    Only an enabled SSH gateway with a schedule gets one; the pull, when it runs, queues the
+    one after it, so the chain goes on until the schedule is switched off.
+    """
+    with transaction.atomic():
+        locked = Gateway.objects.select_for_update().get(pk=gateway.pk)
+        if locked.logs_pull_job_id is not None:
+            pending = Job.objects.filter(
+                pk=locked.logs_pull_job_id, status=JobStatus.QUEUED
+            ).first()
+            if pending is not None:
+                job_cancel(job=pending)
+        job = None
+        if locked.enabled and locked.is_ssh and locked.logs_pull_hours:
+            job = job_start(
+                kind="gateways.logs",
+                title=_("Scheduled pull of the logs of %(name)s") % {"name": locked.name},
+                params={"gateway_id": locked.pk, "scheduled": True},
+                user=user,
+                run_after=timezone.now() + timedelta(hours=locked.logs_pull_hours),
+            )
+            Job.objects.filter(pk=job.pk).update(
+                next_url=reverse("maillogs:job-result", args=[job.pk])
+            )
+        Gateway.objects.filter(pk=locked.pk).update(logs_pull_job_id=job.pk if job else None)
+    gateway.logs_pull_job_id = job.pk if job else None
+    return job
+
+
+def gateway_logs_next(gateway: Gateway) -> Job | None:
+    """The queued scheduled pull of ``gateway``, if there is one."""
+    if gateway.logs_pull_job_id is None:
+        return None
+    return Job.objects.filter(pk=gateway.logs_pull_job_id, status=JobStatus.QUEUED).first()
+
+
+def gateway_logs_run(
+    ctx: JobContext | None, *, gateway_id: int, scheduled: bool = False
+) -> dict[str, Any]:
+    """Mirror the gateway's mail work folder, then read what is new into ログ分析 (one run).
+
+    A scheduled pull queues the next one first, so a failing pull does not end the schedule.
+    """
+    if scheduled:
+        gateway = Gateway.objects.filter(pk=gateway_id).first()
+        if gateway is not None:
+            gateway_logs_schedule(gateway=gateway)
+    return _gateway_logs_pull(ctx, gateway_id=gateway_id)
+
+
+def _gateway_logs_pull(ctx: JobContext | None, *, gateway_id: int) -> dict[str, Any]:
     from gateways.logs import mirror_work_folder
     from maillogs import analysis
     from maillogs import services as maillogs_services

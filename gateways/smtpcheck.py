@@ -164,6 +164,8 @@ def _command(smtp: smtplib.SMTP, verb: str, argument: str = "") -> tuple[int, st
 def _open(host: str, port: int, timeout: float, ehlo_name: str) -> tuple[smtplib.SMTP, str, bool]:
     """A session after EHLO (and STARTTLS with a second EHLO when offered): (smtp, banner, tls)."""
     smtp = smtplib.SMTP(timeout=timeout)
+    # connect() does not record the host; STARTTLS needs it (an empty server name is refused).
+    smtp._host = host  # type: ignore[attr-defined]
     try:
         code, banner = smtp.connect(host, port)
         if code != 220:

@@ -72,6 +72,7 @@ class GatewayDetailView(PermissionRequiredMixin, PageMixin, DetailView[Gateway])
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["can_change"] = self.request.user.has_perm(CHANGE)
+        context["next_pull"] = services.gateway_logs_next(self.object)
         context["results"] = self.object.results.select_related("publication").order_by("-pk")[:10]
         return context
 

@@ -190,6 +190,46 @@ def restart_with_new_host_key(server: SshServer) -> str:
 # --- Postfix ---------------------------------------------------------------------------------
 
 
+def _postfix_tls(config: Path) -> list[str]:
+    """A self-signed certificate for 127.0.0.1 and the main.cf lines that offer STARTTLS."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway.example.jp")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_file, cert_file = config / "tls.key", config / "tls.crt"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return [
+        f"smtpd_tls_cert_file = {cert_file}",
+        f"smtpd_tls_key_file = {key_file}",
+        "smtpd_tls_security_level = may",
+        "smtpd_tls_loglevel = 1",
+    ]
+
+
 @dataclass
 class PostfixServer:
     port: int
@@ -202,11 +242,14 @@ class PostfixServer:
 
 
 @contextlib.contextmanager
-def postfix_server(*, open_relay: bool, domain: str = "example.jp") -> Iterator[PostfixServer]:
+def postfix_server(
+    *, open_relay: bool, domain: str = "example.jp", tls: bool = False
+) -> Iterator[PostfixServer]:
     """Postfix's smtpd on 127.0.0.1 with its own configuration, queue and log (no delivery).
 
     Closed: only ``mydestination`` is accepted from 127.0.0.1. Open: ``mynetworks`` is
     0.0.0.0/0, so everything is relayed. ``debug_peer_list`` logs every command received.
+    With ``tls`` it offers STARTTLS with a throwaway self-signed certificate.
     """
     require(POSTFIX, "postfix")
     if os.getuid() != 0:
@@ -229,6 +272,7 @@ def postfix_server(*, open_relay: bool, domain: str = "example.jp") -> Iterator[
     log = base / "postfix.log"
     name = f"rcc-{port}"
     mynetworks = "0.0.0.0/0 [::]/0" if open_relay else "192.0.2.0/24"
+    tls_lines = _postfix_tls(config) if tls else []
     (config / "main.cf").write_text(
         "\n".join(
             [
@@ -256,6 +300,7 @@ def postfix_server(*, open_relay: bool, domain: str = "example.jp") -> Iterator[
                 "debug_peer_level = 1",
                 "disable_dns_lookups = yes",
                 "smtp_dns_support_level = disabled",
+                *tls_lines,
                 "",
             ]
         )
@@ -276,6 +321,7 @@ def postfix_server(*, open_relay: bool, domain: str = "example.jp") -> Iterator[
                 "proxymap unix - - n - - proxymap",
                 "anvil unix - - n - 1 anvil",
                 "scache unix - - n - 1 scache",
+                "tlsmgr unix - - n 1000? 1 tlsmgr",
                 "",
             ]
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import asyncssh
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from aliases.models import Alias
 from controlcenter.models import AuditEntry, Export, ExportStatus
@@ -15,7 +17,8 @@ from controlcenter.publishing import ALIASES_CSV, EFFECT, MANIFEST, SCRIPT
 from controlcenter.services import export as export_service
 from gateways import services
 from gateways.models import Gateway, Publication, PublicationStatus, ResultStatus
-from jobs.services import job_run
+from jobs.models import Job, JobStatus
+from jobs.services import job_run, jobs_run_queued
 from tests.servers import SshServer, free_port, restart_with_new_host_key, ssh_server
 
 pytestmark = pytest.mark.django_db
@@ -320,3 +323,90 @@ def test_a_publication_whose_job_died_is_closed_and_does_not_block_the_next(
         result.error
         == "中断されました: この反映先の処理が終わる前にバックグラウンド処理が止まりました。"
     )
+
+
+# --- pulling the logs on a schedule ------------------------------------------------------------
+
+
+def _scheduled(hours: int, kind: str = "ssh") -> Gateway:
+    gateway = Gateway(
+        name="scheduled",
+        kind=kind,
+        host="127.0.0.1",
+        port=free_port(),
+        username="root",
+        logs_pull_hours=hours,
+    )
+    return services.gateway_save(gateway=gateway)
+
+
+@pytest.mark.django_db
+def test_a_schedule_queues_the_next_pull_for_later() -> None:
+    before = timezone.now()
+    gateway = _scheduled(6)
+
+    job = services.gateway_logs_next(gateway)
+
+    assert job is not None
+    assert (job.kind, job.params, job.status) == (
+        "gateways.logs",
+        {"gateway_id": gateway.pk, "scheduled": True},
+        JobStatus.QUEUED,
+    )
+    assert job.run_after is not None
+    assert before + timedelta(hours=6) <= job.run_after <= timezone.now() + timedelta(hours=6)
+    assert job.is_scheduled is True
+    # Not due yet: the worker leaves it alone.
+    assert jobs_run_queued() == 0
+
+
+@pytest.mark.django_db
+def test_changing_or_switching_off_the_schedule_replaces_the_queued_pull() -> None:
+    gateway = _scheduled(6)
+    first = services.gateway_logs_next(gateway)
+    assert first is not None
+
+    gateway.logs_pull_hours = 24
+    services.gateway_save(gateway=gateway)
+    second = services.gateway_logs_next(gateway)
+    first.refresh_from_db()
+    gateway.logs_pull_hours = 0
+    services.gateway_save(gateway=gateway)
+    assert second is not None
+    second.refresh_from_db()
+
+    assert first.status == JobStatus.CANCELLED
+    assert second.status == JobStatus.CANCELLED
+    assert services.gateway_logs_next(gateway) is None
+    assert Job.objects.filter(status=JobStatus.QUEUED).count() == 0
+
+
+@pytest.mark.django_db
+def test_only_an_enabled_ssh_gateway_is_pulled_on_a_schedule() -> None:
+    local = _scheduled(6, kind="local")
+    disabled = Gateway.objects.create(name="off", kind="ssh", host="127.0.0.1", enabled=False)
+    disabled.logs_pull_hours = 6
+    services.gateway_save(gateway=disabled)
+
+    assert services.gateway_logs_next(local) is None
+    assert services.gateway_logs_next(disabled) is None
+
+
+@pytest.mark.django_db
+def test_a_due_pull_queues_the_one_after_it_even_when_it_fails() -> None:
+    gateway = _scheduled(1)  # nothing listens on its port: the pull fails
+    due = services.gateway_logs_next(gateway)
+    assert due is not None
+    Job.objects.filter(pk=due.pk).update(run_after=timezone.now() - timedelta(seconds=1))
+
+    assert jobs_run_queued() == 1
+
+    due.refresh_from_db()
+    gateway.refresh_from_db()
+    following = services.gateway_logs_next(gateway)
+    assert due.status == JobStatus.FAILED
+    assert due.error.startswith("ログを取り込めませんでした: ")
+    assert following is not None
+    assert following.pk != due.pk
+    assert following.run_after is not None
+    assert following.run_after > timezone.now() + timedelta(minutes=59)

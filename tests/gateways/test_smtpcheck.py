@@ -27,6 +27,12 @@ def open_postfix() -> Iterator[PostfixServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def tls_postfix() -> Iterator[PostfixServer]:
+    with postfix_server(open_relay=True, domain="example.co.jp", tls=True) as server:
+        yield server
+
+
 def _commands(server: PostfixServer) -> list[str]:
     """Every command Postfix received from us (debug_peer_list logs them)."""
     return [
@@ -157,3 +163,22 @@ def test_probes_are_rate_limited(policy: None, closed_postfix: PostfixServer) ->
     )
     assert len(waits) == 4  # no wait before the first RCPT
     assert all(0 < wait <= 0.5 for wait in waits)
+
+
+@pytest.mark.django_db
+def test_a_gateway_offering_starttls_is_checked_inside_tls(
+    policy: None, admin: User, tls_postfix: PostfixServer
+) -> None:
+    _gateway(tls_postfix.port)
+    check = _run(admin)
+    (result,) = check.results  # type: ignore[attr-defined]
+    assert (result["error"], result["tls"]) == ("", True)
+    commands = _commands(tls_postfix)
+    # STARTTLS first; what follows travels encrypted, so Postfix logs it as TLS traffic only.
+    assert commands[:2] == ["EHLO", "STARTTLS"]
+    assert "DATA" not in commands
+    assert "Anonymous TLS connection established from localhost[127.0.0.1]" in (
+        tls_postfix.log_text()
+    )
+    # An open relay stays red inside TLS too.
+    assert check.dangerous > 0  # type: ignore[attr-defined]
