@@ -37,7 +37,9 @@ PARTIAL_WILDCARD   ``abc-*-jp@d.jp``    both: fixed text before and after the ``
 
 Matching rules (ours where the vendor is silent):
 
-- ``*`` matches **one or more** characters, so a carried-over local part is never empty.
+- ``*`` matches **zero** or more characters (spec §3.1: where the vendor is silent, the
+  reading under which more mail is accepted): ``2009*@d.jp`` matches ``2009@d.jp``. The full
+  wildcard ``*@d.jp`` still needs a local part, as every address has one.
 - The domain compares exactly after lower-casing: no subdomains, no trailing-dot variants,
   ``d.jp.evil.example`` is not ``d.jp``.
 - The local part compares ASCII case-insensitively: ``User@d.jp`` and ``user@d.jp`` are the
@@ -59,7 +61,7 @@ Worked example, in storage order::
 
     Sales@EXAMPLE.co.jp       -> position 0, team@inner.example.co.jp
     2009tanaka@example.co.jp  -> position 1, 2009tanaka@inner.example.co.jp (option 0)
-    2009@example.co.jp        -> position 2 (the "*" of row 1 needs one character)
+    2009@example.co.jp        -> position 1, 2009@inner.example.co.jp (the "*" matched nothing)
     sales@example.co.jp.evil  -> no match
 
 The alias CSV
@@ -497,7 +499,7 @@ class _Matcher:
         if not self.wildcard:
             return "" if folded == self.prefix else None
         if (
-            len(local) > len(self.prefix) + len(self.suffix)
+            len(local) >= len(self.prefix) + len(self.suffix)
             and folded.startswith(self.prefix)
             and folded.endswith(self.suffix)
         ):

@@ -116,6 +116,14 @@ POLICY_RISK_CODES: frozenset[str] = frozenset(
         "relay.E011",  # a trusted catch-all: every host may relay
         "relay.E012",  # a trusted sender: anyone who claims it may relay
         "relay.E013",  # no final norelay line in gateway mode (or one that allows relaying)
+        "relay.E015",  # a trusted client rule reached by public addresses
+        "relay.E016",  # default for public addresses while aliases exist (forged senders relay)
+        "relay.E017",  # a default sender rule matching an alias-made local sender
+        "relay.E018",  # a declared outside site over the outside-site limit
+        "relay.E019",  # the final norelay line never reached by IPv4 or IPv6 clients
+        "relay.E020",  # public addresses no line matches while aliases exist
+        "relay.E022",  # an unknown modifier weaker than meant (flase, norelay,3)
+        "relay.E023",  # an ignored modifier weaker than written (two spaces, a TAB)
         "alias.E006",  # a full wildcard alias without the final norelay line
         "alias.E007",  # licence exceeded
         "selftest.E001",  # a self-test probe from outside relays

@@ -32,6 +32,8 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
         values are ignored."""
         super().__init__(*args, **kwargs)
         self.export_settings = export_settings
+        # Left blank (or not posted by an older page): keep the current limit.
+        self.fields["outside_site_limit"].required = False
         self.fields["export_dir"].help_text = _(
             "Where publishing writes effect.dat and the alias files; blank: the default folder. "
             "A folder that does not exist yet is created by the first export. System folders "
@@ -48,6 +50,7 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
                 _("Relay restriction"),
                 "max_message_size",
                 "max_recipients",
+                "outside_site_limit",
                 HTML(
                     '{% load i18n %}<p><a class="btn btn-outline-primary" '
                     'data-testid="settings-machine-relay" '
@@ -76,6 +79,10 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
             ),
         )
         self.helper.form_tag = False
+
+    def clean_outside_site_limit(self) -> int:
+        value = self.cleaned_data.get("outside_site_limit")
+        return int(self.instance.outside_site_limit if value is None else value)
 
     def clean_export_dir(self) -> str:
         value: str = self.cleaned_data["export_dir"].strip()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -65,6 +65,7 @@ class ServerSettings(SingletonModel):
         "mailing_lists",
         "max_message_size",
         "max_recipients",
+        "outside_site_limit",
         "export_dir",
         "export_line_ending",
         "console_folder",
@@ -117,6 +118,15 @@ class ServerSettings(SingletonModel):
         validators=[MaxValueValidator(100_000)],
         help_text=_(
             "Refuse a message when its recipients reach this number; 0 turns the limit off."
+        ),
+    )
+    outside_site_limit = models.PositiveIntegerField(
+        _("Outside site limit"),
+        default=256,
+        validators=[MinValueValidator(1), MaxValueValidator(65_536)],
+        help_text=_(
+            "The most public addresses one declared outside site (社外拠点) of マシンごとの中継 "
+            "may hold; a larger one is an error."
         ),
     )
     export_dir = models.CharField(

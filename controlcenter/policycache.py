@@ -46,7 +46,13 @@ from aliases.validation import LicenceUsage
 from controlcenter import publishing
 from controlcenter.findings import Finding
 from controlcenter.models import ServerSettings
-from controlcenter.selftest import E001, ProbeResult, SelftestReport, selftest_findings
+from controlcenter.selftest import (
+    E001,
+    ProbeResult,
+    RangeCoverage,
+    SelftestReport,
+    selftest_findings,
+)
 from controlcenter.simulation import Policy
 from relaypolicy.models import RelayPolicy, RelayRule
 from relaypolicy.services import RelayReport, relay_check
@@ -82,7 +88,15 @@ def policy_state() -> str:
     relay = RelayPolicy.load()
     rules = list(
         RelayRule.objects.order_by("position", "pk").values_list(
-            "pk", "position", "kind", "pattern", "modifier", "comment", "text"
+            "pk",
+            "position",
+            "kind",
+            "pattern",
+            "modifier",
+            "comment",
+            "text",
+            "outside_site",
+            "outside_site_note",
         )
     )
     # Separate reads, so that each uses its index (together they would scan the table).
@@ -185,6 +199,8 @@ class PolicyVerdict:
     alias_count: int
     licence: LicenceUsage
     fingerprints: dict[str, str] = field(default_factory=dict)
+    address_probe_count: int = 0  # client addresses sampled from the rules' ranges
+    outside_sites: dict[str, Any] = field(default_factory=dict)  # declared 社外拠点
 
     @property
     def error_count(self) -> int:
@@ -194,18 +210,24 @@ class PolicyVerdict:
 def policy_verdict(state: str | None = None) -> PolicyVerdict:
     """The lint and the self-test's verdict of the stored policy, with its counts."""
     from controlcenter.services.export import policy_fingerprints
-    from controlcenter.services.policy import policy_lint
+    from controlcenter.services.policy import OPEN_RELAY_CODES, outside_site_summary, policy_lint
 
     state = state or policy_state()
 
     def compute() -> PolicyVerdict:
         selftest = selftest_report(state)
         checked = alias_check()
+        findings = policy_lint(selftest=selftest)
         return PolicyVerdict(
-            findings=policy_lint(selftest=selftest),
-            open_relay=[f for f in selftest_findings(selftest) if f.code == E001],
+            findings=findings,
+            # The self-test's outside relays, and the lint's errors that mean one (a public
+            # range on default, say): トップ turns red on either.
+            open_relay=[f for f in selftest_findings(selftest) if f.code == E001]
+            + [f for f in findings if f.is_error and f.code in OPEN_RELAY_CODES],
             selftest_passed=selftest.passed,
             probe_count=len(selftest.results),
+            address_probe_count=len(selftest.addresses),
+            outside_sites=outside_site_summary(compiled_policy(state)),
             rule_count=RelayRule.objects.filter(kind="rule").count(),
             alias_count=Alias.objects.count(),
             licence=checked.usage,
@@ -396,6 +418,7 @@ def dashboard_overview() -> dict[str, Any]:
         "server": ServerSettings.load(),
         "verdict": verdict,
         "open_relay": verdict.open_relay,
+        "outside_sites": verdict.outside_sites,
         "findings": verdict.findings,
         "error_count": verdict.error_count,
         "rule_count": verdict.rule_count,
@@ -446,6 +469,9 @@ class SelftestPage:
     recipient_count: int
     check_count: int
     warned: int  # probes that passed with a finding
+    addresses: int = 0  # client addresses sampled from the rules' ranges (selftest docstring)
+    public_addresses: int = 0
+    coverage: tuple[RangeCoverage, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -486,4 +512,7 @@ def arrange_selftest(report: SelftestReport) -> SelftestPage:
         recipient_count=len(set(rcpts)),
         check_count=len(rcpts),
         warned=sum(1 for r in report.results if r.passed and r.findings),
+        addresses=len(report.addresses),
+        public_addresses=report.public_probe_count,
+        coverage=report.coverage,
     )

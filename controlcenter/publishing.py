@@ -144,6 +144,8 @@ def table_to_json(table: Table) -> dict[str, object]:
                 "modifier": row.modifier,
                 "comment": row.comment,
                 "text": row.text,
+                # Only declared rows carry the keys, so older snapshots keep their digests.
+                **({"outside_site": True, "site_note": row.site_note} if row.outside_site else {}),
             }
             for row in table.rows
         ],
@@ -166,6 +168,8 @@ def table_from_json(data: Mapping[str, object]) -> Table:
                 row.get("modifier", ""),
                 row.get("comment", ""),
                 row.get("text", ""),
+                outside_site=bool(row.get("outside_site", False)),
+                site_note=str(row.get("site_note", "")),
             )
             for row in rows
         ),

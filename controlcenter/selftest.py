@@ -22,6 +22,20 @@ domain D the tricks of spec §7: ``victim%relay-test.invalid@D``,
 ``victim@D.relay-test.invalid``, ``victim@selftest.D``, plus one real local address of D
 (inbound mail, which must keep working).
 
+Address probes (derived from the rules' address space, :mod:`relaypolicy.addrspace`): for every
+client-IP line, addresses sampled from the set that reaches it first — its first and last
+address, the neighbours just outside each range, both sides of every octet step inside it
+(/24, /16, /8; for IPv6 every 16 bits) and three seeded random ones — plus public addresses that
+no line but a catch-all matches (``8.8.8.8``, ``1.1.1.1``, ``2001:4860:4860::8888`` and samples
+of any public space no line matches). Each address goes to the line that decides for it. A
+**public** address (``is_global``) carries the expectation "an outside client never relays",
+except when its line is a declared outside site within the limit; for every distinct deciding
+line the whole sender × recipient battery above is run once from the first public address
+that reached it, and every address of that line shares the verdict. Private addresses are
+counted (they show which ranges were covered) but may relay: that is what a LAN line is for.
+The report says how many address probes ran, how many were public, and which ranges of which
+line they covered. Deterministic: the random samples are seeded by the line number.
+
 Expectations and finding codes (stable, never reused):
 
 ============  ========  ===================================================================
@@ -45,6 +59,7 @@ alias that made it local and the missing or wrong catch-all line.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -60,6 +75,14 @@ from controlcenter.simulation import (
     Session,
     SessionResult,
     evaluate_session,
+)
+from relaypolicy.addrspace import (
+    address_text,
+    analyse,
+    bisect_ranges,
+    global_space,
+    sample_space,
+    space_text,
 )
 from relaypolicy.effectfile import CLIENT_KINDS, EffectLine, LineKind, Modifier
 
@@ -163,10 +186,65 @@ class ProbeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressProbe:
+    """One client address sampled from the rules' address space, and what it showed."""
+
+    address: str
+    sampled_from: int | None  # the line whose reachable set it came from; None: outside all
+    line: int | None  # the client line that decides for it; None: no client line matches
+    public: bool
+    declared: bool  # decided by a declared outside site within the limit
+    relayed: bool  # the battery from this line's first public address relayed somewhere
+
+    @property
+    def passed(self) -> bool:
+        return not (self.public and self.relayed and not self.declared)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "address": self.address,
+            "sampled_from": self.sampled_from,
+            "line": self.line,
+            "public": self.public,
+            "declared": self.declared,
+            "relayed": self.relayed,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RangeCoverage:
+    """Which ranges of one line the address probes covered (``line`` None: outside all)."""
+
+    line: int | None
+    ranges: str
+    probes: int
+    public_probes: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "line": self.line,
+            "ranges": self.ranges,
+            "probes": self.probes,
+            "public_probes": self.public_probes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SelftestReport:
     results: tuple[ProbeResult, ...]
     outside_ip: str
     lan_ip: str | None = None
+    addresses: tuple[AddressProbe, ...] = ()
+    coverage: tuple[RangeCoverage, ...] = ()
+
+    @property
+    def public_probe_count(self) -> int:
+        return sum(1 for probe in self.addresses if probe.public)
+
+    @property
+    def address_failures(self) -> tuple[AddressProbe, ...]:
+        return tuple(probe for probe in self.addresses if not probe.passed)
 
     @property
     def passed(self) -> bool:
@@ -188,6 +266,10 @@ class SelftestReport:
             "passed": self.passed,
             "probes": len(self.results),
             "failures": len(self.failures),
+            "address_probes": len(self.addresses),
+            "public_address_probes": self.public_probe_count,
+            "address_failures": len(self.address_failures),
+            "coverage": [item.as_dict() for item in self.coverage],
             "findings": [f.as_dict(translate) for f in selftest_findings(self)],
             "results": [result.as_dict(translate) for result in self.results],
         }
@@ -395,12 +477,103 @@ def run_selftest(
     policy: Policy, *, lan_ip: str | None = None, outside_ip: str = OUTSIDE_IP
 ) -> SelftestReport:
     """Evaluate the battery against ``policy`` and judge every probe; never raises."""
-    results = []
-    for probe in build_probes(policy, lan_ip=lan_ip, outside_ip=outside_ip):
-        result = evaluate_session(policy, probe.session)
-        findings = tuple(_judge(policy, probe, result))
-        results.append(ProbeResult(probe, result, findings))
-    return SelftestReport(tuple(results), outside_ip, lan_ip)
+    probes = build_probes(policy, lan_ip=lan_ip, outside_ip=outside_ip)
+    results = [_run(policy, probe) for probe in probes]
+    addresses, coverage, extra = _address_probes(policy, probes, results, outside_ip)
+    return SelftestReport(tuple(results + extra), outside_ip, lan_ip, addresses, coverage)
+
+
+def _run(policy: Policy, probe: Probe) -> ProbeResult:
+    result = evaluate_session(policy, probe.session)
+    return ProbeResult(probe, result, tuple(_judge(policy, probe, result)))
+
+
+#: Public addresses probed whatever the rules say (outside every rule but a catch-all).
+WELL_KNOWN_PUBLIC: Final = ("8.8.8.8", "1.1.1.1", "2001:4860:4860::8888")
+
+
+def _address_probes(
+    policy: Policy, battery: list[Probe], results: list[ProbeResult], outside_ip: str
+) -> tuple[tuple[AddressProbe, ...], tuple[RangeCoverage, ...], list[ProbeResult]]:
+    """Sample every client line's reachable set, decide each address, and run the outside
+    battery for the lines public addresses reach (see the module docstring).
+
+    The battery's verdicts depend on the deciding client line only through its effective
+    modifier and through which battery senders' sender lines come before it, so lines alike
+    in both share one run; only lines whose kind relays get runs of their own (for findings
+    that name them). The cost stays linear in lines, not lines x battery."""
+    analysis = analyse(policy.effect.rules)
+    public_space = global_space()
+    limit = policy.outside_site_limit
+    declared = {
+        reach.number
+        for reach in analysis.lines
+        if reach.number in policy.outside_sites and reach.public.size() <= limit
+    }
+    samples: list[tuple[int | None, int, int]] = []
+    coverage: list[tuple[int | None, str, int, int]] = []
+    for reach in analysis.lines:
+        points = sample_space(reach.reachable, seed=str(reach.number))
+        samples += [(reach.number, version, value) for version, value in points]
+        public = sum(1 for v, x in points if bisect_ranges(public_space.ranges(v), x))
+        coverage.append((reach.number, space_text(reach.reachable), len(points), public))
+    outside = [
+        (ip.version, int(ip)) for ip in map(ipaddress.ip_address, WELL_KNOWN_PUBLIC)
+    ] + sample_space(analysis.unmatched_public, seed="unmatched")
+    samples += [(None, version, value) for version, value in outside]
+    coverage.append(
+        (None, space_text(analysis.unmatched_public) or "—", len(outside), len(outside))
+    )
+
+    outside_battery = [probe for probe in battery if probe.client is ClientKind.OUTSIDE]
+    sender_lines = [policy.sender_line(probe.session.mail_from) for probe in outside_battery]
+
+    def kind_of(line: EffectLine | None) -> tuple[object, ...]:
+        number = line.number if line is not None else 1 << 62
+        effective = line.effective if line is not None else Modifier.DEFAULT
+        return (effective, *(s is not None and s.number < number for s in sender_lines))
+
+    outside_line = policy.client_line(outside_ip)
+    base_relayed = any(
+        result.outside_relay for result in results if result.probe.client is ClientKind.OUTSIDE
+    )
+    relayed_by_kind: dict[tuple[object, ...], bool] = {kind_of(outside_line): base_relayed}
+    relayed_by_line: dict[int | None, bool] = {_number(outside_line): base_relayed}
+    extra: list[ProbeResult] = []
+    probes: list[AddressProbe] = []
+    for sampled_from, version, value in samples:
+        address = address_text(version, value)
+        line = policy.client_line(address)
+        number = _number(line)
+        public = bisect_ranges(public_space.ranges(version), value)
+        is_declared = number in declared
+        if public and not is_declared and number not in relayed_by_line:
+            kind = kind_of(line)
+            if relayed_by_kind.get(kind, True):
+                ran = [_run(policy, _with_client(probe, address)) for probe in outside_battery]
+                extra += ran
+                relayed_by_kind[kind] = relayed_by_line[number] = any(
+                    result.outside_relay for result in ran
+                )
+            else:
+                relayed_by_line[number] = False
+        relayed = relayed_by_line.get(number, False) if public else False
+        probes.append(AddressProbe(address, sampled_from, number, public, is_declared, relayed))
+    ranges = tuple(
+        RangeCoverage(number, text, count, public) for number, text, count, public in coverage
+    )
+    return tuple(probes), ranges, extra
+
+
+def _number(line: EffectLine | None) -> int | None:
+    return line.number if line is not None else None
+
+
+def _with_client(probe: Probe, address: str) -> Probe:
+    session = Session(address, probe.session.mail_from, probe.session.rcpt_to, probe.session.auth)
+    return Probe(
+        probe.client, probe.sender, session, probe.recipients, probe.source, probe.expectation
+    )
 
 
 def _sender_text(probe: Probe) -> str:

@@ -46,10 +46,28 @@ The decision
       external, null, empty  deliver             relay with *A*, else refused (``550 5.7.1``)
       =====================  ==================  ========================================
 
-Decisions of ours where the vendor is silent: an authenticated session counts as a known
-sender, so a local-unknown sender is not refused once AUTH succeeded (except under
-``norelay,0``, where AUTH changes nothing); ``only`` is simulated as ``true`` for the sessions
-it matches (the manuals disagree; assuming the worse case keeps the self-test honest);
+Where the vendor is silent the simulator takes the reading under which **more** mail is
+accepted and relayed (spec §3.1), and says so in a note:
+
+- a sender without a domain (``<spamtest>``, ``<host!user>``) is accepted at MAIL FROM, is
+  external for the built-in table and is matched by ``#nodomain`` lines (note
+  ``nodomain-sender``); a recipient without a domain is refused as local-unknown
+  (``550 5.1.1``, note ``nodomain-recipient``), except ``<postmaster>``, which is delivered;
+- the ``*`` of a partial wildcard alias matches zero or more characters: ``2009*@domain.jp``
+  matches ``2009@domain.jp`` (note ``empty-wildcard``);
+- an authenticated session counts as a known sender, so it may relay and deliver under
+  ``true``, ``default`` and ``norelay`` whatever its sender's class (not under ``norelay,0``,
+  where AUTH changes nothing);
+- quotes that are not needed are removed before matching: ``"alice"@domain.jp`` is
+  ``alice@domain.jp`` (note ``quoted``);
+- an address literal (``[192.0.2.1]``) is a domain "without a dot" and "all digits", so it is
+  matched by ``#host`` and ``#number`` (note ``literal-keyword``);
+- ``<IP> false`` lines the daemon appended below a final ``norelay`` catch-all are simulated
+  above it, where the export puts them (note ``appended``); any other tail stays below;
+- client addresses are compared as Python writes them (RFC 5952 for IPv6, no leading zeros),
+  also by wildcard lines, which compare text (note ``client-text`` when the input differed);
+- ``only`` is simulated as ``true`` for the sessions it matches (the manuals disagree).
+
 ``<postmaster>`` is a local-existing recipient; the sender given to effect.dat's sender lines
 is the parsed final mailbox (``User@Domain.JP.`` matches ``domain.jp``).
 
@@ -89,10 +107,11 @@ sender relays: the open relay of the seed. Notes (:class:`Note`) explain such de
 codes are stable, their messages are English templates for the web layer to translate:
 
 - about an address: ``syntax``, ``source-route``, ``quoted``, ``trailing-dot``, ``ip-literal``,
-  ``lookalike``, ``postmaster``, ``postmaster-alias``, ``mailserver``, and ``routing`` (a
+  ``lookalike``, ``postmaster``, ``postmaster-alias``, ``mailserver``, ``nodomain-sender``,
+  ``nodomain-recipient``, ``empty-wildcard``, ``literal-keyword``, and ``routing`` (a
   delivered local part still holding ``%``, ``!``, ``@`` or quotes: the inner server decides);
-- about the session: ``client-ip``, ``no-match``, ``false``, ``ignored-modifier``, ``only``,
-  ``mail-refused``;
+- about the session: ``client-ip``, ``client-text``, ``no-match``, ``false``,
+  ``ignored-modifier``, ``only``, ``appended``, ``mail-refused``;
 - about a verdict: ``trusted``, ``forgeable-sender``, ``auth``, ``auth-ignored``,
   ``unknown-sender``.
 
@@ -118,6 +137,7 @@ from relaypolicy.effectfile import (
     EffectFile,
     EffectLine,
     Modifier,
+    PatternKind,
     compile_rules,
 )
 
@@ -372,6 +392,29 @@ NOTE_UNKNOWN_SENDER: Final = _(
     "the sender %(sender)s is in the managed domain %(domain)s but matches no alias: "
     "the built-in table refuses it"
 )
+NOTE_NODOMAIN_SENDER: Final = _(
+    "the sender %(sender)s has no domain: accepted at MAIL FROM and treated as external, "
+    "matched by #nodomain lines (where the vendor is silent, the simulator takes the reading "
+    "under which more mail is accepted)"
+)
+NOTE_NODOMAIN_RECIPIENT: Final = _(
+    "the recipient %(rcpt)s has no domain: refused as an unknown local user"
+)
+NOTE_EMPTY_WILDCARD: Final = _(
+    "alias %(alias)s matched %(address)s with its * standing for no characters (where the "
+    "vendor is silent, the simulator takes the reading under which more mail is accepted)"
+)
+NOTE_LITERAL_KEYWORD: Final = _(
+    "the address-literal domain %(domain)s counts as a domain without a dot (#host) and as all "
+    "digits (#number), the reading under which more mail is accepted"
+)
+NOTE_APPENDED: Final = _(
+    "line %(line)s `%(text)s` was appended by the daemon below the final line; it is simulated "
+    "above it, where the export puts it"
+)
+NOTE_CLIENT_TEXT: Final = _(
+    "the client address is compared as %(canonical)s (wildcard lines compare the address as text)"
+)
 NOTE_MAILSERVER: Final = _(
     "in mail-server mode a mailbox account may exist for %(address)s; the simulator knows "
     "aliases only"
@@ -413,6 +456,16 @@ class Policy:
     gateway_mode: bool
     _client_rules: CompiledRules = field(compare=False, repr=False)
     _sender_rules: CompiledRules = field(compare=False, repr=False)
+    #: Whether a #host or #number line exists (an address-literal sender is then noted).
+    keywords: bool = False
+    #: effect.dat line numbers of rows declared 社外拠点 (trusted outside sites) and the most
+    #: public addresses one may hold; the self-test expects these sites to relay.
+    outside_sites: frozenset[int] = frozenset()
+    outside_site_limit: int = 256
+    #: The final norelay catch-all when the daemon appended ``<IP> false`` lines below it: those
+    #: are simulated above it (spec §3.1), so it decides only when no other client line does.
+    _terminator: EffectLine | None = field(default=None, compare=False, repr=False)
+    _appended: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
     _senders: dict[str, tuple[_Address, EffectLine | None]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -440,6 +493,15 @@ class Policy:
             cached = self._recipients[text] = _read_recipient(self, text)
         return cached
 
+    def sender_line(self, sender: str) -> EffectLine | None:
+        """The first sender line (domain, address, keyword) matching the MAIL FROM ``sender``."""
+        return self._sender(sender)[1]
+
+    def client_line(self, client_ip: str) -> EffectLine | None:
+        """The client line (IP, network, wildcard, catch-all) that decides for ``client_ip``
+        before sender lines are considered; None when no client line matches."""
+        return self._client_line(client_ip)
+
     def _client_line(self, client_ip: str) -> EffectLine | None:
         """The first client line (IP, network, wildcard, catch-all) matching ``client_ip``."""
         try:
@@ -449,8 +511,31 @@ class Policy:
         if len(self._clients) >= CACHE_LIMIT:
             self._clients.clear()
         # The client-only index holds no "#<>" line, so the null sender adds nothing.
-        line = self._clients[client_ip] = self._client_rules.first_match(client_ip, "<>")
+        try:
+            address = ipaddress.ip_address(client_ip.strip())
+        except ValueError:
+            line = self._client_rules.first_match(client_ip, "<>")
+        else:
+            line = self._client_rules.first_match(str(address), "<>", address)
+        if line is None:
+            line = self._terminator
+        self._clients[client_ip] = line
         return line
+
+
+def canonical_client(client_ip: str) -> str:
+    """The text the daemon is taken to compare wildcard lines with: Python's (RFC 5952, no
+    leading zeros); anything that is not an IP address is kept as written."""
+    address = _client_address(client_ip)
+    return str(address) if address is not None else client_ip
+
+
+@lru_cache(maxsize=4096)
+def _client_address(client_ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(client_ip.strip())
+    except ValueError:
+        return None
 
 
 def _domain_key(domain: str) -> str:
@@ -463,17 +548,56 @@ def compile_policy(
     aliases: Sequence[Alias],
     local_domains: Iterable[str],
     gateway_mode: bool,
+    outside_sites: Iterable[int] = (),
+    outside_site_limit: int = 256,
 ) -> Policy:
-    """Index ``effect``, ``aliases`` (in storage order) and the managed ``local_domains``."""
+    """Index ``effect``, ``aliases`` (in storage order) and the managed ``local_domains``;
+    ``outside_sites`` are the line numbers of declared outside sites."""
     rules = effect.rules
+    terminator, appended = _appended_tail(rules)
+    clients = [
+        line for line in rules if line.pattern_kind in CLIENT_KINDS and line is not terminator
+    ]
     return Policy(
         effect,
         compile_rules(rules),
         AliasIndex.build(aliases),
         frozenset(_domain_key(domain) for domain in local_domains if domain.strip()),
         gateway_mode,
-        compile_rules(line for line in rules if line.pattern_kind in CLIENT_KINDS),
+        compile_rules(clients),
         compile_rules(line for line in rules if line.pattern_kind not in CLIENT_KINDS),
+        keywords=any(line.pattern in ("#host", "#number") for line in rules),
+        outside_sites=frozenset(outside_sites),
+        outside_site_limit=outside_site_limit,
+        _terminator=terminator,
+        _appended=frozenset(line.number for line in appended),
+    )
+
+
+_NORELAY_FAMILY = frozenset({Modifier.NORELAY, Modifier.NORELAY_0, Modifier.NORELAY_2})
+
+
+def _appended_tail(rules: Sequence[EffectLine]) -> tuple[EffectLine | None, list[EffectLine]]:
+    """The final norelay catch-all and the ``<IP> false`` lines below it (spec §3.1), when the
+    rules end that way; else (None, [])."""
+    tail: list[EffectLine] = []
+    index = len(rules) - 1
+    while index >= 0 and _is_appended(rules[index]):
+        tail.append(rules[index])
+        index -= 1
+    if not tail or index < 0:
+        return None, []
+    catch_all = rules[index]
+    if not catch_all.is_catch_all or catch_all.effective not in _NORELAY_FAMILY:
+        return None, []
+    return catch_all, tail[::-1]
+
+
+def _is_appended(line: EffectLine) -> bool:
+    return (
+        line.pattern_kind in (PatternKind.IPV4, PatternKind.IPV6)
+        and line.separator_ok
+        and line.modifier is Modifier.FALSE
     )
 
 
@@ -522,6 +646,16 @@ def _classify(policy: Policy, mailbox: Mailbox, notes: list[Note]) -> _Address:
     match = policy.aliases.lookup(f"{mailbox.local_part}@{domain}") if domain else None
     if match is not None:
         alias = AliasRef.of(match)
+        pattern_local = match.alias.local_part
+        if "*" in pattern_local and len(pattern_local) - 1 == len(mailbox.local_part):
+            notes.append(
+                _note(
+                    "empty-wildcard",
+                    NOTE_EMPTY_WILDCARD,
+                    alias=match.alias.pattern,
+                    address=mailbox.address,
+                )
+            )
         routing: Note | None = None
         chars = mailbox.routing_chars
         if chars:
@@ -556,7 +690,7 @@ def _classify(policy: Policy, mailbox: Mailbox, notes: list[Note]) -> _Address:
 
 def _read_sender(policy: Policy, text: str) -> _Address:
     try:
-        path = parse_path(text, role="mail")
+        path = parse_path(text, role="mail", unqualified=True)
     except PathError as error:
         note = _note("syntax", NOTE_PARSE, reason=error.reason, nested=("reason",))
         return _Address(AddressClass.INVALID, notes=(note,), reply=error.reply)
@@ -564,12 +698,20 @@ def _read_sender(policy: Policy, text: str) -> _Address:
         return _Address(AddressClass.NULL, key="<>")
     if path.kind is PathKind.EMPTY or path.mailbox is None:
         return _Address(AddressClass.EMPTY, key="")
-    return _classify(policy, path.mailbox, _parse_notes(text, path.mailbox, path.source_route))
+    mailbox = path.mailbox
+    notes = _parse_notes(text, mailbox, path.source_route)
+    if not mailbox.domain:
+        # §3.1: accepted, external for the built-in table, matched by #nodomain lines.
+        notes.append(_note("nodomain-sender", NOTE_NODOMAIN_SENDER, sender=mailbox.local_part))
+        return _Address(AddressClass.EXTERNAL, mailbox, mailbox.local_part, "", None, tuple(notes))
+    if mailbox.is_ip_literal and policy.keywords:
+        notes.append(_note("literal-keyword", NOTE_LITERAL_KEYWORD, domain=mailbox.domain))
+    return _classify(policy, mailbox, notes)
 
 
 def _read_recipient(policy: Policy, text: str) -> _Address:
     try:
-        path = parse_path(text, role="rcpt")
+        path = parse_path(text, role="rcpt", unqualified=True)
     except PathError as error:
         note = _note("syntax", NOTE_PARSE, reason=error.reason, nested=("reason",))
         return _Address(AddressClass.INVALID, notes=(note,), reply=error.reply)
@@ -577,8 +719,11 @@ def _read_recipient(policy: Policy, text: str) -> _Address:
     if mailbox is None:  # parse_path gives a mailbox for every recipient; be defensive
         return _Address(AddressClass.INVALID, reply=REPLY_RCPT)
     if not mailbox.domain:
-        note = _note("postmaster", NOTE_POSTMASTER)
-        return _Address(AddressClass.LOCAL_EXISTING, mailbox, "postmaster", notes=(note,))
+        if mailbox.local_part.lower() == "postmaster":
+            note = _note("postmaster", NOTE_POSTMASTER)
+            return _Address(AddressClass.LOCAL_EXISTING, mailbox, "postmaster", notes=(note,))
+        note = _note("nodomain-recipient", NOTE_NODOMAIN_RECIPIENT, rcpt=mailbox.local_part)
+        return _Address(AddressClass.LOCAL_UNKNOWN, mailbox, mailbox.local_part, notes=(note,))
     address = _classify(policy, mailbox, _parse_notes(text, mailbox, path.source_route))
     if address.cls is AddressClass.LOCAL_UNKNOWN:
         extra: list[Note] = []
@@ -646,6 +791,12 @@ def evaluate_session(policy: Policy, session: Session) -> SessionResult:
     notes = list(sender.notes)
     if not _is_ip(session.client_ip):
         notes.append(_note("client-ip", NOTE_BAD_CLIENT, client=session.client_ip))
+    elif canonical_client(session.client_ip) != session.client_ip:
+        notes.append(
+            _note("client-text", NOTE_CLIENT_TEXT, canonical=canonical_client(session.client_ip))
+        )
+    if line is not None and line.number in policy._appended:
+        notes.append(_note("appended", NOTE_APPENDED, line=line.number, text=line.text))
     notes.extend(_rule_notes(line, modifier))
     refused = modifier is Modifier.FALSE
     mail = MailResult(

@@ -170,13 +170,17 @@ class _Invalid(Exception):
         self.reason = reason
 
 
-def parse_path(text: str, *, role: Literal["mail", "rcpt"]) -> ParsedPath:
+def parse_path(
+    text: str, *, role: Literal["mail", "rcpt"], unqualified: bool = False
+) -> ParsedPath:
     """Parse a MAIL FROM (``role="mail"``) or RCPT TO (``role="rcpt"``) path strictly.
 
-    Raises :class:`PathError` with a 501 reply for anything the gateway must refuse.
+    Raises :class:`PathError` with a 501 reply for anything the gateway must refuse. With
+    ``unqualified``, an unquoted mailbox without a domain (``<spamtest>``, ``<host!user>``) is
+    returned with ``domain == ""`` instead (the simulator's reading of spec §3.1).
     """
     try:
-        return _parse(text, role)
+        return _parse(text, role, unqualified)
     except _Invalid as exc:
         raise PathError(exc.reason, REPLY_MAIL if role == "mail" else REPLY_RCPT) from None
 
@@ -184,7 +188,7 @@ def parse_path(text: str, *, role: Literal["mail", "rcpt"]) -> ParsedPath:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _parse(text: str, role: Literal["mail", "rcpt"]) -> ParsedPath:
+def _parse(text: str, role: Literal["mail", "rcpt"], unqualified: bool = False) -> ParsedPath:
     stripped = text.strip(" \t")
     if not stripped.isascii():
         raise _Invalid(NON_ASCII)
@@ -204,7 +208,7 @@ def _parse(text: str, role: Literal["mail", "rcpt"]) -> ParsedPath:
     route, rest = _split_route(inner)
     if role == "rcpt" and not route and rest.lower() == "postmaster":
         return ParsedPath(PathKind.MAILBOX, Mailbox("postmaster", ""), original=text)
-    return ParsedPath(PathKind.MAILBOX, _parse_mailbox(rest), route, text)
+    return ParsedPath(PathKind.MAILBOX, _parse_mailbox(rest, unqualified), route, text)
 
 
 def _unbracket(text: str) -> str:
@@ -253,7 +257,7 @@ def _split_route(inner: str) -> tuple[tuple[str, ...], str]:
     return route, inner[colon + 1 :]
 
 
-def _parse_mailbox(text: str) -> Mailbox:
+def _parse_mailbox(text: str, unqualified: bool = False) -> Mailbox:
     if text.startswith('"'):
         local, end = _read_quoted(text)
         if end > MAX_LOCAL_PART:
@@ -270,6 +274,8 @@ def _parse_mailbox(text: str) -> Mailbox:
     if len(local) > MAX_LOCAL_PART:
         raise _Invalid(LOCAL_TOO_LONG)
     if not at:
+        if unqualified:
+            return Mailbox(local, "")
         raise _Invalid(UNQUALIFIED_BANG if "!" in local else UNQUALIFIED)
     return Mailbox(local, _parse_domain(domain))
 

@@ -31,7 +31,9 @@ NULL_SENDER        ``#<>``                         the null sender ``MAIL FROM:<
 BLANK_SENDER       ``#blank``                      an empty ``MAIL FROM:``
 KEYWORD            ``#number`` ``#nodomain``       sender domain of digits and dots only /
                    ``#host``                       sender without a domain / a domain
-                                                   without a dot
+                                                   without a dot; an address literal
+                                                   (``[192.0.2.1]``) counts as both
+                                                   ``#number`` and ``#host`` (spec §3.1)
 =================  ==============================  =========================================
 
 Keywords are recognised in lower case only, as the vendor writes them.
@@ -495,6 +497,10 @@ def _keyword_matches(keyword: str, domain: str | None) -> bool:
         return not domain
     if not domain:
         return False
+    if domain.startswith("["):
+        # An address literal is both "without a dot" and "all digits" (spec §3.1: the reading
+        # under which the line matches more senders).
+        return True
     if keyword == "#number":
         return _is_number_domain(domain)
     return "." not in domain  # "#host"
@@ -614,14 +620,18 @@ class CompiledRules:
         }
         self._globs = tuple(globs)
 
-    def first_match(self, client_ip: str, sender: str | None) -> EffectLine | None:
-        """The deciding line for a session (same sender convention as :func:`line_matches`)."""
+    def first_match(
+        self, client_ip: str, sender: str | None, address: IPAddress | None = None
+    ) -> EffectLine | None:
+        """The deciding line for a session (same sender convention as :func:`line_matches`);
+        ``address`` is ``client_ip`` already parsed, when the caller has it."""
         best: EffectLine | None = None
         for length in self._prefix_lengths:
             if length > len(client_ip):
                 break
             best = _earlier(best, self._prefixes.get(client_ip[:length]))
-        address = _client_address(client_ip)
+        if address is None:
+            address = _client_address(client_ip)
         if address is not None:
             value = int(address)
             for mask, table in self._networks[address.version]:

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from controlcenter.findings import Finding, Level
 from controlcenter.models import ServerSettings
-from relaypolicy.effectfile import LineKind, parse_line
+from relaypolicy.effectfile import LineKind, PatternKind, format_rule, parse_line
 from relaypolicy.models import TerminatorChoice
 from relaypolicy.services import RelayReport
 from relaypolicy.table import (
@@ -22,7 +22,9 @@ from relaypolicy.table import (
     Table,
     line_control_character,
 )
-from relaypolicy.validation import MAX_LINE_BYTES
+from relaypolicy.validation import MAX_LINE_BYTES, intended_modifier
+
+_SITE_KINDS = frozenset({PatternKind.IPV4, PatternKind.CIDR, PatternKind.IPV6})
 
 MODIFIER_CHOICES = [
     ("default", _("default: the built-in table (local senders may relay, others only deliver)")),
@@ -67,6 +69,13 @@ class RuleRowForm(forms.Form):
     comment = forms.CharField(
         label=_("Comment"), required=False, max_length=MAX_LINE_BYTES - 1, strip=False
     )
+    outside_site = forms.BooleanField(label=_("Outside site"), required=False)
+    site_note = forms.CharField(
+        label=_("Outside site note"),
+        required=False,
+        max_length=255,
+        widget=forms.TextInput(attrs={"placeholder": _("e.g. Osaka branch, fixed IP from ISP")}),
+    )
     text = forms.CharField(
         required=False, strip=False, max_length=MAX_TEXT, widget=forms.HiddenInput
     )
@@ -106,11 +115,16 @@ class RuleRowForm(forms.Form):
             )
         return text
 
+    def clean_site_note(self) -> str:
+        return _one_line(self.cleaned_data["site_note"].strip())
+
     def clean(self) -> dict[str, Any] | None:
         data = super().clean() or {}
         kind, text = data.get("kind"), data.get("text", "")
         if kind == RowKind.RULE and not data.get("pattern") and data.get("comment"):
             self.add_error("pattern", ValidationError(_("Enter a pattern."), code="required"))
+        if data.get("outside_site"):
+            self._clean_outside_site(data)
         if "text" in data and not _text_fits(kind, text):
             raise ValidationError(
                 _("This row was changed outside the editor; reload the page."), code="tampered"
@@ -136,6 +150,52 @@ class RuleRowForm(forms.Form):
             )
         return data
 
+    def _clean_outside_site(self, data: dict[str, Any]) -> None:
+        pattern = data.get("pattern", "")
+        if data.get("kind") != RowKind.RULE or (
+            pattern and parse_line(pattern).pattern_kind not in _SITE_KINDS
+        ):
+            self.add_error(
+                "outside_site",
+                ValidationError(
+                    _(
+                        "Only an IP address or network (203.0.113.8, 203.0.113.8/29, "
+                        "2001:db8:1::/48) can be an outside site."
+                    ),
+                    code="site_pattern",
+                ),
+            )
+        if not data.get("site_note"):
+            self.add_error(
+                "site_note",
+                ValidationError(
+                    _("Say which site this is (for example: Osaka branch, fixed IP from ISP)."),
+                    code="required",
+                ),
+            )
+
+    @property
+    def daemon_view(self) -> dict[str, str] | None:
+        """For a row whose line the daemon reads differently from what is written (unknown
+        modifier, two spaces, a TAB): the line, what the daemon applies, and the fix."""
+        text = (
+            self.initial.get("text", "")
+            if not self.is_bound
+            else self.data.get(self.add_prefix("text"), "")
+        )
+        if not text or _LINE_BREAKS.search(str(text)):
+            return None
+        line = parse_line(str(text))
+        if line.kind is not LineKind.RULE or (line.separator_ok and line.modifier is not None):
+            return None
+        intended = intended_modifier(line)
+        return {
+            "written": line.text,
+            "applied": line.effective.value,
+            "fix": intended.value if intended is not None else "",
+            "fixed": format_rule(line.pattern, intended) if intended is not None else "",
+        }
+
     @property
     def is_empty_rule(self) -> bool:
         data = self.cleaned_data
@@ -157,6 +217,8 @@ class RuleRowForm(forms.Form):
             modifier=data["modifier"],
             comment=data["comment"],
             text=_kept_text(data["text"], data["pattern"], data["modifier"]),
+            outside_site=bool(data.get("outside_site")),
+            site_note=data.get("site_note", "") if data.get("outside_site") else "",
         )
 
 
@@ -205,12 +267,35 @@ def _kept_text(text: str, pattern: str, modifier: str) -> str:
     )
 
 
+_ROW_PREFIX = re.compile(r"form-\d{1,5}")
+
+
+def fix_row_data(data: Any, prefix: str) -> Any:
+    """A copy of the posted table where row ``prefix`` (``form-3``) is written the way the
+    daemon reads it as meant: one space, the modifier it most likely meant (the one-click fix
+    for an unknown or ignored modifier). Anything else is returned unchanged."""
+    data = data.copy()
+    if _ROW_PREFIX.fullmatch(prefix) is None:
+        return data
+    text = str(data.get(f"{prefix}-text", ""))
+    if not text or _LINE_BREAKS.search(text):
+        return data
+    line = parse_line(text)
+    intended = intended_modifier(line)
+    if line.kind is not LineKind.RULE or intended is None:
+        return data
+    data[f"{prefix}-text"] = ""
+    data[f"{prefix}-pattern"] = line.pattern
+    data[f"{prefix}-modifier"] = intended.value
+    return data
+
+
 RuleRowFormSet = forms.formset_factory(
     RuleRowForm, extra=1, can_order=True, can_delete=True, max_num=5000, validate_max=True
 )
 
 
-def row_initial(row: Row) -> dict[str, str]:
+def row_initial(row: Row) -> dict[str, Any]:
     comment = row.text[1:] if row.kind is RowKind.COMMENT and row.text.startswith("'") else ""
     return {
         "kind": row.kind.value,
@@ -218,6 +303,8 @@ def row_initial(row: Row) -> dict[str, str]:
         "modifier": row.modifier,
         "comment": row.comment if row.kind is RowKind.RULE else comment,
         "text": row.text,
+        "outside_site": row.outside_site,
+        "site_note": row.site_note,
     }
 
 

@@ -75,6 +75,15 @@ class RelayRule(models.Model):
     pattern = models.CharField(_("pattern"), max_length=255, blank=True)
     modifier = models.CharField(_("modifier"), max_length=32, blank=True)
     comment = models.CharField(_("comment"), max_length=255, blank=True)
+    outside_site = models.BooleanField(
+        _("outside site"),
+        default=False,
+        help_text=_(
+            "A branch office or data centre with a fixed global address that may relay "
+            "(社外拠点). Its public addresses are listed on the dashboard."
+        ),
+    )
+    outside_site_note = models.CharField(_("outside site note"), max_length=255, blank=True)
     text = models.CharField(
         _("line as written"),
         max_length=1024,
@@ -91,4 +100,12 @@ class RelayRule(models.Model):
         return " / ".join(self.as_row().lines())
 
     def as_row(self) -> Row:
-        return Row(RowKind(self.kind), self.pattern, self.modifier, self.comment, self.text)
+        return Row(
+            RowKind(self.kind),
+            self.pattern,
+            self.modifier,
+            self.comment,
+            self.text,
+            outside_site=self.outside_site,
+            site_note=self.outside_site_note,
+        )

@@ -4,6 +4,7 @@ import base64
 import binascii
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -11,6 +12,8 @@ from django.core import signing
 from django.db import connection, transaction
 from django.db.models import F, Max
 
+from aliases import aliasfile
+from aliases.models import Alias as AliasModel
 from controlcenter.audit import AuditAction, audit_relay_table
 from controlcenter.findings import (
     Finding,
@@ -33,6 +36,7 @@ from relaypolicy.table import (
     RowKind,
     Table,
     clean_effect_text,
+    outside_site_lines,
     read_effect_bytes,
     render_table,
     sanitize_table,
@@ -169,6 +173,16 @@ def _read_table() -> Table:
     )
 
 
+def stored_aliases() -> list[aliasfile.Alias]:
+    """The stored aliases in storage order, as the pure core reads them."""
+    return [
+        aliasfile.Alias(pattern, target, option)
+        for pattern, target, option in AliasModel.objects.order_by("position").values_list(
+            "pattern", "target", "option"
+        )
+    ]
+
+
 def _policy_for_share() -> RelayPolicy:
     if connection.vendor == "postgresql":
         # FOR SHARE: readers do not queue behind each other, only behind (and before) a save.
@@ -177,8 +191,14 @@ def _policy_for_share() -> RelayPolicy:
     return RelayPolicy.objects.select_for_update().get(pk=1)
 
 
-def relay_check(table: Table | None = None, *, server: ServerSettings | None = None) -> RelayReport:
-    """Render ``table`` (default: the stored one) and validate it for the server's mode.
+def relay_check(
+    table: Table | None = None,
+    *,
+    server: ServerSettings | None = None,
+    aliases: Sequence[aliasfile.Alias] | None = None,
+) -> RelayReport:
+    """Render ``table`` (default: the stored one) and validate it for the server's mode, the
+    stored aliases (``default`` relays forged local senders) and the declared outside sites.
 
     Every stored string is checked too (control characters, column sizes), so a table that
     could not be written, or written differently on SQLite and PostgreSQL, has errors.
@@ -189,7 +209,13 @@ def relay_check(table: Table | None = None, *, server: ServerSettings | None = N
     rendered = render_table(safe)
     findings = [
         *table_field_findings(table, rendered),
-        *validate_rules(rendered.effect, gateway_mode=server.is_gateway),
+        *validate_rules(
+            rendered.effect,
+            gateway_mode=server.is_gateway,
+            aliases=stored_aliases() if aliases is None else aliases,
+            outside_sites=outside_site_lines(safe, rendered),
+            outside_site_limit=server.outside_site_limit,
+        ),
     ]
     return RelayReport(table, rendered, sort_findings(findings))
 
@@ -294,10 +320,17 @@ def relay_import_preview(*, data: bytes = b"", text: str | None = None) -> Impor
     effect = parse_effect(text)
     table, table_findings = table_from_effect(effect)
     server = ServerSettings.load()
-    file_findings = validate_rules(effect, gateway_mode=server.is_gateway)
+    file_findings = validate_rules(
+        effect,
+        gateway_mode=server.is_gateway,
+        aliases=stored_aliases(),
+        outside_site_limit=server.outside_site_limit,
+    )
     # A control character is shown as its picture, which is not ASCII: say what it is, once.
     shown = {f.line for f in read_findings if f.code in _UNREADABLE}
-    file_findings = [f for f in file_findings if not (f.code == "relay.E010" and f.line in shown)]
+    file_findings = [
+        f for f in file_findings if not (f.code in ("relay.E010", "relay.E021") and f.line in shown)
+    ]
     return ImportReport(
         relay_check(table, server=server),
         sort_findings([*read_findings, *table_findings, *file_findings]),
@@ -397,6 +430,8 @@ def _store_table(table: Table, user: AbstractBaseUser | AnonymousUser | None) ->
             modifier=row.modifier,
             comment=row.comment,
             text=row.text,
+            outside_site=row.outside_site,
+            outside_site_note=row.site_note,
         )
         for position, row in enumerate(table.rows, start=1)
     )

@@ -63,6 +63,10 @@ class Row:
     modifier: str = ""
     comment: str = ""
     text: str = ""
+    #: Declared 社外拠点 (a trusted outside site with a fixed global address) and why. Kept by
+    #: the control center only: effect.dat has no place for it.
+    outside_site: bool = False
+    site_note: str = ""
 
     def lines(self) -> list[str]:
         """The effect.dat lines of this row (a commented rule takes two)."""
@@ -137,6 +141,20 @@ def render_table(table: Table, *, banner: str = BANNER, newline: str = "\n") -> 
         final_newline=True,
     )
     return RenderedTable(tuple(lines), tuple(owners), parsed)
+
+
+def outside_site_lines(table: Table, rendered: RenderedTable) -> frozenset[int]:
+    """The effect.dat line numbers of the rule lines of rows declared outside sites."""
+    declared = {index for index, row in enumerate(table.rows) if row.outside_site}
+    if not declared:
+        return frozenset()
+    return frozenset(
+        number
+        for number, owner in enumerate(rendered.owners, start=1)
+        if owner.part is Part.ROW
+        and owner.index in declared
+        and rendered.effect.lines[number - 1].kind is LineKind.RULE
+    )
 
 
 def table_from_effect(effect: EffectFile) -> tuple[Table, list[Finding]]:

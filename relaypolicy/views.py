@@ -26,6 +26,7 @@ from relaypolicy.forms import (
     RelayRestrictionForm,
     RelayTableForm,
     SimulationForm,
+    fix_row_data,
 )
 
 RELAY_CRUMBS = (
@@ -100,6 +101,8 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
         return self.show(form)
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        if "fix" in request.POST:
+            return self.fix(str(request.POST["fix"]))
         form = RelayTableForm(request.POST)
         if not form.is_valid():
             return self.show(form, status=200)
@@ -131,6 +134,16 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
                 % {"count": len(warnings)},
             )
         return HttpResponseRedirect(reverse("relaypolicy:machine-relay"))
+
+    def fix(self, prefix: str) -> HttpResponse:
+        """Rewrite one row as the daemon will read it as meant; nothing is saved yet."""
+        form = RelayTableForm(fix_row_data(self.request.POST, prefix))
+        if form.is_valid():
+            form.attach(services.relay_check(form.table()), block=False)
+            messages.info(
+                self.request, _("The row was rewritten with one space; press Set to save it.")
+            )
+        return self.show(form)
 
     def show(self, form: RelayTableForm, status: int = 200) -> HttpResponse:
         context = self.get_context_data(

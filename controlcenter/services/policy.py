@@ -6,34 +6,68 @@ import dataclasses
 import ipaddress
 from typing import Any
 
-from aliases import aliasfile
-from aliases.models import Alias, LocalDomain
+from aliases.models import LocalDomain
 from aliases.services import alias_check
 from controlcenter.findings import Finding, sort_findings
 from controlcenter.models import ServerSettings
 from controlcenter.selftest import SelftestReport, run_selftest, selftest_findings
 from controlcenter.services.settings import server_settings_findings
 from controlcenter.simulation import Policy, compile_policy
+from relaypolicy.addrspace import analyse, space_text
 from relaypolicy.effectfile import EffectFile, Modifier, PatternKind
-from relaypolicy.services import relay_check, relay_table
-from relaypolicy.table import render_table
+from relaypolicy.services import relay_check, relay_table, stored_aliases
+from relaypolicy.table import outside_site_lines, render_table
+
+#: Lint errors that mean an outside host can relay today; トップ turns red on them as on a
+#: failing self-test probe (which finds the same holes by simulation).
+OPEN_RELAY_CODES = frozenset(
+    {
+        "relay.E011",
+        "relay.E012",
+        "relay.E015",
+        "relay.E016",
+        "relay.E017",
+        "relay.E018",
+        "relay.E020",
+    }
+)
 
 
 def policy_compile() -> Policy:
     """The stored rules, aliases and domains compiled for the simulator, as exported."""
     server = ServerSettings.load()
-    entries = [
-        aliasfile.Alias(pattern, target, option)
-        for pattern, target, option in Alias.objects.order_by("position").values_list(
-            "pattern", "target", "option"
-        )
-    ]
+    table = relay_table()
+    rendered = render_table(table)
     return compile_policy(
-        effect=render_table(relay_table()).effect,
-        aliases=entries,
+        effect=rendered.effect,
+        aliases=stored_aliases(),
         local_domains=LocalDomain.objects.values_list("name", flat=True),
         gateway_mode=server.is_gateway,
+        outside_sites=outside_site_lines(table, rendered),
+        outside_site_limit=server.outside_site_limit,
     )
+
+
+def outside_site_summary(policy: Policy) -> dict[str, Any]:
+    """The public addresses declared outside sites let relay: what トップ lists."""
+    reaches = analyse(policy.effect.rules).by_number()
+    sites = []
+    for number in sorted(policy.outside_sites):
+        reach = reaches.get(number)
+        line = policy.effect.lines[number - 1]
+        relays = line.effective in (Modifier.TRUE, Modifier.ONLY, Modifier.DEFAULT)
+        count = reach.public.size() if reach is not None else 0
+        if reach is None or not relays or not count or count > policy.outside_site_limit:
+            continue
+        sites.append(
+            {
+                "line": number,
+                "text": line.text,
+                "count": reach.public.size(),
+                "ranges": space_text(reach.public, limit=reach.public.size()),
+            }
+        )
+    return {"sites": sites, "count": sum(site["count"] for site in sites)}
 
 
 def lan_probe_ip(effect: EffectFile) -> str | None:

@@ -69,3 +69,9 @@ def add_class(field: BoundField, css: str) -> str:
 def note_text(note: Note) -> str:
     """A simulator note in the user's language."""
     return note.render(gettext)
+
+
+@register.filter
+def visible_whitespace(text: str) -> str:
+    """``text`` with every space shown as ␣ and every TAB as ⇥, so two spaces can be seen."""
+    return str(text).replace(" ", "␣").replace("\t", "⇥")

@@ -247,11 +247,12 @@ EXAMPLE = [
         ("Sales@EXAMPLE.co.jp", (0, "team@inner.example.co.jp", "")),
         ("2009tanaka@example.co.jp", (1, "2009tanaka@inner.example.co.jp", "0")),
         ("2009Tanaka@example.co.jp", (1, "2009Tanaka@inner.example.co.jp", "0")),
-        ("2009@example.co.jp", (5, "2009@inner.example.co.jp", "")),
+        ("2009@example.co.jp", (1, "2009@inner.example.co.jp", "0")),
         ("tokyo-sales@example.co.jp", (2, "tokyo-team@inner.example.co.jp", "")),
-        ("-sales@example.co.jp", (5, "-sales@inner.example.co.jp", "")),
+        ("-sales@example.co.jp", (2, "-team@inner.example.co.jp", "")),
         ("abc-x-jp@example.co.jp", (3, "abc@inner.example.co.jp", "")),
-        ("abc--jp@example.co.jp", (5, "abc--jp@inner.example.co.jp", "")),
+        ("abc--jp@example.co.jp", (3, "abc@inner.example.co.jp", "")),
+        ("abc-jp@example.co.jp", (5, "abc-jp@inner.example.co.jp", "")),
         ("Taro@a.jp", (4, "Taro@b.jp", "")),
         ("taro@A.JP", (4, "taro@b.jp", "")),
         ("user%evil.example@a.jp", (4, "user%evil.example@b.jp", "")),
@@ -307,7 +308,7 @@ def test_lookup_ignores_malformed_patterns():
         (["2009*@d.jp", "2009a@d.jp"], 1, 0),
         (["*-sales@d.jp", "*-tokyo-sales@d.jp"], 1, 0),
         (["*@d.jp", "2009*@d.jp"], 1, 0),
-        (["2009*@d.jp", "2009@d.jp"], 1, None),
+        (["2009*@d.jp", "2009@d.jp"], 1, 0),
         (["2009*@d.jp", "2008*@d.jp"], 1, None),
         (["2009*@d.jp", "*@d.jp"], 1, None),
         (["*@e.jp", "boss@d.jp"], 1, None),
@@ -361,7 +362,7 @@ def naive_lookup(aliases, address):
             continue
         if "*" in pattern_local:
             prefix, _, suffix = pattern_local.partition("*")
-            regex = re.escape(prefix) + "(.+)" + re.escape(suffix)
+            regex = re.escape(prefix) + "(.*)" + re.escape(suffix)
             found = re.fullmatch(regex, local, re.IGNORECASE | re.ASCII | re.DOTALL)
             if found:
                 return position, alias.target.replace("*", found.group(1))
@@ -937,6 +938,20 @@ def test_render_csv_table_neutralises_every_cell_and_ends_lines_with_crlf():
     assert render_csv_table(rows) == (
         'line,message\r\n3,\'=HYPERLINK(x)\r\n,"\'-1, ""quoted"""\r\n'
     )
+
+
+def test_partial_wildcard_star_matches_zero_characters() -> None:
+    from aliases.aliasfile import AliasIndex
+
+    index = AliasIndex.build([Alias("2009*@domain.jp", "2009*@inner.domain.jp")])
+    match = index.lookup("2009@domain.jp")
+
+    assert match is not None
+    assert match.target == "2009@inner.domain.jp"
+    assert index.lookup("*-sales@domain.jp") is None
+    suffix = AliasIndex.build([Alias("*-sales@domain.jp", "sales@inner.domain.jp")])
+    assert suffix.lookup("-sales@domain.jp") is not None
+    assert Alias("2009*@domain.jp", "x@y.jp").rewrite("2009@domain.jp") == "x@y.jp"
 
 
 # --- CSV: streaming, bounded findings, mixed encodings --------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from relaypolicy.models import RelayRule
@@ -54,3 +55,53 @@ def test_add_a_lan_rule_see_the_open_relay_error_reorder_save_and_read_the_text(
         "#<> default\n#blank false\n192.168.3.10 default\n'LAN\n192.168.1.0/24 default\n"
         "192.168.2.0/24 default\n*.*.*.* norelay\n"
     )
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_half_the_internet_on_default_is_an_error_on_its_row_blocks_publishing_and_turns_top_red(
+    login: Callable[..., Any], tmp_path: Any, settings: Any, width: int
+) -> None:
+    from aliases.models import Alias, LocalDomain
+    from controlcenter.models import Export
+    from relaypolicy import services
+
+    settings.CC_EXPORT_DIR = tmp_path / "export"
+    domain = LocalDomain.objects.create(name="example.co.jp")
+    Alias.objects.create(
+        position=1, pattern="yamada@example.co.jp", key="yamada@example.co.jp",
+        target="yamada@inner.example.co.jp", domain=domain,
+    )  # fmt: skip
+    page = login()
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto("/relay/machines/")
+    rows = page.locator("#rule-table tbody[data-row]")
+    rows.nth(0).locator("input[name$='-pattern']").fill("192.168.1.0/24")
+    page.locator("#add-row").click()
+    rows.nth(1).locator("input[name$='-pattern']").fill("0.0.0.0/1")
+    rows.nth(1).locator("select[name$='-modifier']").select_option("default")
+    page.get_by_role("button", name="設定").click()
+
+    error = rows.nth(1).locator("[data-code='relay.E016']")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("0.0.0.0/1 default")
+    expect(rows.nth(0).locator("[data-code='relay.E016']")).to_have_count(0)
+    assert RelayRule.objects.count() == 0
+
+    # The same line in the file the server runs today (imported as it is): publishing refuses.
+    services.relay_rules_import(
+        data=b"#<> default\n#blank false\n192.168.1.0/24 default\n0.0.0.0/1 default\n"
+        b"*.*.*.* norelay\n",
+        replace=True,
+    )
+    page.goto("/system/publish/")
+    expect(page.get_by_test_id("blocked")).to_be_visible()
+    expect(page.get_by_test_id("selftest")).to_have_attribute("data-passed", "no")
+    button = page.get_by_test_id("publish-button")
+    if button.count():
+        expect(button).to_be_disabled()
+    assert Export.objects.count() == 0
+
+    page.goto("/")
+    status = page.get_by_test_id("relay-status")
+    expect(status).to_have_attribute("data-status", "open")
+    expect(status).to_contain_text("0.0.0.0/1")

@@ -45,6 +45,17 @@ def test_has_errors_looks_at_levels_only() -> None:
     )
 
 
+def test_policy_risk_codes_are_errors_about_the_policy_not_the_input() -> None:
+    from controlcenter.findings import POLICY_RISK_CODES, is_policy_risk
+
+    assert {"relay.E013", "relay.E016", "relay.E019", "relay.E018", "alias.E006"} <= (
+        POLICY_RISK_CODES
+    )
+    assert is_policy_risk(make(Level.ERROR, "relay.E016", "open"))
+    assert not is_policy_risk(make(Level.ERROR, "relay.E001", "malformed"))
+    assert not is_policy_risk(make(Level.WARNING, "relay.E016", "not an error"))
+
+
 def test_policy_risks_are_the_open_relay_and_licence_errors() -> None:
     from controlcenter.findings import POLICY_RISK_CODES, blocking_errors, is_policy_risk
 

@@ -422,3 +422,58 @@ def test_self_test_on_many_aliases_stays_small() -> None:
     senders = [r.probe.sender for r in report.results]
     assert senders.count(SenderKind.ALIAS) == 3
     assert len(report.results) == 8
+
+
+# --- address probes derived from the rules' address space ---------------------------------------
+
+
+def test_address_probes_sample_every_rule_and_public_space_outside_all() -> None:
+    report = run_selftest(make_policy(HARDENED))
+    by_line: dict[int | None, list[str]] = {}
+    for probe in report.addresses:
+        by_line.setdefault(probe.sampled_from, []).append(probe.address)
+
+    assert by_line[3][:4] == ["192.168.1.0", "192.168.1.255", "192.168.0.255", "192.168.2.0"]
+    assert by_line[None][:3] == ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"]
+    assert 4 in by_line
+    assert report.passed
+    assert [item.line for item in report.coverage] == [3, 4, None]
+    assert report.coverage[0].ranges == "192.168.1.0/24"
+    assert report.public_probe_count > 0
+    assert report.as_dict()["address_probes"] == len(report.addresses)
+
+
+def test_half_the_internet_on_default_is_found_from_a_sampled_public_address() -> None:
+    policy = make_policy("#<> default\n#blank false\n0.0.0.0/1 default\n*.*.*.* norelay\n")
+    report = run_selftest(policy)
+
+    failing = [probe for probe in report.address_failures if probe.line == 3]
+    assert failing
+    assert failing[0].public
+    assert ("error", "selftest.E001", 3) in [
+        (lvl, code, line) for lvl, code, line, _o in summary(policy)
+    ]
+
+
+def test_a_declared_outside_site_within_the_limit_is_expected_to_relay() -> None:
+    effect = "#<> default\n#blank false\n8.8.8.0/30 true\n*.*.*.* norelay\n"
+    declared = compile_policy(
+        effect=parse_effect(effect),
+        aliases=(WILDCARD,),
+        local_domains=(DOMAIN,),
+        gateway_mode=True,
+        outside_sites={3},
+    )
+
+    assert run_selftest(declared).passed
+    assert all(probe.declared for probe in run_selftest(declared).addresses if probe.line == 3)
+    assert not run_selftest(make_policy(effect)).passed
+
+
+def test_address_probes_are_deterministic() -> None:
+    policy = make_policy(
+        "#<> default\n#blank false\n10.0.0.0/8 default\n1* norelay\n*.*.*.* norelay\n"
+    )
+
+    first = [probe.address for probe in run_selftest(policy).addresses]
+    assert first == [probe.address for probe in run_selftest(policy).addresses]

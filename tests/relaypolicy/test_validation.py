@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aliases.aliasfile import Alias
 from controlcenter.findings import Finding, Level
 from relaypolicy import effectfile, validation
 from relaypolicy.effectfile import EffectFile, decode_effect, parse_effect, render_lines
@@ -41,7 +42,7 @@ def only_finding(effect: EffectFile, code: str) -> Finding:
         (
             "odd",
             [
-                ("relay.W002", 3),
+                ("relay.E023", 3),
                 ("relay.W002", 4),
                 ("relay.W003", 5),
                 ("relay.E001", 6),
@@ -101,8 +102,9 @@ def test_every_code_in_the_sources_is_in_the_docstring_table():
     used |= set(re.findall(r'"(relay\.[EWI]\d{3})"', inspect.getsource(effectfile)))
     documented = set(re.findall(r"^(relay\.[EWI]\d{3}) ", validation.__doc__ or "", re.M))
 
-    assert used == documented
-    assert len(documented) == 36
+    retired = {"relay.W008"}
+    assert used == documented - retired
+    assert len(documented) == 48
 
 
 # --- unparsable lines -------------------------------------------------------------------------
@@ -185,27 +187,82 @@ def test_non_ascii_is_an_error_in_rules_and_info_in_comments(line, expected):
 
 
 def test_unknown_modifier_behaves_like_default():
-    effect = make_effect("192.168.1.0/24 flase")
+    effect = make_effect("192.168.1.0/24 bogus")
 
     assert codes(effect) == [("relay.W001", 3)]
     assert only_finding(effect, "relay.W001").render() == (
-        "'flase' is not a modifier E-Post knows; the daemon silently treats this line as 'default'."
+        "'bogus' is not a modifier E-Post knows; the daemon silently treats this line as 'default'."
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "expected", "intended"),
+    [
+        ("192.168.1.0/24 flase", [("relay.E022", 3)], "false"),
+        ("192.168.1.0/24 norelay,3", [("relay.E022", 3)], "norelay"),
+        ("192.168.1.0/24 norelay2", [("relay.E022", 3)], "norelay"),
+        ("192.168.1.0/24 ture", [("relay.W001", 3)], None),
+        ("192.168.1.0/24 defualt", [("relay.W001", 3)], None),
+    ],
+)
+def test_unknown_modifier_weaker_than_meant_is_an_error(line, expected, intended):
+    effect = make_effect(line)
+
+    assert codes(effect) == expected
+    if intended is not None:
+        finding = only_finding(effect, "relay.E022")
+        assert finding.level is Level.ERROR
+        assert finding.render_hint() == f"Write 192.168.1.0/24 {intended}"
+
+
+@pytest.mark.parametrize("separator", ["  ", "\t", " \t"])
+@pytest.mark.parametrize("modifier", ["false", "norelay", "norelay,0", "NORELAY,2"])
+def test_ignored_modifier_weaker_than_written_is_an_error(separator, modifier):
+    effect = make_effect(f"192.168.1.0/24{separator}{modifier}")
+    finding = only_finding(effect, "relay.E023")
+
+    assert [code for code, _line in codes(effect)] == ["relay.E023"]
+    assert finding.render() == (
+        f"'192.168.1.0/24{separator}{modifier}' is written with '{modifier}', but more than one "
+        "space or a TAB separates it from the pattern: the daemon ignores it and applies "
+        "'default', which is weaker. Matching clients are not restricted as written."
     )
 
 
 @pytest.mark.parametrize("separator", ["  ", "\t", " \t"])
-def test_two_spaces_or_tab_before_modifier_make_it_ignored(separator):
-    effect = make_effect(f"192.168.1.0/24{separator}false")
+def test_ignored_modifier_not_weaker_is_a_warning(separator):
+    effect = make_effect(f"192.168.1.0/24{separator}true")
     finding = only_finding(effect, "relay.W002")
 
     assert codes(effect) == [("relay.W002", 3)]
     assert finding.render() == (
-        f"'192.168.1.0/24{separator}false' has more than one space or a TAB before 'false', so "
-        "the daemon ignores 'false' and applies 'default' to matching sessions."
+        f"'192.168.1.0/24{separator}true' has more than one space or a TAB before 'true', so "
+        "the daemon ignores 'true' and applies 'default' to matching sessions."
     )
     assert finding.render_hint() == (
-        "Separate pattern and modifier with exactly one space: 192.168.1.0/24 false"
+        "Separate pattern and modifier with exactly one space: 192.168.1.0/24 true"
     )
+
+
+def test_ignored_default_says_nothing_changes():
+    finding = only_finding(make_effect("192.168.1.0/24  default"), "relay.W002")
+
+    assert finding.render() == (
+        "'192.168.1.0/24  default' has more than one space or a TAB before 'default': the daemon "
+        "ignores the modifier, which changes nothing here because it applies 'default' anyway."
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["default\x0b*.*.*.* true", "#<> default\x0c", "10.0.0.1\x1cfalse", "'comment\x00", "\x85"],
+)
+def test_control_characters_are_an_error_in_every_line(line):
+    effect = make_effect(line)
+    finding = only_finding(effect, "relay.E021")
+
+    assert finding.line == 3
+    assert finding.level is Level.ERROR
 
 
 @pytest.mark.parametrize("line", ["192.168.1.0/24 default  ", "192.168.1.0/24\t", "\t"])
@@ -314,8 +371,8 @@ def test_octet_values(partial, values):
         (["*.*.*.*"], None, [("relay.E011", 3), ("relay.E013", 3)]),
         (["* true"], None, [("relay.E011", 3), ("relay.E013", 3)]),
         ([], "*.*.*.* only", [("relay.E011", 3), ("relay.E013", 3), ("relay.W012", 3)]),
-        (["0.0.0.0/0"], "*.*.*.* norelay", [("relay.E011", 3)]),
-        (["::/0 true"], "*.*.*.* norelay", [("relay.E011", 3)]),
+        (["0.0.0.0/0"], "*.*.*.* norelay", [("relay.E011", 3), ("relay.E019", 4)]),
+        (["::/0 true"], "*.*.*.* norelay", [("relay.E011", 3), ("relay.E019", 4)]),
     ],
 )
 def test_trusted_catch_all_is_open_relay_error(body, terminator, expected):
@@ -339,13 +396,27 @@ def test_trusted_sender_rule_is_an_error(line):
     assert codes(make_effect(line)) == expected
 
 
-@pytest.mark.parametrize("line", ["203.0.113.0/24", "8.8.8.8 true", "2001:db8::/32", "1.2.3.*"])
-def test_trusted_public_range_is_a_warning(line):
-    assert codes(make_effect(line)) == [("relay.W008", 3)]
+@pytest.mark.parametrize("line", ["8.8.8.8 true", "2001:4860::/32", "1.2.3.*", "0.0.0.0/1 only"])
+def test_trusted_public_range_is_an_error(line):
+    expected = [("relay.E015", 3)] + ([("relay.W012", 3)] if line.endswith("only") else [])
+    assert codes(make_effect(line)) == expected
 
 
-def test_glued_star_trusting_public_addresses_warns_twice():
-    assert codes(make_effect("1* true")) == [("relay.W005", 3), ("relay.W008", 3)]
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("203.0.113.0/24", []),
+        ("2001:db8::/48", []),
+        ("2001:db8::/32", [("relay.W009", 3)]),
+        ("100.64.0.0/10 true", [("relay.W009", 3)]),
+    ],
+)
+def test_trusted_special_purpose_range_is_not_public(line, expected):
+    assert codes(make_effect(line)) == expected
+
+
+def test_glued_star_trusting_public_addresses_is_an_error_and_explained():
+    assert codes(make_effect("1* true")) == [("relay.E015", 3), ("relay.W005", 3)]
 
 
 @pytest.mark.parametrize("line", ["10.*.*.*", "172.16.0.0/12 true", "10.0.0.0/15", "fd00::/8"])
@@ -453,7 +524,7 @@ def test_shadowed_rule_names_the_line_that_decides():
         ("#<> default\n*.*.*.* norelay\n", [("relay.W018", None)]),
         ("#blank false\n#<> default\n*.*.*.* norelay\n", []),
         ("#<> DEFAULT\n#blank false\n*.*.*.* norelay\n", [("relay.W017", 1)]),
-        ("#<> default\n#blank  false\n*.*.*.* norelay\n", [("relay.W002", 2), ("relay.W018", 2)]),
+        ("#<> default\n#blank  false\n*.*.*.* norelay\n", [("relay.E023", 2), ("relay.W018", 2)]),
         ("#<> true\n#blank false\n*.*.*.* norelay\n", [("relay.E012", 1), ("relay.W017", 1)]),
         ("#<> default\n#blank true\n*.*.*.* norelay\n", [("relay.E012", 2), ("relay.W018", 2)]),
         ("*.*.*.* norelay\n", [("relay.W017", None), ("relay.W018", None)]),
@@ -489,7 +560,7 @@ def test_gateway_without_terminator_is_an_open_relay_error():
     ("terminator", "expected"),
     [
         ("*.*.*.* default", [("relay.E013", 4)]),
-        ("*  norelay", [("relay.E013", 4), ("relay.W002", 4)]),
+        ("*  norelay", [("relay.E013", 4), ("relay.E023", 4)]),
         ("*.*.*.* norelay ", [("relay.W003", 4)]),
         ("* norelay", []),
         ("*.*.*.* norelay,0", []),
@@ -540,3 +611,152 @@ def test_sender_default_rule_above_terminator_lets_forged_senders_relay(
     line, gateway_mode, expected
 ):
     assert codes(make_effect(line), gateway_mode=gateway_mode) == expected
+
+
+# --- the address space: who reaches a line, and may relay there -----------------------------
+
+ALIASES = (Alias("*@example.co.jp", "*@example.co.jp"),)
+EXACT_ALIASES = (Alias("yamada@example.co.jp", "yamada@inner.example.co.jp"),)
+
+
+def reach_codes(effect, *, aliases=ALIASES, gateway_mode=True, **kwargs):
+    findings = validate_rules(effect, gateway_mode=gateway_mode, aliases=aliases, **kwargs)
+    return [(f.code, f.line) for f in findings]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("0.0.0.0/1 default", [("relay.E016", 3)]),
+        ("0.0.0.0/0 default", [("relay.E016", 3), ("relay.E019", 4)]),
+        ("8.0.0.0/8 default", [("relay.E016", 3)]),
+        ("::/0 default", [("relay.E016", 3), ("relay.E019", 4)]),
+        ("1* default", [("relay.E016", 3), ("relay.W005", 3)]),
+        ("192.168.1.0/24  flase", [("relay.E022", 3)]),
+        ("192.168.1.0/24 default", []),
+        ("100.64.0.0/10 default", []),
+        ("0.0.0.0/1 norelay", [("relay.W014", 3)]),
+    ],
+)
+def test_default_reached_by_public_addresses_is_an_error_when_aliases_exist(line, expected):
+    assert reach_codes(make_effect(line)) == expected
+
+
+@pytest.mark.parametrize("aliases", [ALIASES, EXACT_ALIASES])
+def test_any_alias_makes_default_for_public_clients_an_error(aliases):
+    assert reach_codes(make_effect("8.0.0.0/8 default"), aliases=aliases) == [("relay.E016", 3)]
+
+
+def test_default_for_public_clients_without_aliases_is_not_an_error():
+    assert reach_codes(make_effect("0.0.0.0/1 default"), aliases=()) == []
+
+
+def test_error_message_names_how_many_public_addresses_and_which():
+    (finding,) = [
+        f
+        for f in validate_rules(
+            make_effect("8.8.8.0/30 default"), gateway_mode=True, aliases=ALIASES
+        )
+        if f.code == "relay.E016"
+    ]
+
+    assert finding.render() == (
+        "'8.8.8.0/30 default' applies the built-in table to 4 public Internet address(es) "
+        "(8.8.8.0/30): a host there that forges a sender one of your aliases makes local (any "
+        "real address will do) may relay anywhere."
+    )
+
+
+def test_lines_above_take_addresses_away_from_a_line():
+    effect = make_effect("8.8.8.0/24 norelay", "8.8.8.0/23 default")
+
+    assert reach_codes(effect) == [("relay.W014", 3), ("relay.E016", 4)]
+    (finding,) = [
+        f
+        for f in validate_rules(effect, gateway_mode=True, aliases=ALIASES)
+        if f.code == "relay.E016"
+    ]
+    assert dict(finding.params)["ranges"] == "8.8.9.0/24"
+    assert dict(finding.params)["count"] == 256
+
+
+def test_catch_all_default_above_the_terminator_makes_it_unreachable_and_says_so():
+    effect = make_effect("0.0.0.0/0 default")
+    (finding,) = [
+        f for f in validate_rules(effect, gateway_mode=True, aliases=()) if f.code == "relay.E019"
+    ]
+
+    assert finding.line == 4
+    assert finding.render() == (
+        "The final line '*.*.*.* norelay' is never reached by IPv4 clients: the lines above it "
+        "(line 3) match every IPv4 address first, so it stops no outside host of that kind from "
+        "relaying."
+    )
+
+
+def test_terminator_taken_over_by_norelay_lines_is_only_unreachable():
+    effect = make_effect("0.0.0.0/0 norelay,2")
+
+    assert reach_codes(effect) == [("relay.W014", 3), ("relay.W021", 4)]
+
+
+def test_line_covered_by_several_lines_above_is_unreachable():
+    effect = make_effect("10.0.0.0/9 default", "10.128.0.0/9 false", "10.12* default")
+
+    assert reach_codes(effect) == [("relay.W005", 5), ("relay.W021", 5)]
+
+
+def test_mailserver_without_terminator_and_aliases_is_an_open_relay():
+    effect = make_effect("192.168.1.0/24 default", terminator=None)
+
+    assert reach_codes(effect, gateway_mode=False) == [("relay.E020", None)]
+    assert reach_codes(effect, gateway_mode=False, aliases=()) == [("relay.I001", None)]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("*@example.co.jp default", [("relay.E017", 3), ("relay.W016", 3)]),
+        ("example.co.jp default", [("relay.E017", 3), ("relay.W016", 3)]),
+        ("*.co.jp default", [("relay.E017", 3), ("relay.W016", 3)]),
+        ("yamada@example.co.jp default", [("relay.E017", 3), ("relay.W016", 3)]),
+        ("other.example default", [("relay.W016", 3)]),
+        ("#nodomain default", [("relay.W016", 3)]),
+        ("*@example.co.jp norelay", [("relay.W014", 3)]),
+    ],
+)
+def test_sender_default_line_matching_an_alias_is_an_error(line, expected):
+    assert reach_codes(make_effect(line)) == expected
+
+
+def test_sender_default_line_below_a_catch_all_is_not_reached():
+    effect = make_effect("*.*.*.* norelay", "*@example.co.jp default", terminator=None)
+
+    assert ("relay.E017", 4) not in reach_codes(effect)
+
+
+def test_declared_outside_site_is_a_warning_naming_its_addresses():
+    effect = make_effect("203.0.113.8/30 default", "8.8.8.0/30 true")
+    findings = validate_rules(effect, gateway_mode=True, aliases=ALIASES, outside_sites={4})
+
+    assert [(f.code, f.line) for f in findings] == [("relay.W020", 4)]
+    assert findings[0].render() == (
+        "'8.8.8.0/30 true' is a declared outside site: these 4 public address(es) may relay "
+        "through this gateway: 8.8.8.0/30."
+    )
+
+
+def test_declared_outside_site_over_the_limit_is_an_error():
+    effect = make_effect("8.8.8.0/24 true")
+
+    assert reach_codes(effect, outside_sites={3}) == [("relay.W020", 3)]
+    assert reach_codes(effect, outside_sites={3}, outside_site_limit=255) == [("relay.E018", 3)]
+    assert reach_codes(make_effect("0.0.0.0/1 default"), outside_sites={3}) == [("relay.E018", 3)]
+
+
+def test_a_file_over_the_line_limit_is_refused_with_a_clear_message():
+    effect = parse_effect("\n".join(["' x"] * (validation.MAX_LINES + 1)) + "\n")
+    (finding,) = [f for f in validate_rules(effect, gateway_mode=False) if f.code == "relay.E024"]
+
+    assert finding.line is None
+    assert dict(finding.params) == {"count": validation.MAX_LINES + 1, "limit": 20000}

@@ -511,3 +511,135 @@ def test_the_download_is_byte_for_byte_the_file_the_export_writes(
     assert downloaded == written
     assert "\r\n".join(shown).encode("cp932") + b"\r\n" == written
     assert written.split(b"\r\n")[3] == b"'\x96{\x8e\xd0LAN"
+
+
+# --- open gateways, outside sites, typos (issue 9) ----------------------------------------------
+
+
+def _wildcard_alias() -> None:
+    from aliases.models import Alias, LocalDomain
+
+    domain = LocalDomain.objects.create(name="example.co.jp")
+    Alias.objects.create(
+        position=1,
+        pattern="*@example.co.jp",
+        key="*@example.co.jp",
+        target="*@example.co.jp",
+        domain=domain,
+    )
+
+
+def test_half_the_internet_on_default_is_refused_on_its_row(editor_client: Client) -> None:
+    _wildcard_alias()
+    data = _post_data([{"pattern": "192.168.1.0/24"}, {"pattern": "0.0.0.0/1"}])
+
+    response = editor_client.post("/relay/machines/", data)
+
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert [f.code for f in form.row_forms[1].findings if f.is_error] == ["relay.E016"]
+    assert _stored() == []
+
+
+def test_outside_site_needs_a_note_and_an_address(editor_client: Client) -> None:
+    data = _post_data(
+        [
+            {"pattern": "8.8.8.8", "outside_site": "on"},
+            {"pattern": "abc.co.jp", "outside_site": "on", "site_note": "x"},
+        ]
+    )
+
+    response = editor_client.post("/relay/machines/", data)
+
+    rows = response.context["form"].rows.forms
+    assert rows[0].errors.as_data()["site_note"][0].code == "required"
+    assert rows[1].errors.as_data()["outside_site"][0].code == "site_pattern"
+    assert _stored() == []
+
+
+def test_declared_outside_site_is_saved_and_counted_on_the_dashboard(
+    editor_client: Client,
+) -> None:
+    _wildcard_alias()
+    data = _post_data(
+        [
+            {"pattern": "192.168.1.0/24"},
+            {"pattern": "8.8.8.0/30", "outside_site": "on", "site_note": "Osaka branch"},
+        ]
+    )
+
+    response = editor_client.post("/relay/machines/", data)
+
+    assertRedirects(response, "/relay/machines/")
+    rule = RelayRule.objects.get(pattern="8.8.8.0/30")
+    assert (rule.outside_site, rule.outside_site_note) == (True, "Osaka branch")
+    report = services.relay_check()
+    assert [(f.code, f.line) for f in report.findings if f.code == "relay.W020"] == [
+        ("relay.W020", 5)
+    ]
+    dashboard = editor_client.get("/")
+    assert dashboard.context["outside_sites"]["count"] == 4
+    assertContains(dashboard, 'data-status="safe"')
+    assertContains(dashboard, 'data-testid="outside-sites" data-count="4"')
+
+
+def test_declared_outside_site_over_the_limit_is_refused(editor_client: Client) -> None:
+    server = ServerSettings.load()
+    server.outside_site_limit = 2
+    server.save()
+    data = _post_data([{"pattern": "8.8.8.0/30", "outside_site": "on", "site_note": "DC"}])
+
+    response = editor_client.post("/relay/machines/", data)
+
+    form = response.context["form"]
+    assert [f.code for f in form.row_forms[0].findings if f.is_error] == ["relay.E018"]
+
+
+def test_typo_row_shows_what_the_daemon_does_and_the_fix_rewrites_it(
+    editor_client: Client,
+) -> None:
+    services.relay_rules_import(
+        data=b"#<> default\n#blank false\n192.168.1.0/24  norelay\n*.*.*.* norelay\n",
+        replace=True,
+    )
+    page = editor_client.get("/relay/machines/")
+    assertContains(page, 'data-testid="daemon-view"')
+    assertContains(page, "192.168.1.0/24␣␣norelay")
+    assertContains(page, 'name="fix" value="form-0"')
+
+    data = _post_data(
+        [{"pattern": "192.168.1.0/24", "modifier": "norelay", "text": "192.168.1.0/24  norelay"}]
+    )
+    assert [f.code for f in services.relay_check().findings if f.is_error] == ["relay.E023"]
+    fixed = editor_client.post("/relay/machines/", {**data, "fix": "form-0"})
+    form = fixed.context["form"]
+    assert form.rows.forms[0]["text"].value() == ""
+    assert [f.code for f in form.row_forms[0].findings] == ["relay.W014"]
+    saved = editor_client.post("/relay/machines/", {**data, "form-0-text": ""})
+    assertRedirects(saved, "/relay/machines/")
+    assert RelayRule.objects.get().text == ""
+
+
+def test_unknown_modifier_fix_uses_the_modifier_meant(editor_client: Client) -> None:
+    data = _post_data(
+        [{"pattern": "192.168.1.0/24", "modifier": "flase", "text": "192.168.1.0/24 flase"}]
+    )
+
+    fixed = editor_client.post("/relay/machines/", {**data, "fix": "form-0"})
+
+    row = fixed.context["form"].rows.forms[0]
+    assert (row["modifier"].value(), row["text"].value()) == ("false", "")
+
+
+@pytest.mark.parametrize(
+    "value", ["default\x0b*.*.*.* true", "default\x0c", "default\x1c*", "default\n*.*.*.* true"]
+)
+def test_header_with_a_control_character_is_refused_and_nothing_is_saved(
+    editor_client: Client, value: str
+) -> None:
+    response = editor_client.post("/relay/machines/", _post_data([], header_null=value))
+
+    assert response.status_code == 200
+    errors = response.context["form"].policy.errors.as_data()
+    assert errors["header_null"][0].code == "invalid_choice"
+    assert RelayPolicy.load().version == 0
