@@ -51,7 +51,7 @@ def model_rules(lines: list[str]) -> list[Rule]:
             modifier = "default"  # §2: an unrecognised modifier behaves like default
         rules.append(Rule(number, pattern, modifier))
     # §3.1: a tail of `<IP> false` lines below a final norelay catch-all sits above it.
-    tail = []
+    tail: list[Rule] = []
     while rules and _is_ip(rules[-1].pattern) and rules[-1].modifier == "false":
         tail.insert(0, rules.pop())
     if tail:
