@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import signal
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -159,13 +161,27 @@ def test_jobs_run_queued_runs_oldest_first() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_django_tasks_worker_runs_a_started_job() -> None:
+@pytest.fixture
+def worker_signals() -> Iterator[None]:
+    """db_worker installs its own SIGINT/SIGTERM/SIGQUIT handlers: give pytest its own back."""
+    names = [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
+    saved = {number: signal.getsignal(number) for number in names}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+def run_db_worker() -> None:
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+
+def test_the_django_tasks_worker_runs_a_started_job(worker_signals: None) -> None:
     # A real commit: the task is enqueued on commit, and the worker closes its connections.
     job = job_start(kind="tests.count", title="Count", params={"upto": 2})
     task = DBTaskResult.objects.get()
     assert task.args_kwargs == {"args": [str(job.pk)], "kwargs": {}}
 
-    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    run_db_worker()
 
     job.refresh_from_db()
     assert (job.status, job.result) == (JobStatus.SUCCEEDED, {"counted": 2})
@@ -184,12 +200,12 @@ def test_the_job_worker_fixture_runs_jobs_in_the_background(job_worker) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_job_started_for_later_waits_in_the_queue_until_its_time() -> None:
+def test_a_job_started_for_later_waits_in_the_queue_until_its_time(worker_signals: None) -> None:
     later = timezone.now() + timedelta(hours=1)
     job = job_start(kind="tests.count", title="Later", params={"upto": 1}, run_after=later)
 
     task = DBTaskResult.objects.get()
-    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    run_db_worker()
     job.refresh_from_db()
 
     assert task.run_after == later
