@@ -160,7 +160,6 @@ def test_jobs_run_queued_runs_oldest_first() -> None:
     ]
 
 
-@pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def worker_signals() -> Iterator[None]:
     """db_worker installs its own SIGINT/SIGTERM/SIGQUIT handlers: give pytest its own back."""
@@ -175,6 +174,7 @@ def run_db_worker() -> None:
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_django_tasks_worker_runs_a_started_job(worker_signals: None) -> None:
     # A real commit: the task is enqueued on commit, and the worker closes its connections.
     job = job_start(kind="tests.count", title="Count", params={"upto": 2})
