@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.utils.translation import gettext
 
 from aliases.aliasfile import ENCODINGS
 from aliases.services import aliases_import_csv
@@ -38,7 +39,7 @@ class Command(ContractCommand):
             for finding in report.findings:
                 where = f"line {finding.line}: " if finding.line else ""
                 self.stderr.write(
-                    f"{where}{finding.level.label}: {finding.code} {finding.render()}"
+                    f"{where}{finding.level.label}: {finding.code} {finding.render(gettext)}"
                 )
             verb = "would import" if report.dry_run or not report.written else "imported"
             self.stdout.write(

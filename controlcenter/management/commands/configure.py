@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext
 
 from controlcenter import services
 from controlcenter.management.base import ContractCommand
@@ -40,7 +41,7 @@ class Command(ContractCommand):
             for key, value in report.items():
                 self.stdout.write(f"{key}: {value}")
         for finding in services.server_settings_findings(server):
-            self.stderr.write(f"{finding.level.label}: {finding.code} {finding.render()}")
+            self.stderr.write(f"{finding.level.label}: {finding.code} {finding.render(gettext)}")
 
 
 def settings_report(server: ServerSettings) -> dict[str, object]:

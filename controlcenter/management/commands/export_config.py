@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext
 
 from controlcenter import publishing, services
 from controlcenter.findings import has_errors
@@ -130,7 +131,9 @@ class Command(ContractCommand):
             )
         for finding in report.findings:
             if finding.is_error:
-                self.stderr.write(f"{finding.level.label}: {finding.code} {finding.render()}")
+                self.stderr.write(
+                    f"{finding.level.label}: {finding.code} {finding.render(gettext)}"
+                )
         changed = [diff.name for diff in report.plan.diffs if diff.changed]
         summary = ", ".join(changed) if changed else "no file changed"
         if report.status == "dry_run":

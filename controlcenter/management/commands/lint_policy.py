@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.utils.translation import gettext
 
 from controlcenter import policycache
 from controlcenter.findings import has_errors
@@ -24,7 +25,7 @@ class Command(ContractCommand):
             for finding in findings:
                 where = f"line {finding.line}: " if finding.line else f"{finding.obj}: "
                 self.stdout.write(
-                    f"{finding.level.label}: {finding.code} {where}{finding.render()}"
+                    f"{finding.level.label}: {finding.code} {where}{finding.render(gettext)}"
                 )
             if not findings:
                 self.stdout.write("no findings")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext
 
 from controlcenter.findings import Finding
 from controlcenter.management.base import ContractCommand
@@ -91,4 +92,4 @@ class Command(ContractCommand):
 
 def _line(finding: Finding) -> str:
     line = f"line {finding.line}: " if finding.line else ""
-    return f"{finding.level.label}: {finding.code} {line}{finding.render()}"
+    return f"{finding.level.label}: {finding.code} {line}{finding.render(gettext)}"

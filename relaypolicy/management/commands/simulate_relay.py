@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext
 
 from controlcenter.management.base import ContractCommand
 from controlcenter.services import policy_compile
@@ -221,5 +222,5 @@ def _text(result: SessionResult) -> str:
         if rcpt.alias:
             line += f" [alias {rcpt.alias.pattern} -> {rcpt.alias.target}]"
         lines.append(line)
-        lines += [f"  note: {note.render()}" for note in rcpt.notes]
+        lines += [f"  note: {note.render(gettext)}" for note in rcpt.notes]
     return "\n".join(lines)
