@@ -525,9 +525,30 @@ def _check_one(entry: Entry, *, replacing: int | None) -> tuple[Finding, ...]:
     licence = _licence_findings(len(ids) + 1, context) if replacing is None else []
     errors = [f for row in found.values() for f in row if f.is_error]
     errors += [f for f in licence if f.is_error]
+    errors += _new_relay_risks(entry)
     if errors:
         raise AliasRefused(errors)
     return own
+
+
+def _new_relay_risks(entry: Entry) -> list[Finding]:
+    """The relay risks saving ``entry`` would open in the stored relay table.
+
+    A ``default`` line the Internet reaches is harmless while no alias exists and an open
+    relay from the first one on; a ``default`` sender line opens once an alias makes its
+    senders local. These findings only grow with the aliases, and each needs a single alias,
+    so the table checked with ``entry`` alone shows every risk it adds (the form refuses new
+    risks; an import may bring the server's own).
+    """
+    from controlcenter import policycache
+    from relaypolicy.services import relay_check
+
+    def keys(findings: Iterable[Finding]) -> dict[tuple[str, int | None], Finding]:
+        return {(f.code, f.line): f for f in findings if is_policy_risk(f)}
+
+    stored = keys(policycache.relay_report().findings)
+    with_entry = keys(relay_check(aliases=[entry]).findings)
+    return [finding for key, finding in with_entry.items() if key not in stored]
 
 
 @transaction.atomic

@@ -1024,3 +1024,54 @@ def test_large_import_rebuilds_the_search_index_or_keeps_it_when_refused(
     assert [a.pattern for a in services.alias_search(query="U0029")] == (
         [] if late_error else [f"u0029@{DOMAIN}"]
     )
+
+
+# --- an alias may not open a relay through the stored relay table -----------------------------
+
+
+def _relay_table(tmp_path: Any, *rules: str) -> None:
+    from django.core.management import call_command
+
+    path = tmp_path / "effect.dat"
+    path.write_text("\n".join(["#<> default", "#blank false", *rules, "*.*.*.* norelay", ""]))
+    call_command("import_effect", str(path), "--replace", verbosity=0)
+
+
+def test_the_first_alias_is_refused_when_a_default_line_reaches_the_internet(
+    domain: LocalDomain, tmp_path: Any
+) -> None:
+    # Harmless while no alias exists: nobody is a local sender yet.
+    _relay_table(tmp_path, "0.0.0.0/1 default")
+
+    with pytest.raises(services.AliasRefused) as refused:
+        services.alias_create(pattern=f"taro@{DOMAIN}", target="taro@inner.example.jp")
+
+    assert [(f.code, f.line) for f in refused.value.findings] == [("relay.E016", 4)]
+    assert Alias.objects.count() == 0
+
+
+def test_a_sender_line_applying_default_refuses_the_alias_that_makes_it_local(
+    domain: LocalDomain, tmp_path: Any
+) -> None:
+    services.alias_create(pattern=f"hanako@{DOMAIN}", target="hanako@inner.example.jp")
+    _relay_table(tmp_path, f"boss@{DOMAIN} default")
+
+    with pytest.raises(services.AliasRefused) as refused:
+        services.alias_create(pattern=f"boss@{DOMAIN}", target="boss@inner.example.jp")
+
+    assert [f.code for f in refused.value.findings] == ["relay.E017"]
+    assert Alias.objects.count() == 1
+
+
+def test_a_risk_the_server_already_has_does_not_block_other_aliases(
+    domain: LocalDomain, tmp_path: Any
+) -> None:
+    # Imported as the server has it: the open relay is shown and blocks 設定の反映 ...
+    services.alias_create(pattern=f"hanako@{DOMAIN}", target="hanako@inner.example.jp")
+    _relay_table(tmp_path, "0.0.0.0/1 default")
+    assert "relay.E016" in {f.code for f in policy_lint() if f.is_error}
+
+    # ... but adding one more alias opens nothing new.
+    report = services.alias_create(pattern=f"taro@{DOMAIN}", target="taro@inner.example.jp")
+
+    assert report.created is True
