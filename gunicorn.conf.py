@@ -24,9 +24,13 @@ def _env_bool(name: str) -> bool:
 
 
 bind = os.environ.get("CC_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("CC_WORKERS", "3"))
-threads = int(os.environ.get("CC_THREADS", "2"))
-timeout = int(os.environ.get("CC_TIMEOUT", "120"))  # a 100,000-row CSV import takes seconds
+workers = int(os.environ.get("CC_WORKERS", "4"))
+# One thread per worker: gunicorn's sync worker, whose timeout is a hard limit on every
+# request (the arbiter replaces a worker stuck in one). With threads > 1 (gthread) the timeout
+# only notices a worker that stopped answering, so a runaway request would run on. Long work
+# (log reads, publishing) runs as background jobs, never in a request.
+threads = int(os.environ.get("CC_THREADS", "1"))
+timeout = int(os.environ.get("CC_TIMEOUT", "120"))  # a 20 MiB CSV preview takes seconds
 accesslog = "-"
 errorlog = "-"
 

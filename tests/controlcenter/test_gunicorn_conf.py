@@ -56,3 +56,15 @@ def test_forwarded_proto_from_a_listed_proxy_counts_behind_the_tls_proxy(
 def test_a_bad_boolean_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SystemExit, match="CC_BEHIND_TLS_PROXY='maybe' is not a boolean"):
         _scheme(monkeypatch, "127.0.0.1", CC_BEHIND_TLS_PROXY="maybe")
+
+
+def test_every_request_has_a_time_limit_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CC_THREADS", "CC_TIMEOUT", "CC_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    values = runpy.run_path(str(CONF))
+    config = Config()
+    for name, value in values.items():
+        if name in config.settings:
+            config.set(name, value)
+    # The sync worker: its timeout kills a request that runs longer (gthread's does not).
+    assert (config.threads, config.worker_class_str, config.timeout) == (1, "sync", 120)
