@@ -55,4 +55,9 @@ urlpatterns = [
         login_not_required(RedirectView.as_view(pattern_name="login", query_string=True)),
     ),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico on pages without an icon link (the admin's, downloads).
+    path(
+        "favicon.ico",
+        login_not_required(views.FaviconView.as_view()),
+    ),
 ]

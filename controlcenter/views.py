@@ -12,12 +12,21 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import DetailView, FormView, ListView, TemplateView, UpdateView, View
+from django.views.generic import (
+    DetailView,
+    FormView,
+    ListView,
+    RedirectView,
+    TemplateView,
+    UpdateView,
+    View,
+)
 
 from controlcenter import services
 from controlcenter.audit import AuditAction
@@ -62,8 +71,26 @@ class PageMixin:
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context: dict[str, Any] = super().get_context_data(**kwargs)  # type: ignore[misc]
         context["title"] = self.title
-        context["breadcrumbs"] = self.get_breadcrumbs()
+        context["breadcrumbs"] = distinct_links(
+            self.get_breadcrumbs(),
+            current=self.request.path,  # type: ignore[attr-defined]
+        )
         return context
+
+
+def distinct_links(trail: list[Crumb], *, current: str) -> list[Crumb]:
+    """The trail with each address linked once and never to the page itself: the vendor's
+    「メールサーバ管理」 and 「システム管理メニュー」 are one page here, so the first stays text."""
+    urls = [url for _label, url in trail]
+    return [
+        (label, None if url == current or url in urls[index + 1 :] else url)
+        for index, (label, url) in enumerate(trail)
+    ]
+
+
+class FaviconView(RedirectView):
+    def get_redirect_url(self, *args: Any, **kwargs: Any) -> str:
+        return static("favicon.svg")
 
 
 class DashboardView(PermissionRequiredMixin, PageMixin, TemplateView):
