@@ -502,7 +502,12 @@ def domain_create(*, name: str, comment: str = "") -> LocalDomain:
     try:
         parsed = _parse_domain(name)
     except AliasSyntaxError as error:
-        raise ValidationError(_(error.message) % error.params, code="invalid_domain") from None
+        # The domain is checked as the address x@<domain>: name the domain, not that probe.
+        params = {
+            key: value[2:] if key == "value" and str(value).startswith("x@") else value
+            for key, value in error.params.items()
+        }
+        raise ValidationError(_(error.message) % params, code="invalid_domain") from None
     duplicate = ValidationError(
         _("%(domain)s is already a local domain.") % {"domain": parsed}, code="duplicate"
     )

@@ -39,6 +39,7 @@ from controlcenter.services.export import (
     publish_status,
     rollback_plan,
     snapshot_changes,
+    snapshot_delta,
     snapshot_summary,
 )
 from controlcenter.services.policy import (
@@ -102,6 +103,7 @@ __all__ = [
     "server_settings_update",
     "settings_state",
     "snapshot_changes",
+    "snapshot_delta",
     "snapshot_summary",
     "user_create",
     "user_role",

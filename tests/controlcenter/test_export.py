@@ -315,17 +315,44 @@ def test_history_lists_exports_and_detail_diffs_against_now(
     assertContains(response, '<tr data-number="1" data-status="exported">')
     response = viewer_client.get(f"/system/publish/history/{export.pk}/")
     assertContains(response, "+192.168.1.0/24 default")
-    assert b'data-testid="rollback-form"' not in response.content
+    assert b'data-testid="rollback-link"' not in response.content
 
 
-def test_rollback_view_is_post_only_for_administrators(
+def test_history_lists_what_each_export_changed(
+    export_dir: Path, admin: User, viewer_client: Client
+) -> None:
+    services.config_export(user=admin)
+    _save_rows(LAN)
+    services.config_export(user=admin)
+    first, second = Export.objects.order_by("number")
+    assert first.changes == {}  # nothing before it to compare with
+    assert second.changes == {"relay": {"added": 1, "removed": 0}}
+    response = viewer_client.get("/system/publish/history/")
+    assertContains(
+        response,
+        '<li class="list-inline-item text-nowrap" data-part="relay">中継ルールと最終行 '
+        '<span class="text-success-emphasis" title="追加">+1</span> '
+        '<span class="text-danger-emphasis" title="削除">−0</span></li>',
+    )
+
+
+def test_rollback_asks_first_saying_what_today_loses(
     export_dir: Path, admin: User, editor_client: Client, administrator_client: Client
 ) -> None:
     first = services.config_export(user=admin).export
     assert first is not None
     _save_rows(LAN)
     url = f"/system/publish/history/{first.pk}/rollback/"
+    assert editor_client.get(url).status_code == 403
     assert editor_client.post(url).status_code == 403
+    history = administrator_client.get("/system/publish/history/")
+    assertContains(history, f'href="{url}" data-testid="rollback-link"')
+    response = administrator_client.get(url)
+    assert response.status_code == 200
+    assert response.context["delta"] == {"relay": {"added": 0, "removed": 1}}
+    assertContains(response, "今日のエントリー 1 件が失われ、その出力のエントリー 0 件が戻ります")
+    assertContains(response, 'data-testid="rollback-button"')
+    assert [r.pattern for r in RelayRule.objects.all()] == ["192.168.1.0/24"]  # asked only
     response = administrator_client.post(url, {"plan": _rollback_digest(first)})
     assert response.status_code == 302
     assert relay_table().rows == ()
@@ -742,14 +769,14 @@ def test_rollback_form_lists_the_hand_changed_files_and_carries_the_plan(
     _save_rows(LAN)
     _hand_edit(export_dir)
     response = administrator_client.get(
-        f"/system/publish/history/{first.pk}/", HTTP_ACCEPT_LANGUAGE="en"
+        f"/system/publish/history/{first.pk}/rollback/", HTTP_ACCEPT_LANGUAGE="en"
     )
     assertContains(
         response,
-        '<div class="alert alert-warning" data-testid="rollback-drift">\n'
+        '<div class="alert alert-danger" data-testid="rollback-drift">\n'
         '    <p class="mb-1">The rollback would overwrite these files, changed by hand in the '
         "export folder:</p>\n"
-        f'    <ul class="mb-0"><li data-file="{EFFECT}"><code>{EFFECT}</code></li></ul>',
+        f'    <ul class="mb-2"><li data-file="{EFFECT}"><code>{EFFECT}</code></li></ul>',
     )
     assertContains(response, f'<input type="hidden" name="plan" value="{_rollback_digest(first)}">')
 
@@ -759,7 +786,7 @@ def test_rollback_without_drift_shows_no_drift_list(
 ) -> None:
     first = services.config_export(user=admin).export
     assert first is not None
-    response = administrator_client.get(f"/system/publish/history/{first.pk}/")
+    response = administrator_client.get(f"/system/publish/history/{first.pk}/rollback/")
     assert b'data-testid="rollback-drift"' not in response.content
 
 

@@ -191,10 +191,39 @@ def test_the_last_administrator_cannot_be_demoted(
         f"/system/users/{admin.pk}/", {"role": "viewer", "is_active": "on"}
     )
     assert response.status_code == 200
-    assert response.context["form"].non_field_errors() == [
-        "user-administrator は最後の有効な管理者です。先に別の管理者を任命してください。"
-    ]
+    # At the field that would demote them, not at the top of the form.
+    assert response.context["form"].errors == {
+        "role": ["user-administrator は最後の有効な管理者です。先に別の管理者を任命してください。"]
+    }
     assert user_role(User.objects.get(pk=admin.pk)) is Role.ADMINISTRATOR
+
+
+def test_disabling_the_last_administrator_is_refused_at_the_active_field(
+    administrator_client: Client,
+) -> None:
+    admin = User.objects.get(username="user-administrator")
+    response = administrator_client.post(f"/system/users/{admin.pk}/", {"role": "administrator"})
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == ["is_active"]
+    assert User.objects.get(pk=admin.pk).is_active is True
+
+
+@pytest.mark.parametrize("username", ["ｔａｎａｋａ", "田中", "tanaka san", "josé"])
+def test_user_names_are_half_width_as_the_help_text_says(
+    administrator_client: Client, username: str
+) -> None:
+    response = administrator_client.post(
+        "/system/users/add/",
+        {
+            "username": username,
+            "role": "viewer",
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
+    )
+    assert response.status_code == 200
+    assert [e.code for e in response.context["form"].errors.as_data()["username"]] == ["invalid"]
+    assert not User.objects.filter(username=username).exists()
 
 
 def test_administrator_changes_role_and_password(
