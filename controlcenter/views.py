@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.auth.models import AbstractUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -89,6 +89,19 @@ def distinct_links(trail: list[Crumb], *, current: str) -> list[Crumb]:
 class FaviconView(RedirectView):
     def get_redirect_url(self, *args: Any, **kwargs: Any) -> str:
         return static("favicon.svg")
+
+
+class AdminLoginView(RedirectView):
+    """/admin/ sends anonymous visitors to the one login page; a logged-in user without the
+    admin's permission gets the 403 page (a redirect would bring them straight back: a loop)."""
+
+    pattern_name = "login"
+    query_string = True
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            raise PermissionDenied
+        return super().get(request, *args, **kwargs)
 
 
 class DashboardView(PermissionRequiredMixin, PageMixin, TemplateView):

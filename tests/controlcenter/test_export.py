@@ -14,8 +14,9 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils.translation import gettext
 from django.utils import translation
-from pytest_django.asserts import assertContains
+from pytest_django.asserts import assertContains, assertNotContains
 
 from aliases.models import Alias
 from controlcenter import publishing, services
@@ -159,6 +160,54 @@ def test_export_merges_daemon_lines_and_records_them(export_dir: Path, admin: Us
     assert report.export.daemon_lines == [
         {"line": 5, "text": "203.0.113.7 false", "origin": "appended"}
     ]
+
+
+def test_publish_page_shows_the_daemon_line_placeholder_escaped(
+    export_dir: Path, admin: User, viewer_client: Client
+) -> None:
+    services.config_export(user=admin)
+    with (export_dir / EFFECT).open("a") as stream:
+        stream.write("203.0.113.7 false\n")
+    response = viewer_client.get("/system/publish/")
+    assertContains(response, "effect.dat の最終行の下に「&lt;IP&gt; false」を追記しますが")
+
+
+@pytest.mark.parametrize(
+    ("terminator", "says"),
+    [
+        ("norelay", "SMTP AUTH なしで送信している職員は"),
+        ("norelay,2", "SMTP AUTH なしで送信している職員は"),
+        ("norelay,0", "SMTP AUTH に成功しても拒否します"),
+    ],
+)
+def test_publish_and_top_explain_the_final_lines_cost_and_the_way_out(
+    viewer_client: Client, terminator: str, says: str
+) -> None:
+    RelayPolicy.objects.update_or_create(pk=1, defaults={"terminator": terminator})
+    for url in ("/system/publish/", "/"):
+        response = viewer_client.get(url)
+        assertContains(response, f'data-terminator="{terminator}"')
+        assertContains(response, says)
+        assertContains(response, "<code>norelay,2</code>")
+    RelayPolicy.objects.update_or_create(pk=1, defaults={"terminator": ""})
+    assertNotContains(viewer_client.get("/system/publish/"), 'data-testid="norelay-advice"')
+
+
+def test_export_detail_shows_the_findings_of_the_time_in_japanese(
+    export_dir: Path, admin: User, viewer_client: Client
+) -> None:
+    relay_rules_import(
+        data="#<> default\n#blank false\n# 社内LAN\n192.168.1.0/24 default\n*.*.*.* norelay\n".encode(),
+        replace=True,
+    )
+    export = services.config_export(user=admin).export
+    assert export is not None and export.findings
+    assert {"template", "params"} <= set(export.findings[0])
+    response = viewer_client.get(f"/system/publish/history/{export.pk}/")
+    finding = export.finding_list()[0]
+    assertContains(response, f'data-code="{finding.code}"')
+    assertContains(response, finding.render(gettext))
+    assert finding.render(gettext) != export.findings[0]["message"]  # not the English one
 
 
 def test_exports_take_the_folder_lock(

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import Client
-from pytest_django.asserts import assertContains, assertFormError, assertRedirects
+from django.test import Client, RequestFactory
+from pytest_django.asserts import (
+    assertContains,
+    assertFormError,
+    assertNotContains,
+    assertRedirects,
+)
 
 from controlcenter.models import ServerSettings
 from controlcenter.roles import Role
@@ -297,3 +304,92 @@ def test_a_user_without_a_role_is_told_to_ask_for_one(
     response = role_client(None).get("/")
     assert response.status_code == 403
     assertContains(response, "ロールがまだありません", status_code=403)
+
+
+def test_editor_reads_why_the_export_settings_are_locked_in_japanese(
+    editor_client: Client,
+) -> None:
+    response = editor_client.get("/system/settings/")
+    assertContains(
+        response,
+        '<p class="form-text" data-testid="export-locked">'
+        "出力先フォルダとエイリアス登録コマンドを変更できるのは管理者だけです。</p>",
+    )
+    assertContains(response, 'data-testid="settings-machine-relay" href="/relay/machines/">')
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_missing_page_is_japanese_with_the_layout_and_a_way_back(
+    viewer_client: Client, settings: Any, debug: bool
+) -> None:
+    settings.DEBUG = debug
+    response = viewer_client.get("/no-such-page/")
+    assert response.status_code == 404
+    if not debug:
+        assertContains(response, '<html lang="ja">', status_code=404)
+        assertContains(response, "このページは存在しません", status_code=404)
+        assertContains(response, '<a href="/">トップへ戻る</a>', status_code=404)
+        assertContains(response, 'class="navbar-brand', status_code=404)
+
+
+def test_server_error_page_is_japanese_with_the_layout_and_a_way_back() -> None:
+    from django.views.defaults import server_error
+
+    response = server_error(RequestFactory().get("/"))
+    text = response.content.decode()
+    assert response.status_code == 500
+    assert '<html lang="ja">' in text
+    assert "サーバーで問題が発生しました" in text
+    assert '<a href="/">トップへ戻る</a>' in text
+
+
+def test_forbidden_page_has_a_way_back(viewer_client: Client) -> None:
+    response = viewer_client.get("/system/users/")
+    assertContains(response, '<a href="/">トップへ戻る</a>', status_code=403)
+
+
+def test_admin_is_branded_as_the_product(administrator_client: Client) -> None:
+    response = administrator_client.get("/admin/")
+    assertContains(response, "E-POSTコントロールセンター 中継コントロールセンター(閲覧専用)")
+    assertContains(response, '<link rel="icon" href="/static/favicon.svg"')
+    assertNotContains(response, "Django")
+
+
+def test_favicon_is_served_locally_to_anyone(client: Client) -> None:
+    response = client.get("/favicon.ico")
+    assert (response.status_code, response["Location"]) == (302, "/static/favicon.svg")
+    assert (settings.BASE_DIR / "static" / "favicon.svg").read_text().startswith("<svg")
+
+
+def test_every_page_has_a_skip_link_to_the_content(viewer_client: Client) -> None:
+    response = viewer_client.get("/system/")
+    assertContains(response, 'href="#content">本文へ移動</a>')
+    assertContains(response, '<main class="container-xl pb-5" id="content" tabindex="-1">')
+
+
+def test_breadcrumbs_link_each_page_once_and_never_the_page_itself(viewer_client: Client) -> None:
+    response = viewer_client.get("/system/audit/")
+    assert [(str(label), url) for label, url in response.context["breadcrumbs"]] == [
+        ("トップ", "/"),
+        ("メールサーバ管理", None),
+        ("システム管理メニュー", "/system/"),
+        ("変更履歴", None),
+    ]
+    response = viewer_client.get("/system/")
+    assert [url for _label, url in response.context["breadcrumbs"]] == ["/", None, None]
+
+
+def test_dates_read_the_same_everywhere(administrator_client: Client) -> None:
+    from datetime import UTC, datetime
+
+    User.objects.filter(username="user-administrator").update(
+        last_login=datetime(2026, 12, 2, 10, 49, tzinfo=UTC)
+    )
+    response = administrator_client.get("/system/users/")
+    assertContains(response, "<td>2026-12-02 19:49</td>")  # Japan time, one format
+
+
+def test_admin_refuses_a_logged_in_user_without_loop(viewer_client: Client) -> None:
+    response = viewer_client.get("/admin/", follow=True)
+    assert response.redirect_chain == [("/admin/login/?next=/admin/", 302)]
+    assertContains(response, "トップへ戻る", status_code=403)
