@@ -981,13 +981,13 @@ def demo_load() -> list[str]:
     (idempotent: a second run changes nothing)."""
     _lock_aliases()
     domain, created = LocalDomain.objects.get_or_create(
-        name=DEMO_DOMAIN, defaults={"comment": "Demo company"}
+        name=DEMO_DOMAIN, defaults={"comment": "デモ会社"}
     )
     report = [f"domain: {domain.name} ({'added' if created else 'present'})"]
     wanted = [
         (f"{name}@{DEMO_DOMAIN}", f"{name}@mail.{DEMO_DOMAIN}", "", "") for name in DEMO_STAFF
     ]
-    wanted.append((f"2009*@{DEMO_DOMAIN}", f"2009*@mail.{DEMO_DOMAIN}", "", "2009 intake"))
+    wanted.append((f"2009*@{DEMO_DOMAIN}", f"2009*@mail.{DEMO_DOMAIN}", "", "2009年度入社"))
     added = 0
     for pattern, target, option, comment in wanted:
         if Alias.objects.filter(key=Entry(pattern, "").key).exists():
