@@ -504,7 +504,7 @@ def domain_create(*, name: str, comment: str = "") -> LocalDomain:
     except AliasSyntaxError as error:
         # The domain is checked as the address x@<domain>: name the domain, not that probe.
         params = {
-            key: value[2:] if key == "value" and str(value).startswith("x@") else value
+            key: str(value)[2:] if key == "value" and str(value).startswith("x@") else value
             for key, value in error.params.items()
         }
         raise ValidationError(_(error.message) % params, code="invalid_domain") from None

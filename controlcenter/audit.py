@@ -274,7 +274,7 @@ def field_label(name: str) -> str:
     from controlcenter.models import ServerSettings
 
     try:
-        return str(ServerSettings._meta.get_field(name).verbose_name)
+        return str(getattr(ServerSettings._meta.get_field(name), "verbose_name", name))
     except FieldDoesNotExist:  # not a field: a file name (export hashes), shown as it is
         return name
 

@@ -272,10 +272,10 @@ class Export(AppendOnlyModel):
                 Level[str(item["level"]).upper()],
                 str(item["code"]),
                 str(item.get("template", item["message"])),
-                line=item.get("line"),  # type: ignore[arg-type]
+                line=item.get("line"),
                 hint=str(item.get("hint_template", item.get("hint", ""))),
                 obj=str(item.get("object", "")),
-                params=tuple(sorted(dict(item.get("params") or {}).items())),  # type: ignore[arg-type]
+                params=tuple(sorted(dict(item.get("params") or {}).items())),
             )
             for item in self.findings
         ]

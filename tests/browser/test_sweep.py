@@ -121,6 +121,7 @@ def _sample_kwargs(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from django.apps import apps
+    from django.contrib.auth.models import User
 
     from aliases.models import Alias, LocalDomain
     from controlcenter import services
@@ -140,7 +141,7 @@ def _seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     second = services.config_export(user=admin).export
     job = Job.objects.create(
         kind="sweep.read", title="ログの読み込み", status="running", done=3, total=10,
-        stage="読み込み中", created_by=admin, next_url="/",
+        stage="読み込み中", created_by=User.objects.get(pk=admin.pk), next_url="/",
     )  # fmt: skip
     return {
         "user": admin,
@@ -238,7 +239,7 @@ def crawl(
     django_db_blocker: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[tuple[str, str, str], Visit]]:
-    from axe_playwright_python.sync_playwright import Axe
+    from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
     from django.core.management import call_command
 
     axe_script = Axe().axe_script

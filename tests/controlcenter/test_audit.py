@@ -339,7 +339,9 @@ def test_migration_0006_marks_the_existing_rows() -> None:
 def test_summaries_and_changes_read_in_japanese_on_the_page_and_in_the_csv(
     viewer_client: Client,
 ) -> None:
-    AuditEntry.objects.create(action="alias.import", target="aliases.csv", summary="created 4, updated 0")
+    AuditEntry.objects.create(
+        action="alias.import", target="aliases.csv", summary="created 4, updated 0"
+    )
     AuditEntry.objects.create(action="config.rollback", target="#3", summary="relay, aliases")
     AuditEntry.objects.create(action="alias.move", target="a@x.jp", summary="up")
     AuditEntry.objects.create(
@@ -355,9 +357,7 @@ def test_summaries_and_changes_read_in_japanese_on_the_page_and_in_the_csv(
         after={"username": "sato", "role": "administrator", "is_active": False},
     )
     response = viewer_client.get("/system/audit/")
-    summaries = {
-        e.action: audit_summary(e) for e in response.context["object_list"] if e.summary
-    }
+    summaries = {e.action: audit_summary(e) for e in response.context["object_list"] if e.summary}
     assert summaries == {
         "relay.save": "最終行: norelay → norelay,2",
         "settings.change": "メールボックスアカウント数、メーリングリスト数",

@@ -14,8 +14,8 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
-from django.utils.translation import gettext
 from django.utils import translation
+from django.utils.translation import gettext
 from pytest_django.asserts import assertContains, assertNotContains
 
 from aliases.models import Alias
@@ -196,12 +196,11 @@ def test_publish_and_top_explain_the_final_lines_cost_and_the_way_out(
 def test_export_detail_shows_the_findings_of_the_time_in_japanese(
     export_dir: Path, admin: User, viewer_client: Client
 ) -> None:
-    relay_rules_import(
-        data="#<> default\n#blank false\n# 社内LAN\n192.168.1.0/24 default\n*.*.*.* norelay\n".encode(),
-        replace=True,
-    )
+    effect = "#<> default\n#blank false\n# 社内LAN\n192.168.1.0/24 default\n*.*.*.* norelay\n"
+    relay_rules_import(data=effect.encode(), replace=True)
     export = services.config_export(user=admin).export
-    assert export is not None and export.findings
+    assert export is not None
+    assert export.findings
     assert {"template", "params"} <= set(export.findings[0])
     response = viewer_client.get(f"/system/publish/history/{export.pk}/")
     finding = export.finding_list()[0]
