@@ -48,7 +48,15 @@ from aliases.validation import (
     validate_table,
 )
 from controlcenter.audit import AuditAction, alias_state, audit_record
-from controlcenter.findings import Finding, Level, sort_findings
+from controlcenter.findings import (
+    Finding,
+    Level,
+    blocking_errors,
+    gettext_noop,
+    is_policy_risk,
+    make,
+    sort_findings,
+)
 from controlcenter.models import ServerSettings
 from relaypolicy.services import relay_table
 
@@ -591,6 +599,21 @@ class ImportReport:
     def has_errors(self) -> bool:
         return bool(self.errors)
 
+    @property
+    def blocking(self) -> list[Finding]:
+        """The errors that refuse the import: malformed rows, not policy risks."""
+        return blocking_errors(self.findings)
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.blocking)
+
+    @property
+    def risks(self) -> list[Finding]:
+        """Policy risks (a wildcard without the final norelay line, a licence overflow): an
+        import is not refused for them, since the file is what the server has today."""
+        return [f for f in self.findings if is_policy_risk(f)]
+
     def as_dict(self) -> dict[str, object]:
         """The JSON report of ``import_aliases`` (../shared/spec/cli.md)."""
         return {
@@ -602,6 +625,9 @@ class ImportReport:
             ],
             "warnings": [
                 {"line": f.line, "code": f.code, "message": f.render(_)} for f in self.warnings
+            ],
+            "policy_risks": [
+                {"line": f.line, "code": f.code, "message": f.render(_)} for f in self.risks
             ],
             "domains_added": list(self.domains_added),
             "dry_run": self.dry_run,
@@ -645,7 +671,9 @@ def aliases_import_csv(
     """Import an alias CSV all-or-nothing (cli.md ``import_aliases``).
 
     Existing patterns (case-insensitive) are updated in place, new ones appended in file
-    order. Any error, including a licence overflow, writes nothing. With
+    order. An error in a row writes nothing; policy risks alone (a full wildcard without the
+    final norelay line, a licence overflow) do not refuse the import: the file is what the
+    server has today, and the export stays blocked until they are fixed. With
     ``expected_fingerprint`` the import refuses (:class:`StaleImportError`) when the table
     changed since that fingerprint was taken.
     """
@@ -674,9 +702,9 @@ def aliases_import_csv(
         )
         table_findings = _validate_subset(dict(enumerate(plan.entries)), checked, context)
         line_of = {position: line for line, _e, _s, position in plan.rows}
-        findings = list(parsed.findings)
+        findings = [*parsed.findings, *_length_findings(parsed.rows, domains_added)]
         row_findings: dict[int, list[Finding]] = {}
-        for finding in parsed.findings:
+        for finding in findings:
             if finding.line is not None:
                 row_findings.setdefault(finding.line, []).append(finding)
         for position, found in table_findings.items():
@@ -693,8 +721,7 @@ def aliases_import_csv(
             # Only new aliases take seats: an import that adds none is never refused for them.
             findings.extend(_licence_findings(len(plan.entries), context))
         rows = _report_rows(plan, row_findings)
-        has_errors = any(f.is_error for f in findings)
-        written = not dry_run and not has_errors
+        written = not dry_run and not blocking_errors(findings)
         if written:
             _write(plan, domains_added)
             audit_record(
@@ -719,6 +746,45 @@ def aliases_import_csv(
         written=written,
         dry_run=dry_run,
     )
+
+
+_FIELD_LIMITS = (
+    ("pattern", Alias._meta.get_field("pattern").max_length or 0),
+    ("target", Alias._meta.get_field("target").max_length or 0),
+    ("comment", Alias._meta.get_field("comment").max_length or 0),
+)
+_DOMAIN_LIMIT = LocalDomain._meta.get_field("name").max_length or 0
+_LENGTH_MESSAGES = {
+    "pattern": gettext_noop("the alias is %(length)s characters long; at most %(limit)s"),
+    "target": gettext_noop("the real address is %(length)s characters long; at most %(limit)s"),
+    "comment": gettext_noop("the comment is %(length)s characters long; at most %(limit)s"),
+    "domain": gettext_noop("the domain is %(length)s characters long; at most %(limit)s"),
+}
+
+
+def _length_findings(rows: Iterable[CsvRow], domains_added: Sequence[str]) -> list[Finding]:
+    """``csv.E040`` for a field longer than its column: checked here, so that SQLite (which
+    would store it) and PostgreSQL (which would fail) refuse the same file."""
+    found = []
+    added = set(domains_added)
+    for row in rows:
+        values = [(name, str(getattr(row.alias, name)), limit) for name, limit in _FIELD_LIMITS]
+        if row.alias.domain in added:
+            values.append(("domain", row.alias.domain, _DOMAIN_LIMIT))
+        for name, value, limit in values:
+            if len(value) > limit:
+                found.append(
+                    make(
+                        Level.ERROR,
+                        "csv.E040",
+                        _LENGTH_MESSAGES[name],
+                        line=row.line,
+                        hint=gettext_noop("Shorten it and upload the file again."),
+                        length=len(value),
+                        limit=limit,
+                    )
+                )
+    return found
 
 
 def _plan(csv_rows: Iterable[CsvRow]) -> _Plan:

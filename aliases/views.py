@@ -237,6 +237,11 @@ class AliasUploadView(UploadMixin, View):
         return self.show_preview(services.upload_preview(token=upload.token, user=request.user))
 
 
+#: After an import that brought policy risks with it (cli.md: import_aliases, "policy_risks").
+RISKS_MESSAGE = gettext_noop(
+    "This is your server's current configuration. Publishing stays blocked until the errors "
+    "marked in red are fixed."
+)
 UNKNOWN = gettext_noop("This upload is unknown or expired; upload the file again.")
 STALE = gettext_noop(
     "The aliases, domains or settings changed after the preview; nothing was "
@@ -283,6 +288,8 @@ def _imported(request: HttpRequest, report: services.ImportReport) -> None:
             gettext("Local domains added: %(domains)s")
             % {"domains": ", ".join(report.domains_added)},
         )
+    if report.risks:
+        messages.error(request, gettext(RISKS_MESSAGE))
     _warn(request, report.warnings[:SUMMARY_LIMIT])
 
 

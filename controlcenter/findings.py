@@ -107,6 +107,32 @@ def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.level is Level.ERROR for f in findings)
 
 
+#: Error codes that mean the policy lets outside hosts relay or overruns the licence, as opposed
+#: to a malformed line. An import takes a file whose only errors are these (it is what the
+#: server runs today, and the tool must show it red); an edit may never add one, and an export
+#: refuses them like every error. Codes join this set, never leave it.
+POLICY_RISK_CODES: frozenset[str] = frozenset(
+    {
+        "relay.E011",  # a trusted catch-all: every host may relay
+        "relay.E012",  # a trusted sender: anyone who claims it may relay
+        "relay.E013",  # no final norelay line in gateway mode (or one that allows relaying)
+        "alias.E006",  # a full wildcard alias without the final norelay line
+        "alias.E007",  # licence exceeded
+        "selftest.E001",  # a self-test probe from outside relays
+    }
+)
+
+
+def is_policy_risk(finding: Finding) -> bool:
+    """An error about what the policy allows (open relay, licence), not about malformed input."""
+    return finding.level is Level.ERROR and finding.code in POLICY_RISK_CODES
+
+
+def blocking_errors(findings: Iterable[Finding]) -> list[Finding]:
+    """The errors that refuse an import: every error that is not a policy risk."""
+    return [f for f in findings if f.level is Level.ERROR and f.code not in POLICY_RISK_CODES]
+
+
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Errors first, then by line (findings without a line last), then by code."""
     return sorted(

@@ -63,6 +63,16 @@ SYSTEM_MENU: tuple[MenuEntry, ...] = (
         "controlcenter.run_simulation",
     ),
     MenuEntry(
+        "logs",
+        _("Log analysis"),
+        _(
+            "Read the gateway's logs: signs of relay abuse, replay against the policy, the move "
+            "to one alias per address and the retry backlog."
+        ),
+        "maillogs:index",
+        "maillogs.view_logrun",
+    ),
+    MenuEntry(
         "history",
         _("Change history"),
         _("Who changed what and when."),

@@ -190,11 +190,12 @@ def render_file_set(
 def encode_file(name: str, text: str) -> bytes:
     """The bytes written for ``name``.
 
-    effect.dat is ASCII: the validator refuses non-ASCII rule lines, and a non-ASCII character
-    in a comment (which the daemon skips) is written as ``?``.
+    effect.dat is ASCII: the validator refuses non-ASCII rule lines and the editor non-ASCII
+    comments. A comment imported from the server's own file in CP932 (which the daemon skips)
+    is written back in CP932, byte for byte, so the text view, the diff and the file agree.
     """
     if name == EFFECT:
-        return text.encode("ascii", errors="replace")
+        return text.encode("cp932", errors="replace")
     if name == ALIASES_CSV:
         return text.encode("utf-8-sig")  # Excel needs the BOM to read UTF-8
     return text.encode("utf-8")
@@ -440,7 +441,7 @@ def detect_drift(deployed: Deployed, daemon_lines: Sequence[DaemonLine] = ()) ->
         appended = {d.line for d in daemon_lines if d.origin is DaemonLineOrigin.APPENDED}
         if name == EFFECT and appended:
             text, _findings = decode_effect(data)
-            stripped = _without_lines(text, appended).encode("ascii", errors="replace")
+            stripped = encode_file(EFFECT, _without_lines(text, appended))
             if sha256(stripped) == expected:
                 kind = DriftKind.DAEMON
         drift.append(Drift(name, kind, expected=expected, actual=actual))

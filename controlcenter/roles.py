@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import TextChoices
 from django.utils.translation import gettext_lazy as _
 
-MANAGED_APPS = ("controlcenter", "relaypolicy", "aliases", "jobs")
+MANAGED_APPS = ("controlcenter", "relaypolicy", "aliases", "jobs", "maillogs")
 # Records that nobody may edit through the web (the audit log is append-only).
 READ_ONLY_MODELS = frozenset({"auditentry", "export"})
 # Permissions reserved to administrators: publishing, and choosing where an export writes and

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "relaypolicy",
     "aliases",
     "jobs",
+    "maillogs",
 ]
 
 MIDDLEWARE = [
@@ -101,6 +102,9 @@ if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # Write transactions take the lock when they begin, so they serialise (and wait up to
     # the timeout) instead of failing with "database is locked" half-way.
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
+    # Tests use a file, not the shared-cache in-memory database: with threads (the live server,
+    # the job worker) shared cache fails at once with "table is locked" where a file waits.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -171,6 +175,12 @@ CC_EXPORT_DIR = env_path("CC_EXPORT_DIR", VAR_DIR / "export", base=BASE_DIR)
 CC_UPLOAD_MAX_BYTES = env_int("CC_UPLOAD_MAX_MB", 20, minimum=1) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = CC_UPLOAD_MAX_BYTES + 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000
+# The gateway's mail work folder on this machine (read-only): its logs (<log>/<host>/) and its
+# retry queue (domains/, holding/). Empty: the log screens offer uploads only.
+CC_MAIL_WORK_DIR = env_str("CC_MAIL_WORK_DIR", "")
+# Largest log upload (files or archive) the log analysis page accepts.
+CC_LOG_UPLOAD_MAX_BYTES = env_int("CC_LOG_UPLOAD_MAX_MB", 500, minimum=1) * 1024 * 1024
+CC_LOG_UPLOAD_DIR = VAR_DIR / "log-uploads"
 
 # Security: on whenever DEBUG is off; each has an explicit opt-out (README "Security").
 SECURE_CONTENT_TYPE_NOSNIFF = True

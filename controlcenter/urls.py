@@ -40,6 +40,7 @@ urlpatterns = [
     path("", include((controlcenter_patterns, "controlcenter"))),
     path("relay/", include("relaypolicy.urls")),
     path("aliases/", include("aliases.urls")),
+    path("logs/", include("maillogs.urls")),
     path("system/jobs/", include("jobs.urls")),
     path(
         "accounts/login/",

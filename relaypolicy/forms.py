@@ -13,7 +13,16 @@ from controlcenter.models import ServerSettings
 from relaypolicy.effectfile import LineKind, parse_line
 from relaypolicy.models import TerminatorChoice
 from relaypolicy.services import RelayReport
-from relaypolicy.table import Part, Row, RowKind, Table
+from relaypolicy.table import (
+    MAX_PATTERN,
+    MAX_TEXT,
+    Part,
+    Row,
+    RowKind,
+    Table,
+    line_control_character,
+)
+from relaypolicy.validation import MAX_LINE_BYTES
 
 MODIFIER_CHOICES = [
     ("default", _("default: the built-in table (local senders may relay, others only deliver)")),
@@ -48,14 +57,19 @@ class RuleRowForm(forms.Form):
     pattern = forms.CharField(
         label=_("Pattern"),
         required=False,
-        max_length=255,
+        max_length=MAX_PATTERN,
         widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
     )
     modifier = forms.ChoiceField(
         label=_("Modifier"), required=False, choices=MODIFIER_CHOICES, initial="default"
     )
-    comment = forms.CharField(label=_("Comment"), required=False, max_length=250, strip=False)
-    text = forms.CharField(required=False, strip=False, max_length=1024, widget=forms.HiddenInput)
+    # A comment is written as its own line, "'" + comment: 255 bytes at most, as the import reads.
+    comment = forms.CharField(
+        label=_("Comment"), required=False, max_length=MAX_LINE_BYTES - 1, strip=False
+    )
+    text = forms.CharField(
+        required=False, strip=False, max_length=MAX_TEXT, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,7 +86,7 @@ class RuleRowForm(forms.Form):
         self.lines: list[int] = []
 
     def clean_pattern(self) -> str:
-        pattern: str = self.cleaned_data["pattern"].strip()
+        pattern: str = _one_line(self.cleaned_data["pattern"]).strip()
         if any(char.isspace() for char in pattern):
             raise ValidationError(
                 _("A pattern cannot contain spaces: the daemon would read the rest as a modifier."),
@@ -84,7 +98,13 @@ class RuleRowForm(forms.Form):
         return _one_line(self.cleaned_data["comment"])
 
     def clean_text(self) -> str:
-        return _one_line(self.cleaned_data["text"])
+        text = _one_line(self.cleaned_data["text"])
+        if line_control_character(text):  # a TAB inside the modifier, say
+            raise ValidationError(
+                _("Line breaks and control characters are not allowed: each row is one line."),
+                code="control",
+            )
+        return text
 
     def clean(self) -> dict[str, Any] | None:
         data = super().clean() or {}
@@ -221,6 +241,12 @@ class PolicyForm(forms.Form):
     header_null_text = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
     header_blank_text = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
 
+    def clean_header_null_text(self) -> str:
+        return _header_text(self.cleaned_data["header_null_text"], "#<>")
+
+    def clean_header_blank_text(self) -> str:
+        return _header_text(self.cleaned_data["header_blank_text"], "#blank")
+
     def header(self) -> tuple[str, ...]:
         lines = []
         for keyword, name in (("#<>", "header_null"), ("#blank", "header_blank")):
@@ -230,6 +256,16 @@ class PolicyForm(forms.Form):
             kept = _kept_text(self.cleaned_data[f"{name}_text"], keyword, modifier)
             lines.append(kept or f"{keyword} {modifier}".rstrip())
         return tuple(lines)
+
+
+def _header_text(text: str, keyword: str) -> str:
+    """The hidden text of a header line: one line, and a ``keyword`` rule (it is never typed)."""
+    _one_line(text)
+    if text and (parse_line(text).pattern != keyword or line_control_character(text)):
+        raise ValidationError(
+            _("This row was changed outside the editor; reload the page."), code="tampered"
+        )
+    return text
 
 
 def policy_initial(table: Table, version: int) -> dict[str, Any]:
@@ -260,7 +296,13 @@ class RelayTableForm:
             self.policy = PolicyForm(data)
             self.rows = RuleRowFormSet(data)
         for name in ("header_null", "header_blank"):
-            written = data.get(name, "") if data is not None else self.policy.initial[name]
+            if data is None:
+                written = self.policy.initial[name]
+            else:
+                # As for a row: only a modifier the header's imported line really carries may be
+                # outside the list (never whatever the hidden field was made to say).
+                text = str(data.get(f"{name}_text", ""))
+                written = _written_modifier(text) if _LINE_BREAKS.search(text) is None else ""
             field = self.policy.fields[name]
             field.choices = _with_written(list(field.choices), written)  # type: ignore[attr-defined]
         self.row_forms: list[RuleRowForm] = []
@@ -290,8 +332,11 @@ class RelayTableForm:
             terminator_pattern=self.policy.cleaned_data["terminator_pattern"],
         )
 
-    def attach(self, report: RelayReport, *, block: bool) -> None:
-        """Show findings on the rows they concern; with ``block``, errors become form errors."""
+    def attach(
+        self, report: RelayReport, *, block: bool, refused: list[Finding] | None = None
+    ) -> None:
+        """Show findings on the rows they concern; with ``block``, the ``refused`` errors (all
+        errors if not given) become form errors."""
         self.findings = report.findings
         self.header_findings = [
             *report.findings_for(Part.HEADER, 0),
@@ -307,7 +352,7 @@ class RelayTableForm:
             form.lines = lines.get(index, [])
             if block:
                 for finding in form.findings:
-                    if finding.level is Level.ERROR:
+                    if finding.level is Level.ERROR and (refused is None or finding in refused):
                         form.add_error(
                             None, ValidationError(finding.render(gettext), code=finding.code)
                         )
@@ -408,8 +453,9 @@ class EffectImportForm(forms.Form):
             )
         return data
 
-    def payload(self) -> bytes:
+    def payload(self) -> dict[str, Any]:
+        """An uploaded file's bytes (decoded as effect.dat is), or the pasted text as typed."""
         upload = self.cleaned_data.get("file")
         if upload is not None:
-            return bytes(upload.read())
-        return str(self.cleaned_data["text"]).encode("utf-8")
+            return {"data": bytes(upload.read())}
+        return {"text": str(self.cleaned_data["text"])}

@@ -27,7 +27,6 @@ from relaypolicy.forms import (
     RelayTableForm,
     SimulationForm,
 )
-from relaypolicy.models import RelayPolicy
 
 RELAY_CRUMBS = (
     *PageMixin.crumbs,
@@ -90,8 +89,8 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
     crumbs = RELAY_CRUMBS
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        table = services.relay_table()
-        form = RelayTableForm(table=table, version=RelayPolicy.load().version)
+        table, version = services.relay_table_snapshot()
+        form = RelayTableForm(table=table, version=version)
         form.bind_table_rows()
         form.attach(services.relay_check(table), block=False)
         return self.show(form)
@@ -102,14 +101,24 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
             return self.show(form, status=200)
         try:
             report = services.relay_table_save(
-                table=form.table(), version=form.version, user=request.user
+                table=form.table(), version=form.version, user=request.user, typed=True
             )
         except services.RelayTableNotSaved as not_saved:
-            form.attach(not_saved.report, block=True)
+            form.attach(not_saved.report, block=True, refused=not_saved.refused)
             stale = isinstance(not_saved, services.StaleTableError)
             messages.error(request, STALE_MESSAGE if stale else ERRORS_MESSAGE)
             return self.show(form, status=409 if stale else 200)
         messages.success(request, _("The per-machine relay table was saved."))
+        risks = [f for f in report.findings if f.is_error]
+        if risks:  # only risks the stored table already had: a save never adds one
+            messages.error(
+                request,
+                gettext(
+                    "The table still has %(count)s error(s) that it had before this save; "
+                    "publishing stays blocked until they are fixed."
+                )
+                % {"count": len(risks)},
+            )
         warnings = [f for f in report.findings if f.level is Level.WARNING]
         if warnings:
             messages.warning(
@@ -135,14 +144,25 @@ class EffectTextView(PermissionRequiredMixin, PageMixin, TemplateView):
     crumbs = MACHINE_CRUMBS
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        report = services.relay_check()
+        effect = services.relay_effect_file()
         if request.GET.get("download"):
-            response = HttpResponse(
-                report.text.encode("ascii", "replace"), content_type="text/plain; charset=us-ascii"
-            )
+            response = HttpResponse(effect.data, content_type="text/plain; charset=shift_jis")
             response["Content-Disposition"] = 'attachment; filename="effect.dat"'
             return response
-        return self.render_to_response(self.get_context_data(report=report))
+        return self.render_to_response(
+            self.get_context_data(report=effect.report, lines=effect.lines)
+        )
+
+
+#: After an import that brought policy risks with it (cli.md: import_effect, "policy_risks").
+RISKS_MESSAGE = _(
+    "This is your server's current configuration. Publishing stays blocked until the errors "
+    "marked in red are fixed."
+)
+REFUSED_MESSAGE = _(
+    "The file has errors that are not about the relay policy (lines the daemon cannot read as "
+    "written); nothing was imported. Fix those lines and preview the file again."
+)
 
 
 class ImportView(WritePermissionMixin, PageMixin, ContextMixin, View):
@@ -161,12 +181,16 @@ class ImportView(WritePermissionMixin, PageMixin, ContextMixin, View):
         form = EffectImportForm(request.POST, request.FILES)
         if not form.is_valid():
             return self.show(form)
-        preview = services.relay_import_preview(data=form.payload())
-        return self.show(form, preview=preview, token=services.relay_import_token(preview))
+        preview = services.relay_import_preview(**form.payload())
+        token = services.relay_import_token(preview) if preview.confirmable else ""
+        return self.show(form, preview=preview, token=token)
 
     def confirm(self, token: str) -> HttpResponse:
         try:
             report = services.relay_import_confirm(token=token, user=self.request.user)
+        except services.RelayImportRefused as refused:
+            messages.error(self.request, REFUSED_MESSAGE)
+            return self.show(EffectImportForm(), status=200, preview=refused.preview, token="")
         except services.StaleImportError as error:
             messages.error(
                 self.request,
@@ -182,6 +206,8 @@ class ImportView(WritePermissionMixin, PageMixin, ContextMixin, View):
             gettext("The relay table was replaced by the imported file (%(count)s rows).")
             % {"count": len(report.report.table.rows)},
         )
+        if report.risks:
+            messages.error(self.request, RISKS_MESSAGE)
         return HttpResponseRedirect(reverse("relaypolicy:machine-relay"))
 
     def show(self, form: EffectImportForm, status: int = 200, **extra: Any) -> HttpResponse:

@@ -10,6 +10,7 @@ from django.utils import translation
 
 from aliases.models import Alias, LocalDomain
 from controlcenter.models import ServerSettings
+from relaypolicy.models import RelayPolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,7 @@ def test_import_json_report_shape(tmp_path: Path, capsys: pytest.CaptureFixture[
                 '"Ｂ@example.co.jp" became "B@example.co.jp"',
             }
         ],
+        "policy_risks": [],
         "domains_added": [],
         "dry_run": False,
         "written": True,
@@ -92,3 +94,43 @@ def test_bad_encoding_option_is_status_2(tmp_path: Path) -> None:
     with pytest.raises(CommandError) as error:
         call_command("import_aliases", str(tmp_path / "a.csv"), "--encoding", "latin1")
     assert error.value.returncode == 2
+
+
+def test_a_wildcard_without_norelay_is_imported_with_exit_0_and_listed_as_a_policy_risk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The seed document's configuration: *@example.co.jp -> *@example.co.jp, no final norelay.
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+    path = tmp_path / "a.csv"
+    path.write_text("*@example.co.jp,*@example.co.jp\n")
+    code, report = run(str(path), capsys=capsys)
+    assert (code, report["written"], report["created"]) == (0, True, 1)
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(1, "alias.E006")]
+    assert [(e["line"], e["code"]) for e in report["policy_risks"]] == [(1, "alias.E006")]
+    assert list(Alias.objects.values_list("pattern", flat=True)) == ["*@example.co.jp"]
+
+
+def test_the_text_output_says_the_import_has_policy_risks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+    path = tmp_path / "a.csv"
+    path.write_text("*@example.co.jp,*@example.co.jp\n")
+    with translation.override("en"):
+        call_command("import_aliases", str(path))
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "imported with 1 policy risk(s): this is the server's current configuration; "
+        "export_config refuses until they are fixed"
+    )
+
+
+def test_a_300_character_comment_is_refused_on_its_line_on_every_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("a@example.co.jp,a@inner.jp," + "c" * 300 + "\n")
+    code, report = run(str(path), capsys=capsys)
+    assert code == 1
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(1, "csv.E040")]
+    assert Alias.objects.count() == 0

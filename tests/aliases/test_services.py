@@ -22,6 +22,7 @@ from aliases.aliasfile import Alias as Entry
 from aliases.models import Alias, LocalDomain
 from controlcenter.findings import sort_findings
 from controlcenter.models import AuditEntry, ServerSettings
+from controlcenter.services import policy_lint
 from relaypolicy.models import RelayPolicy
 
 pytestmark = pytest.mark.django_db
@@ -117,26 +118,80 @@ def test_import_add_domains_registers_missing_domains() -> None:
     assert Alias.objects.get(pattern="y@Other.example.jp").domain.name == "other.example.jp"
 
 
-def test_import_refuses_to_exceed_the_licence(domain: LocalDomain) -> None:
+def test_import_over_the_licence_is_stored_as_a_policy_risk(domain: LocalDomain) -> None:
     make_licence("50", accounts=45)
     rows = [f"u{i}@{DOMAIN},u{i}@inner.jp" for i in range(6)]
     report = services.aliases_import_csv(
         data=csv_bytes(*rows), encoding="auto", add_domains=False, dry_run=False
     )
     assert [(f.line, f.code) for f in report.errors] == [(None, "alias.E007")]
-    assert Alias.objects.count() == 0
+    assert [(f.line, f.code) for f in report.risks] == [(None, "alias.E007")]
+    assert (report.written, report.refused) == (True, False)
+    assert Alias.objects.count() == 6
+    assert report.as_dict()["policy_risks"] == [
+        {"line": None, "code": "alias.E007", "message": report.risks[0].render(gettext)}
+    ]
 
 
-def test_import_wildcard_without_norelay_is_an_error_on_its_line(domain: LocalDomain) -> None:
+def test_import_wildcard_without_norelay_is_stored_with_the_error_on_its_line(
+    domain: LocalDomain,
+) -> None:
     RelayPolicy.objects.filter(pk=1).update(terminator="")
     report = services.aliases_import_csv(
-        data=csv_bytes(f"a@{DOMAIN},a@inner.jp", f"*@{DOMAIN},*@inner.jp"),
+        data=csv_bytes(f"a@{DOMAIN},a@inner.jp", f"*@{DOMAIN},*@{DOMAIN}"),
         encoding="auto",
         add_domains=False,
         dry_run=False,
     )
     assert [(f.line, f.code) for f in report.errors] == [(3, "alias.E006")]
-    assert Alias.objects.count() == 0
+    assert [(f.line, f.code) for f in report.risks] == [(3, "alias.E006")]
+    assert report.written is True
+    assert list(Alias.objects.values_list("pattern", "target")) == [
+        (f"a@{DOMAIN}", "a@inner.jp"),
+        (f"*@{DOMAIN}", f"*@{DOMAIN}"),
+    ]
+    assert "alias.E006" in {f.code for f in policy_lint() if f.is_error}
+
+
+def test_import_with_a_malformed_row_and_a_risk_writes_nothing(domain: LocalDomain) -> None:
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+    report = services.aliases_import_csv(
+        data=csv_bytes(f"*@{DOMAIN},*@inner.jp", "not an address,a@inner.jp"),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+    assert report.refused is True
+    assert "alias.E006" in {f.code for f in report.risks}
+    assert (report.written, Alias.objects.count()) == (False, 0)
+
+
+@pytest.mark.parametrize(
+    ("row", "code"),
+    [
+        (f"a@{DOMAIN},a@inner.jp," + "c" * 256, "csv.E040"),
+        (f"a@{DOMAIN}," + "t" * 321 + "@inner.jp", "csv.E007"),  # the parser's own check
+    ],
+)
+def test_import_refuses_a_field_longer_than_its_column_on_every_database(
+    domain: LocalDomain, row: str, code: str
+) -> None:
+    report = services.aliases_import_csv(
+        data=csv_bytes(row), encoding="auto", add_domains=False, dry_run=False
+    )
+    assert [f.code for f in report.blocking if f.line == 2] == [code]
+    assert (report.written, Alias.objects.count()) == (False, 0)
+
+
+def test_a_255_character_comment_is_stored(domain: LocalDomain) -> None:
+    report = services.aliases_import_csv(
+        data=csv_bytes(f"a@{DOMAIN},a@inner.jp," + "c" * 255),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+    assert report.written is True
+    assert len(Alias.objects.get().comment) == 255
 
 
 def test_import_warns_about_alias_shadowed_by_earlier_wildcard(domain: LocalDomain) -> None:
@@ -331,8 +386,9 @@ class TestUploadGuard:
             encoding="auto",
             add_domains=False,
         )
+        flipped = "1" if upload.token.endswith("0") else "0"  # never the same token
         with pytest.raises(services.UploadNotFound):
-            services.upload_confirm(token=upload.token[:-1] + "0", user=user)
+            services.upload_confirm(token=upload.token[:-1] + flipped, user=user)
         other = django_user_model.objects.create_user("v", password="x")
         with pytest.raises(services.UploadNotFound):
             services.upload_confirm(token=upload.token, user=other)

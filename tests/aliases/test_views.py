@@ -18,6 +18,7 @@ from aliases.forms import AliasForm
 from aliases.models import Alias, AliasUpload, LocalDomain
 from aliases.views import STALE
 from controlcenter.models import ServerSettings
+from relaypolicy.models import RelayPolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -366,3 +367,24 @@ def test_breadcrumbs(viewer_client: Client) -> None:
         None,
     ]
     assert str(response.context["breadcrumbs"][3][0]) == "エイリアス管理"
+
+
+def test_upload_of_the_servers_open_wildcard_is_imported_and_said_to_block_publishing(
+    editor_client: Client,
+) -> None:
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+    response = upload(editor_client, b"*@example.co.jp,*@example.co.jp\n")
+    assert [(f.line, f.code) for f in response.context["report"].risks] == [(1, "alias.E006")]
+    assertContains(response, 'data-testid="preview-risks"', count=1)
+    assertNotContains(response, 'data-testid="preview-refused"')
+    token = response.context["upload"].token
+    response = editor_client.post("/aliases/upload/confirm/", {"token": token}, follow=True)
+    assert list(Alias.objects.values_list("pattern", flat=True)) == ["*@example.co.jp"]
+    texts = [str(m) for m in response.context["messages"]]
+    assert (
+        "これはサーバーの現在の設定です。赤で示したエラーを直すまで、設定の反映はできません。"
+        in texts
+    )
+    dashboard = editor_client.get("/")
+    assert dashboard.context["error_count"] >= 1
+    assertContains(dashboard, 'data-status="open"')

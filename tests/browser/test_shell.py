@@ -50,4 +50,6 @@ def test_every_menu_entry_leads_to_its_screen(login: Callable[..., Any]) -> None
         "simulate": "/relay/test/",
         "history": "/system/audit/",
         "users": "/system/users/",
+        "jobs": "/system/jobs/",
+        "logs": "/logs/",
     }

@@ -43,3 +43,16 @@ def test_has_errors_looks_at_levels_only() -> None:
         False,
         True,
     )
+
+
+def test_policy_risks_are_the_open_relay_and_licence_errors() -> None:
+    from controlcenter.findings import POLICY_RISK_CODES, blocking_errors, is_policy_risk
+
+    assert {"relay.E011", "relay.E012", "relay.E013", "alias.E006", "alias.E007"} <= (
+        POLICY_RISK_CODES
+    )
+    risk = make(Level.ERROR, "alias.E006", "wildcard")
+    malformed = make(Level.ERROR, "relay.E001", "bad line", line=3)
+    as_warning = make(Level.WARNING, "relay.E011", "not an error")
+    assert [is_policy_risk(f) for f in (risk, malformed, as_warning)] == [True, False, False]
+    assert blocking_errors([risk, malformed, as_warning]) == [malformed]

@@ -88,10 +88,18 @@ def test_reimporting_the_export_gives_back_the_table() -> None:
     assert findings == []
 
 
-def test_non_ascii_comment_is_written_as_question_marks() -> None:
+def test_an_imported_cp932_comment_is_written_back_in_cp932_and_the_diff_shows_it() -> None:
     source = ExportSource(table=Table(rows=(Row(RowKind.COMMENT, text="'社内LAN"),)))
+    plan = plan_export(source, _empty(), export_number=1)
+    assert plan.files[EFFECT].split(b"\n")[3] == b"'\x8e\xd0\x93\xe0LAN"
+    diff = next(d for d in plan.diffs if d.name == EFFECT)
+    assert "+'社内LAN" in diff.lines
+
+
+def test_a_character_cp932_cannot_encode_is_written_as_a_question_mark() -> None:
+    source = ExportSource(table=Table(rows=(Row(RowKind.COMMENT, text="'LAN \U0001f600"),)))
     data = plan_export(source, _empty(), export_number=1).files[EFFECT]
-    assert data.split(b"\n")[3] == b"'??LAN"
+    assert data.split(b"\n")[3] == b"'LAN ?"
 
 
 def test_manifest_lists_the_sha256_of_every_file() -> None:

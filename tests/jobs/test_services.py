@@ -158,9 +158,10 @@ def test_jobs_run_queued_runs_oldest_first() -> None:
     ]
 
 
-def test_the_django_tasks_worker_runs_a_started_job(django_capture_on_commit_callbacks) -> None:
-    with django_capture_on_commit_callbacks(execute=True):
-        job = job_start(kind="tests.count", title="Count", params={"upto": 2})
+@pytest.mark.django_db(transaction=True)
+def test_the_django_tasks_worker_runs_a_started_job() -> None:
+    # A real commit: the task is enqueued on commit, and the worker closes its connections.
+    job = job_start(kind="tests.count", title="Count", params={"upto": 2})
     task = DBTaskResult.objects.get()
     assert task.args_kwargs == {"args": [str(job.pk)], "kwargs": {}}
 

@@ -70,3 +70,21 @@ def test_demo_keeps_rules_that_were_entered() -> None:
     )
     assert services.demo_load() == ["relay rules: 1 row(s) kept as they are"]
     assert [row.pattern for row in services.relay_table().rows] == ["172.16.0.0/16"]
+
+
+def test_only_the_editor_refuses_a_new_non_ascii_comment() -> None:
+    japanese = Table(rows=(Row(RowKind.RULE, "192.168.1.0/24", "default", comment="本社LAN"),))
+    with pytest.raises(services.RelayTableRefused) as refused:
+        services.relay_table_save(table=japanese, version=0, typed=True)
+    assert [(f.code, f.line) for f in refused.value.refused] == [("relay.E046", 4)]
+    # A rollback restores an exported (imported) comment as it was.
+    services.relay_table_save(table=japanese, version=0)
+    assert services.relay_table().rows[0].comment == "本社LAN"
+    # Kept as it is, the editor saves it again.
+    services.relay_table_save(table=japanese, version=1, typed=True)
+    assert RelayPolicy.load().version == 2
+
+
+def test_the_snapshot_reads_the_table_and_its_version() -> None:
+    services.relay_table_save(table=Table(rows=(LAN,)), version=0)
+    assert services.relay_table_snapshot() == (Table(rows=(LAN,)), 1)

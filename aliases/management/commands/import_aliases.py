@@ -50,7 +50,13 @@ class Command(ContractCommand):
                     else ""
                 )
             )
-        if report.has_errors:
+        if report.refused:
             if not options["json"]:
                 self.stderr.write("nothing was imported: the file has errors")
             sys.exit(1)
+        if report.risks and not options["json"]:
+            self.stderr.write(
+                f"{'would import' if report.dry_run else 'imported'} with "
+                f"{len(report.risks)} policy risk(s): this is the server's current "
+                "configuration; export_config refuses until they are fixed"
+            )
