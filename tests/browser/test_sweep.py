@@ -116,6 +116,9 @@ def _sample_kwargs(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "aliases:alias-upload-report": {"token": "x"},
         "jobs:detail": {"pk": data["job"].pk},
         "jobs:progress": {"pk": data["job"].pk},
+        "maillogs:run-detail": {"pk": data["run"].pk},
+        "maillogs:run-delete": {"pk": data["run"].pk},
+        "maillogs:job-result": {"job": data["job"].pk},
     }
 
 
@@ -129,6 +132,8 @@ def _seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from controlcenter.roles import sync_role_groups
     from controlcenter.services.demo import demo_load
     from jobs.models import Job
+    from maillogs.services import log_read, path_sources
+    from tests.maillogs.conftest import write_archive
 
     sync_role_groups(apps)
     demo_load()
@@ -143,7 +148,17 @@ def _seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         kind="sweep.read", title="ログの読み込み", status="running", done=3, total=10,
         stage="読み込み中", created_by=User.objects.get(pk=admin.pk), next_url="/",
     )  # fmt: skip
+    archive = tmp_path_factory.mktemp("logs") / "logs.zip"
+    write_archive(archive, lines=300)
+    run = log_read(
+        sources=path_sources([archive]),
+        source_kind="upload",
+        label="logs.zip",
+        user=admin,
+        job_id=job.pk,
+    )
     return {
+        "run": run,
         "user": admin,
         "first_export": first,
         "export": second,
