@@ -45,7 +45,9 @@ _NOT_PROSE = re.compile(
     r"(?:/[\w.@-]+)+/?|"  # paths
     r"\b[a-z]+\.[A-Z]\d{3}\b|"  # finding codes
     r"\b\w+[%!]\S*|"  # routing notations: user%host, host!user
-    r"\b\w+=\S*"  # command arguments: mode=NA
+    r"\b\w+=\S*|"  # command arguments: mode=NA
+    r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b|"  # environment variables: CC_LOG_WORK_DIR
+    r"\b\w*\d\w*\b"  # identifiers with digits: queue file B0000001035, CP932
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]|[A-Za-z]")
 
@@ -56,6 +58,11 @@ USER_NAMES = {"kanri", "sweep-viewer", "sweep-editor", "sweep-administrator"}
 OWNED_ELSEWHERE: dict[tuple[str, str], str] = {
     ("relaypolicy:machine-relay", "japanese-only"): "owned by the safety engineer this session",
     ("aliases:alias-upload", "japanese-only"): "owned by the imports engineer this session",
+    # Log file and folder names (inlog, acceptlog, .zip) and the daemon's replies in prose.
+    **{
+        (f"maillogs:{name}", "japanese-only"): "owned by the logs engineer this session"
+        for name in ("index", "job-result", "run-detail", "replay")
+    },
 }
 
 
@@ -355,7 +362,12 @@ def test_page(crawl: dict[tuple[str, str, str], Visit], name: str, check: str) -
 
 def test_every_page_was_visited(crawl: dict[tuple[str, str, str], Visit]) -> None:
     visited = {name for name, _role, _width in crawl}
-    not_pages = {"aliases:alias-export", "controlcenter:audit-log-csv", "jobs:progress"}
+    not_pages = {
+        "aliases:alias-export",
+        "controlcenter:audit-log-csv",
+        "jobs:progress",
+        "maillogs:impact",
+    }
     assert set(PAGES) - visited == not_pages
 
 
@@ -366,6 +378,7 @@ def test_every_page_was_visited(crawl: dict[tuple[str, str, str], Visit]) -> Non
         ("送信者 someone@example.co.jp は /usr/local/mta/bin の effect.dat", []),
         ("relay.I002 情報 SMTP AUTH、*@domain.jp と 2009*@domain", []),
         ("ルーティング文字 (user%host, host!user) と mode=NA", []),
+        ("CC_LOG_WORK_DIR の B0000001035 (CP932)", []),
     ],
 )
 def test_english_words_ignores_addresses_paths_and_codes(text: str, words: list[str]) -> None:
