@@ -74,7 +74,7 @@ def _template_messages(po: Path) -> list[tuple[str, str, str]]:
 
 
 # A "<" that opens no tag the text means (<IP>, MAIL FROM:<>), or a bare "&".
-_RAW_MARKUP = r"<(?!/?(?:code|strong|em|kbd|br)\b)|&(?![a-z]+;|#\d+;)"
+_RAW_MARKUP = r"<(?!/?(?:code|span|strong|em|kbd|br)\b)|&(?![a-z]+;|#\d+;)"
 
 # Owned by another line of work this session (the lead removes it after merging).
 _OWNED_ELSEWHERE = {"templates/relaypolicy/relayrule_form.html"}

@@ -196,8 +196,8 @@ def test_publish_and_top_explain_the_final_lines_cost_and_the_way_out(
 def test_export_detail_shows_the_findings_of_the_time_in_japanese(
     export_dir: Path, admin: User, viewer_client: Client
 ) -> None:
-    effect = "#<> default\n#blank false\n# 社内LAN\n192.168.1.0/24 default\n*.*.*.* norelay\n"
-    relay_rules_import(data=effect.encode(), replace=True)
+    effect = "#<> default\n#blank false\n' 社内LAN\n192.168.1.0/24 default\n*.*.*.* norelay\n"
+    relay_rules_import(data=effect.encode("cp932"), replace=True)
     export = services.config_export(user=admin).export
     assert export is not None
     assert export.findings
