@@ -34,6 +34,7 @@ run: $(VENV)/.installed
 	$(MANAGE) migrate --no-input
 	$(MANAGE) load_demo
 	$(MANAGE) ensure_admin
+	-$(MANAGE) export_config --recover
 	@echo
 	@echo "  Relay Control Center: open http://$(HOST):$(PORT)/ and log in as the administrator above."
 	@echo
@@ -50,6 +51,7 @@ serve: $(VENV)/.installed
 	$(MANAGE) collectstatic --no-input --verbosity 0
 	$(MANAGE) migrate --no-input
 	$(MANAGE) ensure_admin
+	-$(MANAGE) export_config --recover
 	$(MANAGE) db_worker --no-reload & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/gunicorn -c gunicorn.conf.py controlcenter.wsgi:application
 

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar, cast
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -341,8 +341,12 @@ def _lock_aliases() -> None:
     """Serialise the alias writes with each other and with settings saves (the same row
     lock): each checks the whole table (licence, duplicates, positions) before it writes,
     so two writers must not both pass their checks on the same state. Inside a transaction.
+
+    Also counts the write (``ServerSettings.alias_revision``, part of the policy cache's key:
+    committed or rolled back with it).
     """
     ServerSettings.objects.select_for_update().get_or_create(pk=1)
+    ServerSettings.objects.filter(pk=1).update(alias_revision=F("alias_revision") + 1)
 
 
 # --- single aliases -------------------------------------------------------------------------

@@ -50,7 +50,7 @@ class ExportAdmin(ReadOnlyAdmin):
     list_display = ["number", "created_at", "username", "status", "dest"]
     list_filter = ["status"]
     search_fields = ["username", "dest", "error"]
-    exclude = ["files", "snapshot", "replaced"]
+    exclude = list(Export.BULKY_FIELDS)
 
 
 # Django's own user and group admins would bypass 管理ユーザー (its last-administrator guard

@@ -52,6 +52,7 @@ class AuditAction(models.TextChoices):
     EXPORT = "config.export", _("Settings applied (export)")
     EXPORT_REFUSED = "config.export_refused", _("Export refused")
     EXPORT_FAILED = "config.export_failed", _("Export failed")
+    EXPORT_RECOVERED = "config.export_recovered", _("Interrupted export undone")
     ROLLBACK = "config.rollback", _("Rollback")
     ROLLBACK_REFUSED = "config.rollback_refused", _("Rollback refused")
 

@@ -103,3 +103,38 @@ def secret_key(*, debug: bool, key_file: Path) -> str:
         key_file.write_text(secrets.token_urlsafe(50))
         key_file.chmod(0o600)
     return key_file.read_text().strip()
+
+
+CACHE_TABLE = "rcc_cache"
+_CACHE_BACKENDS = {
+    "redis": "django.core.cache.backends.redis.RedisCache",
+    "rediss": "django.core.cache.backends.redis.RedisCache",
+    "memcached": "django.core.cache.backends.memcached.PyMemcacheCache",
+}
+
+
+def env_cache(name: str) -> dict[str, object]:
+    """The shared cache: the database (table ``rcc_cache``) unless ``name`` holds a
+    ``redis://``/``rediss://`` URL or ``memcached://host:port[,host:port]``.
+
+    Every gunicorn worker and command must see the same cache, so a per-process backend
+    (locmem) is refused.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw or raw == "db":
+        return {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+            # Values are a few hundred KB; old policy states are culled first.
+            "OPTIONS": {"MAX_ENTRIES": 200, "CULL_FREQUENCY": 2},
+        }
+    scheme, _sep, rest = raw.partition("://")
+    backend = _CACHE_BACKENDS.get(scheme.lower())
+    if backend is None or not rest:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a cache URL: use redis://host:6379/0, "
+            "memcached://host:11211 or leave it empty for the database cache."
+        )
+    if scheme.lower() == "memcached":
+        return {"BACKEND": backend, "LOCATION": rest.split(",")}
+    return {"BACKEND": backend, "LOCATION": raw}

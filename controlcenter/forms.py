@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from aliases.models import Alias
 from controlcenter.models import Licence, ServerSettings
+from controlcenter.publishing import FolderRefusal, check_export_folder
 from controlcenter.roles import Role
 
 _COMMAND_RE = re.compile(r"^[A-Za-z0-9_./-]+$")
@@ -35,6 +36,12 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
         values are ignored."""
         super().__init__(*args, **kwargs)
         self.export_settings = export_settings
+        self.fields["export_dir"].help_text = _(
+            "Where publishing writes effect.dat and the alias files; blank: the default folder. "
+            "A folder that does not exist yet is created by the first export. System folders "
+            "(/etc, /usr, /proc, /root, …) and names with control characters are refused, and "
+            "links inside the folder are never followed."
+        )
         if not export_settings:
             for name in ServerSettings.EXPORT_SETTINGS_FIELDS:
                 self.fields[name].disabled = True
@@ -86,12 +93,34 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
         value: str = self.cleaned_data["export_dir"].strip()
         if self.fields["export_dir"].disabled:
             return value  # unchanged: this user may not change it, so cannot fix it either
-        if value and not value.startswith("/"):
+        if not value:
+            return value
+        check = check_export_folder(value)
+        if check.refusal is FolderRefusal.CONTROL:
+            raise forms.ValidationError(
+                _(
+                    "The folder name contains a control character (%(char)s), such as a line "
+                    "break: type it again."
+                ),
+                code="control_character",
+                params={"char": check.detail},
+            )
+        if check.refusal is FolderRefusal.RELATIVE:
             raise forms.ValidationError(
                 _("Give an absolute folder such as /usr/local/mta/bin, or leave it blank."),
                 code="relative",
             )
-        if value and Path(value).exists() and not Path(value).is_dir():
+        if check.refusal is FolderRefusal.SYSTEM:
+            raise forms.ValidationError(
+                _(
+                    "%(path)s is a system folder (%(system)s): the export never writes there. "
+                    "Choose the mail daemon's folder, such as /usr/local/mta/bin."
+                ),
+                code="system_folder",
+                params={"path": check.path, "system": check.detail},
+            )
+        value = check.path
+        if Path(value).exists() and not Path(value).is_dir():
             raise forms.ValidationError(
                 _("%(path)s exists and is not a folder."),
                 code="not_a_folder",
@@ -181,6 +210,10 @@ class UserCreateForm(SetPasswordMixin, forms.ModelForm[AbstractUser]):  # type: 
         # default validator also lets full-width and accented letters through.
         username: str = self.cleaned_data["username"]
         ASCIIUsernameValidator()(username)
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(
+                _("A user with that user name already exists (ignoring case)."), code="unique"
+            )
         return username
 
     def clean(self) -> dict[str, Any] | None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import lzma
 from pathlib import Path
 from typing import Any, Self
 
@@ -140,6 +142,9 @@ class ServerSettings(SingletonModel):
         _("Registration mode word (mode=)"), max_length=16, default="NA"
     )
     updated_at = models.DateTimeField(_("Updated at"), auto_now=True)
+    # Counts the alias and domain writes (aliases.services._lock_aliases): with the highest
+    # alias id and update time it identifies the alias table's state without scanning it.
+    alias_revision = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = _("Server settings")
@@ -225,13 +230,18 @@ class Export(AppendOnlyModel):
     created_at = models.DateTimeField(_("Date"), default=timezone.now, db_index=True)
     status = models.CharField(_("Status"), max_length=16, choices=ExportStatus)
     dest = models.CharField(_("Folder"), max_length=1024)
-    files = models.JSONField(_("Files"), default=dict)
+    # files, snapshot and replaced (properties below) are stored together in ``archive``,
+    # LZMA-compressed JSON: megabytes at 100,000 aliases become a few hundred kilobytes.
+    # Exports recorded before keep them in these JSON columns.
+    files_json = models.JSONField(_("Files"), default=dict, blank=True, db_column="files")
     hashes = models.JSONField(_("SHA-256"), default=dict)
     drift = models.JSONField(_("Drift"), default=list)
     daemon_lines = models.JSONField(_("Daemon lines"), default=list)
     findings = models.JSONField(_("Findings"), default=list)
     selftest = models.JSONField(_("Self-test"), default=dict)
-    snapshot = models.JSONField(_("Policy snapshot"), default=dict)
+    snapshot_json = models.JSONField(
+        _("Policy snapshot"), default=dict, blank=True, db_column="snapshot"
+    )
     rollback_of = models.ForeignKey(
         "self",
         verbose_name=_("Rollback of"),
@@ -242,7 +252,10 @@ class Export(AppendOnlyModel):
     )
     error = models.TextField(_("Error"), blank=True)
     # The deployed text of the files this export overwrote although they were changed by hand.
-    replaced = models.JSONField(_("Files replaced"), default=dict, blank=True)
+    replaced_json = models.JSONField(
+        _("Files replaced"), default=dict, blank=True, db_column="replaced"
+    )
+    archive = models.BinaryField(_("Archive"), default=bytes, blank=True, editable=False)
     # A digest per part of ``snapshot`` (services.policy_fingerprints), so that "unexported
     # changes" is known without loading the whole policy; empty in exports made before.
     fingerprints = models.JSONField(default=dict, blank=True, editable=False)
@@ -257,6 +270,63 @@ class Export(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"#{self.number} {self.status}"
+
+    # What ``defer()`` leaves out on lists: the bulky parts.
+    BULKY_FIELDS = ("archive", "files_json", "snapshot_json", "replaced_json")
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.__dict__.pop("_archived_dirty", False):
+            parts = {name: self._part(name) for name in ("files", "snapshot", "replaced")}
+            raw = json.dumps(parts, ensure_ascii=False, sort_keys=True).encode("utf-8")
+            self.archive = lzma.compress(raw, preset=1)
+        super().save(*args, **kwargs)
+
+    def _archived(self) -> dict[str, Any]:
+        cached: dict[str, Any] | None = self.__dict__.get("_archived_parts")
+        if cached is None:
+            raw = bytes(self.archive or b"")
+            cached = json.loads(lzma.decompress(raw)) if raw else {}
+            self.__dict__["_archived_parts"] = cached
+        return cached
+
+    def _part(self, name: str) -> Any:
+        parts = self._archived()
+        return parts[name] if name in parts else getattr(self, f"{name}_json")
+
+    def _set_part(self, name: str, value: Any) -> None:
+        parts = self._archived()
+        parts[name] = value
+        self.__dict__["_archived_dirty"] = True
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Text of each file written (or that would have been), by name."""
+        value: dict[str, str] = self._part("files")
+        return value
+
+    @files.setter
+    def files(self, value: dict[str, str]) -> None:
+        self._set_part("files", value)
+
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        """The policy the files were rendered from (services.export.policy_snapshot)."""
+        value: dict[str, Any] = self._part("snapshot")
+        return value
+
+    @snapshot.setter
+    def snapshot(self, value: dict[str, Any]) -> None:
+        self._set_part("snapshot", value)
+
+    @property
+    def replaced(self) -> dict[str, str]:
+        """The deployed text of the files this export overwrote although changed by hand."""
+        value: dict[str, str] = self._part("replaced")
+        return value
+
+    @replaced.setter
+    def replaced(self, value: dict[str, str]) -> None:
+        self._set_part("replaced", value)
 
     def file_list(self) -> list[tuple[str, str, str]]:
         """(name, text, sha256) in the order the files are written (jsonb reorders keys)."""

@@ -41,19 +41,42 @@ file in the same folder, is flushed and fsynced; the old files are hard-linked t
 each temporary file is renamed into place. A failure at any point renames the backups back, so
 the previous files and manifest stay intact, and removes every temporary file. :func:`export_lock`
 serialises exports to one folder with ``fcntl.flock``.
+
+**The journal** makes a set recoverable when the writing process dies (kill -9, power loss)
+between the first rename and the moment its caller has recorded the export. Before the first
+rename, :func:`stage_file_set` writes ``.rcc-export.journal`` (atomically, fsynced)::
+
+    {"format": 1, "label": {...caller's data, e.g. {"export": 7}...},
+     "files": {name: sha256 of the new file}, "temps": {name: ".name.XXXX.tmp"},
+     "backups": {name: ".name.XXXX.bak"}, "created": [names that did not exist before]}
+
+and removes it last, once the set is discarded (kept) or restored. The next export, or the
+start-up, calls :func:`recover_file_set` under the lock with the caller's answer to "was this
+set recorded?": yes completes it (drops the backups), no rolls it back (backups renamed back,
+created files removed). Either way every ``.tmp``/``.bak`` this module left in the folder
+(``.<file>.<16 hex>.tmp|bak``) is removed.
+
+**Links are never followed.** Every file in the folder (the three files, the manifest, the
+lock file and the journal) is opened with ``O_NOFOLLOW`` and must be a regular file; a
+symbolic link (or a FIFO, a device...) raises :class:`LinkRefused` naming it. The folder itself
+may be a link: it is the administrator's setting.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import posixpath
+import re
 import secrets
-import shutil
+import stat
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -79,7 +102,9 @@ ALIASES_CSV = "aliases.csv"
 FILE_NAMES = (EFFECT, SCRIPT, ALIASES_CSV)
 MANIFEST = ".rcc-manifest.json"
 LOCK = ".rcc-export.lock"
+JOURNAL = ".rcc-export.journal"
 MANIFEST_FORMAT = 1
+JOURNAL_FORMAT = 1
 _MODES = {EFFECT: 0o644, SCRIPT: 0o755, ALIASES_CSV: 0o644, MANIFEST: 0o644}
 
 
@@ -259,6 +284,119 @@ class FolderError(OSError):
         super().__init__(f"export folder {folder} cannot be used: {self.reason}")
 
 
+class LinkRefused(FolderError):
+    """A file in the export folder is a symbolic link (or not a regular file): never followed."""
+
+    def __init__(self, folder: Path, name: str, *, link: bool = True) -> None:
+        self.name = name
+        self.link = link
+        what = "a symbolic link" if link else "not a regular file"
+        super().__init__(
+            folder, OSError(errno.ELOOP, f"{folder / name} is {what}; the export never follows it")
+        )
+
+
+_NOFOLLOW = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | os.O_NONBLOCK
+
+
+def _open_regular(folder: Path, name: str, flags: int, mode: int = 0o644) -> int:
+    """A descriptor for ``folder/name`` opened without following a link; LinkRefused when it
+    is a link or not a regular file (O_NONBLOCK: a FIFO must not hang the reader)."""
+    try:
+        fd = os.open(folder / name, flags | _NOFOLLOW, mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise LinkRefused(folder, name) from error
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LinkRefused(folder, name, link=False)
+    return fd
+
+
+def read_file(folder: Path, name: str) -> bytes | None:
+    """The bytes of ``folder/name`` (None when missing) read without following a link;
+    LinkRefused for a link or a special file, FolderError when unreadable."""
+    try:
+        fd = _open_regular(folder, name, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except LinkRefused:
+        raise
+    except OSError as error:  # the folder is a file, a file is a folder, no permission...
+        raise FolderError(folder, error) from error
+    try:
+        with os.fdopen(fd, "rb") as stream:
+            return stream.read()
+    except OSError as error:
+        raise FolderError(folder, error) from error
+
+
+# Folders an export must never write into (nor below): the system's own.
+SYSTEM_TREES = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+    "/run", "/sbin", "/sys", "/var/run", "/var/lock", "/usr/bin", "/usr/sbin", "/usr/lib",
+    "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/include", "/usr/share", "/usr/src",
+    "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/etc",
+    "/usr/local/share", "/usr/local/include",
+)  # fmt: skip
+# Folders that hold others: refused themselves, their subfolders (/usr/local/mta/bin) are fine.
+SYSTEM_ROOTS = (
+    "/", "/home", "/media", "/mnt", "/opt", "/srv", "/tmp", "/usr", "/usr/local", "/var",
+    "/var/lib", "/var/tmp",
+)  # fmt: skip
+SECRET_PARTS = frozenset({".ssh", ".gnupg"})
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+class FolderRefusal(StrEnum):
+    EMPTY = "empty"
+    CONTROL = "control_character"
+    RELATIVE = "relative"
+    SYSTEM = "system_folder"
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """An export folder as written (normalised), or why it is refused."""
+
+    path: str
+    refusal: FolderRefusal | None = None
+    detail: str = ""  # the character (U+XXXX) or the system folder concerned
+
+
+def check_export_folder(value: str) -> FolderCheck:
+    """Normalise an export folder and refuse control characters (line breaks, U+2028...),
+    relative names and system folders (SYSTEM_TREES and below, SYSTEM_ROOTS themselves,
+    ``.ssh``), judged on the normalised path (``/x/../../etc`` is ``/etc``) and on the path
+    its existing links lead to."""
+    for char in value:
+        if unicodedata.category(char) in _UNPRINTABLE:
+            return FolderCheck(value, FolderRefusal.CONTROL, f"U+{ord(char):04X}")
+    if not value:
+        return FolderCheck(value, FolderRefusal.EMPTY)
+    if not value.startswith("/"):
+        return FolderCheck(value, FolderRefusal.RELATIVE)
+    normal = posixpath.normpath(value)
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")
+    for candidate in dict.fromkeys((normal, os.path.realpath(normal))):
+        if system := _system_folder(candidate):
+            return FolderCheck(normal, FolderRefusal.SYSTEM, system)
+    return FolderCheck(normal)
+
+
+def _system_folder(path: str) -> str:
+    if path in SYSTEM_ROOTS:
+        return path
+    for tree in SYSTEM_TREES:
+        if path == tree or path.startswith(tree + "/"):
+            return tree
+    if SECRET_PARTS & set(path.split("/")):
+        return path
+    return ""
+
+
 def folder_problem(folder: Path) -> str:
     """Why ``folder`` cannot take an export, checked without creating anything ("" if it can).
 
@@ -297,12 +435,7 @@ def read_deployed(folder: Path) -> Deployed:
 
 
 def _read_optional(folder: Path, name: str) -> bytes | None:
-    try:
-        return (folder / name).read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as error:  # the folder is a file, a file is a folder, no permission...
-        raise FolderError(folder, error) from error
+    return read_file(folder, name)
 
 
 class DriftKind(StrEnum):
@@ -360,18 +493,171 @@ class FileDiff:
         return kinds
 
 
+# Up to this many lines on both sides together, difflib's matcher; above it the linear
+# matcher below (difflib takes seconds on a 100,000-line alias file).
+DIFFLIB_LIMIT = 4000
+_CONTEXT = 3
+_SCANS = 64
+
+Opcode = tuple[str, int, int, int, int]
+
+
 def unified_diff(name: str, old: str | None, new: str) -> FileDiff:
-    """The diff deployed -> new, line endings ignored (they are a setting, shown elsewhere)."""
+    """The diff deployed -> new, line endings ignored (they are a setting, shown elsewhere).
+
+    Small files get difflib's diff; big ones :func:`line_opcodes`' (the same format, a valid
+    diff, possibly not the shortest when lines moved).
+    """
     old_lines = [] if old is None else old.splitlines()
     new_lines = new.splitlines()
-    lines = difflib.unified_diff(
-        old_lines,
-        new_lines,
-        fromfile=f"a/{name}" if old is not None else "/dev/null",
-        tofile=f"b/{name}",
-        lineterm="",
-    )
+    fromfile = f"a/{name}" if old is not None else "/dev/null"
+    if len(old_lines) + len(new_lines) <= DIFFLIB_LIMIT:
+        lines = list(
+            difflib.unified_diff(
+                old_lines, new_lines, fromfile=fromfile, tofile=f"b/{name}", lineterm=""
+            )
+        )
+    else:
+        opcodes = line_opcodes(old_lines, new_lines)
+        lines = _format_unified(old_lines, new_lines, opcodes, fromfile, f"b/{name}")
     return FileDiff(name, tuple(lines), created=old is None)
+
+
+def line_opcodes(a: Sequence[str], b: Sequence[str]) -> list[Opcode]:
+    """difflib-style opcodes turning ``a`` into ``b``, in time linear in their length.
+
+    Common runs are walked directly; at a difference the cheaper resynchronisation wins: the
+    next occurrence of ``a[i]`` in ``b`` (insert what lies before it) or of ``b[j]`` in ``a``
+    (delete), else the two lines are a replacement. Exact for inserted, deleted and changed
+    lines, which is what an export changes.
+    """
+    # The first resynchronisations scan (list.index runs in C); many of them build indexes.
+    scans = [0]
+    positions: dict[int, dict[str, list[int]]] = {}
+    cursors: dict[int, dict[str, int]] = {0: {}, 1: {}}
+
+    def next_at(side: int, seq: Sequence[str], line: str, at: int) -> int:
+        if scans[0] < _SCANS:
+            scans[0] += 1
+            try:
+                return seq.index(line, at)
+            except ValueError:
+                return -1
+        if side not in positions:
+            index: dict[str, list[int]] = {}
+            for number, text in enumerate(seq):
+                index.setdefault(text, []).append(number)
+            positions[side] = index
+        found = positions[side].get(line)
+        if not found:
+            return -1
+        cursor = cursors[side]
+        k = cursor.get(line, 0)
+        while k < len(found) and found[k] < at:
+            k += 1
+        cursor[line] = k
+        return found[k] if k < len(found) else -1
+
+    ops: list[Opcode] = []
+
+    def add(tag: str, i1: int, i2: int, j1: int, j2: int) -> None:
+        if ops and ops[-1][0] == tag:
+            ops[-1] = (tag, ops[-1][1], i2, ops[-1][3], j2)
+        else:
+            ops.append((tag, i1, i2, j1, j2))
+
+    i = j = 0
+    n, m = len(a), len(b)
+    while i < n and j < m:
+        if a[i] == b[j]:
+            start_i, start_j = i, j
+            while i < n and j < m and a[i] == b[j]:
+                i += 1
+                j += 1
+            add("equal", start_i, i, start_j, j)
+            continue
+        in_b = next_at(1, b, a[i], j)
+        in_a = next_at(0, a, b[j], i)
+        if in_b >= 0 and (in_a < 0 or in_b - j <= in_a - i):
+            add("insert", i, i, j, in_b)
+            j = in_b
+        elif in_a >= 0:
+            add("delete", i, in_a, j, j)
+            i = in_a
+        else:
+            add("replace", i, i + 1, j, j + 1)
+            i += 1
+            j += 1
+    if i < n:
+        add("delete", i, n, j, j)
+    elif j < m:
+        add("insert", i, i, j, m)
+    # difflib's vocabulary: a delete next to an insert is a replace.
+    merged: list[Opcode] = []
+    for op in ops:
+        if merged and {merged[-1][0], op[0]} <= {"delete", "insert", "replace"}:
+            last = merged[-1]
+            merged[-1] = ("replace", last[1], op[2], last[3], op[4])
+        else:
+            merged.append(op)
+    return [
+        ("delete" if j1 == j2 else "insert" if i1 == i2 else tag, i1, i2, j1, j2)
+        if tag == "replace"
+        else (tag, i1, i2, j1, j2)
+        for tag, i1, i2, j1, j2 in merged
+    ]
+
+
+def _grouped(opcodes: list[Opcode], context: int = _CONTEXT) -> Iterator[list[Opcode]]:
+    """difflib.SequenceMatcher.get_grouped_opcodes over given opcodes."""
+    codes = list(opcodes) or [("equal", 0, 1, 0, 1)]
+    if codes[0][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[0]
+        codes[0] = tag, max(i1, i2 - context), i2, max(j1, j2 - context), j2
+    if codes[-1][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[-1]
+        codes[-1] = tag, i1, min(i2, i1 + context), j1, min(j2, j1 + context)
+    span = context + context
+    group: list[Opcode] = []
+    for tag, i1, i2, j1, j2 in codes:
+        if tag == "equal" and i2 - i1 > span:
+            group.append((tag, i1, min(i2, i1 + context), j1, min(j2, j1 + context)))
+            yield group
+            group = []
+            i1, j1 = max(i1, i2 - context), max(j1, j2 - context)
+        group.append((tag, i1, i2, j1, j2))
+    if group and not (len(group) == 1 and group[0][0] == "equal"):
+        yield group
+
+
+def _range(start: int, stop: int) -> str:
+    beginning, length = start + 1, stop - start
+    if length == 1:
+        return str(beginning)
+    if not length:
+        beginning -= 1
+    return f"{beginning},{length}"
+
+
+def _format_unified(
+    a: Sequence[str], b: Sequence[str], opcodes: list[Opcode], fromfile: str, tofile: str
+) -> list[str]:
+    """The unified diff text difflib.unified_diff writes (``lineterm=""``)."""
+    out: list[str] = []
+    for group in _grouped(opcodes):
+        if not out:
+            out += [f"--- {fromfile}", f"+++ {tofile}"]
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[i1:i2]]
+                continue
+            if tag in ("replace", "delete"):
+                out += ["-" + line for line in a[i1:i2]]
+            if tag in ("replace", "insert"):
+                out += ["+" + line for line in b[j1:j2]]
+    return out
 
 
 def _is_daemon_rule(line: EffectLine) -> bool:
@@ -582,20 +868,24 @@ def write_file_set(
 
 @dataclass
 class StagedFileSet:
-    """A file set in place whose previous files are still kept as backups.
+    """A file set in place whose previous files are still kept as backups (and the journal).
 
-    :meth:`discard` drops the backups (the set stays); :meth:`restore` puts the previous
-    files back (and removes the files that did not exist before).
+    :meth:`discard` drops the backups and the journal (the set stays); :meth:`restore` puts
+    the previous files back (and removes the files that did not exist before).
     """
 
     folder: Path
     backups: dict[str, Path]
     created: list[str]
+    temps: dict[str, Path] = field(default_factory=dict)
 
     def discard(self) -> None:
+        _remove(self.temps.values())
         _remove(self.backups.values())
         self.backups.clear()
         self.created.clear()
+        self.temps.clear()
+        _remove_journal(self.folder)
 
     def restore(self) -> None:
         for name in self.created:
@@ -603,45 +893,93 @@ class StagedFileSet:
                 os.unlink(self.folder / name)
         for name, backup in self.backups.items():
             with contextlib.suppress(OSError):
-                os.replace(backup, self.folder / name)
+                _put_back(backup, self.folder / name)
+        self.backups.clear()
         self.discard()
-        _fsync_folder(self.folder)
 
 
-def _backup(target: Path, backup: Path) -> None:
-    """Keep ``target`` as ``backup``: a hard link, or a copy where linking is refused.
+def _put_back(backup: Path, target: Path) -> None:
+    """Rename ``backup`` over ``target``; when the target was never replaced both are links
+    to one file, which rename(2) leaves as they are, so the backup is then removed."""
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(backup, target)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(backup)
 
-    Linux's fs.protected_hardlinks refuses to link files owned by another user.
-    """
+
+def _backup(folder: Path, name: str) -> Path | None:
+    """Keep ``folder/name`` as a backup (None when it does not exist): a hard link, or a copy
+    where linking is refused (Linux's fs.protected_hardlinks refuses to link files owned by
+    another user). A link or a special file raises LinkRefused."""
     try:
-        os.link(target, backup)
-    except OSError:  # PermissionError included
-        shutil.copy2(target, backup)
+        fd = _open_regular(folder, name, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    backup = folder / f".{name}.{secrets.token_hex(8)}.bak"
+    try:
+        try:
+            os.link(folder / name, backup, follow_symlinks=False)
+        except OSError:  # PermissionError included
+            out = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+            with os.fdopen(out, "wb") as target, os.fdopen(os.dup(fd), "rb") as source:
+                while chunk := source.read(1 << 20):
+                    target.write(chunk)
+                target.flush()
+                os.fsync(target.fileno())
+            os.chmod(backup, stat.S_IMODE(os.fstat(fd).st_mode))
+    finally:
+        os.close(fd)
+    return backup
+
+
+def _write_temp(folder: Path, prefix: str, data: bytes, mode: int) -> Path:
+    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp, mode)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return Path(temp)
 
 
 def stage_file_set(
-    folder: Path, files: Mapping[str, bytes], *, rename: Rename = os.replace
+    folder: Path,
+    files: Mapping[str, bytes],
+    *,
+    rename: Rename = os.replace,
+    label: Mapping[str, object] | None = None,
 ) -> StagedFileSet:
-    """Like :func:`write_file_set`, but keep the previous files until the caller decides."""
+    """Like :func:`write_file_set`, but keep the previous files (and the journal, carrying
+    ``label``) until the caller decides. A link among the files raises LinkRefused."""
     _make_folder(folder)
     temps: dict[str, Path] = {}
     backups: dict[str, Path] = {}
     placed: list[str] = []
+    journal = False
     try:
         for name, data in files.items():
-            fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            temps[name] = Path(temp)
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.chmod(temp, _MODES.get(name, 0o644))
+            temps[name] = _write_temp(folder, f".{name}.", data, _MODES.get(name, 0o644))
         for name in files:
-            target = folder / name
-            if target.exists():
-                backup = folder / f".{name}.{secrets.token_hex(8)}.bak"
-                _backup(target, backup)
+            backup = _backup(folder, name)
+            if backup is not None:
                 backups[name] = backup
+        _write_journal(
+            folder,
+            {
+                "format": JOURNAL_FORMAT,
+                "label": dict(label or {}),
+                "files": {name: sha256(data) for name, data in files.items()},
+                "temps": {name: temp.name for name, temp in temps.items()},
+                "backups": {name: backup.name for name, backup in backups.items()},
+                "created": [name for name in files if name not in backups],
+            },
+        )
+        journal = True
         for name in files:
             rename(temps[name], folder / name)
             placed.append(name)
@@ -656,9 +994,134 @@ def stage_file_set(
                     os.unlink(folder / name)
         _remove(temps.values())
         _remove(backups.values())
+        if journal:
+            _remove_journal(folder)
         _fsync_folder(folder)
+        if isinstance(error, FolderError):
+            raise
         raise WriteError(f"export to {folder} failed, previous files kept: {error}") from error
     return StagedFileSet(folder, backups, [name for name in files if name not in backups])
+
+
+# --- the journal and recovery ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Journal:
+    """An unfinished set found in a folder (see the module docstring)."""
+
+    label: dict[str, object]
+    files: dict[str, str]
+    temps: dict[str, str]
+    backups: dict[str, str]
+    created: tuple[str, ...]
+
+
+class RecoveryOutcome(StrEnum):
+    COMPLETED = "completed"  # the set was recorded: it stays, its backups are dropped
+    ROLLED_BACK = "rolled_back"  # it was not: the previous files are back
+    CLEANED = "cleaned"  # no journal, only leftover temporary files or backups removed
+
+
+@dataclass(frozen=True)
+class Recovery:
+    outcome: RecoveryOutcome
+    journal: Journal | None
+    removed: tuple[str, ...]  # leftover .tmp/.bak names removed
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8,}\.(?:tmp|bak)$")
+_OWN_NAMES = frozenset({*FILE_NAMES, MANIFEST, JOURNAL})
+
+
+def _write_journal(folder: Path, data: Mapping[str, object]) -> None:
+    raw = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    temp = _write_temp(folder, f".{JOURNAL}.", raw, 0o600)
+    try:
+        os.replace(temp, folder / JOURNAL)
+    except OSError:
+        _remove([temp])
+        raise
+    _fsync_folder(folder)
+
+
+def _remove_journal(folder: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(folder / JOURNAL)
+    _fsync_folder(folder)
+
+
+def _own_leftover(name: str, stem: str) -> bool:
+    """Whether ``name`` is one of this module's temporary files or backups of ``stem``."""
+    match = _LEFTOVER.match(name)
+    return match is not None and match["name"] == stem and stem in _OWN_NAMES
+
+
+def read_journal(folder: Path) -> Journal | None:
+    """The unfinished set in ``folder``, or None. An unreadable journal (not ours, damaged)
+    is treated as none; a link raises LinkRefused."""
+    try:
+        raw = read_file(folder, JOURNAL)
+    except LinkRefused:
+        raise
+    except FolderError:
+        return None
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        journal = Journal(
+            label=dict(data.get("label", {})),
+            files={str(k): str(v) for k, v in data["files"].items()},
+            temps={str(k): str(v) for k, v in data["temps"].items()},
+            backups={str(k): str(v) for k, v in data["backups"].items()},
+            created=tuple(str(name) for name in data["created"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    names = {*journal.files, *journal.temps, *journal.backups, *journal.created}
+    if not names <= _OWN_NAMES - {JOURNAL}:
+        return None  # never rename or delete anything but our own files
+    if not all(_own_leftover(v, k) for k, v in (*journal.temps.items(), *journal.backups.items())):
+        return None
+    return journal
+
+
+def recover_file_set(folder: Path, *, recorded: Callable[[Journal], bool]) -> Recovery | None:
+    """Finish or undo a set left unfinished in ``folder`` and remove this module's leftovers
+    (call it under :func:`export_lock`). ``recorded(journal)`` says whether the caller recorded
+    the set; None when there was nothing to do (a missing folder included)."""
+    if not folder.is_dir():
+        return None
+    journal = read_journal(folder)
+    outcome = RecoveryOutcome.CLEANED
+    if journal is not None:
+        if recorded(journal):
+            outcome = RecoveryOutcome.COMPLETED
+        else:
+            outcome = RecoveryOutcome.ROLLED_BACK
+            for name in journal.created:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(folder / name)
+            for name, backup in journal.backups.items():
+                _put_back(folder / backup, folder / name)
+            _fsync_folder(folder)
+    removed = []
+    if journal is None and (folder / JOURNAL).is_file():
+        _remove([folder / JOURNAL])  # unreadable: nothing in it can be trusted or used
+        removed.append(JOURNAL)
+    for entry in sorted(os.listdir(folder)):
+        match = _LEFTOVER.match(entry)
+        if match and match["name"] in _OWN_NAMES:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / entry)
+            removed.append(entry)
+    if journal is not None:
+        _remove_journal(folder)
+    elif not removed:
+        return None
+    _fsync_folder(folder)
+    return Recovery(outcome, journal, tuple(removed))
 
 
 def _make_folder(folder: Path) -> None:
@@ -675,19 +1138,27 @@ def _remove(paths: Iterable[Path]) -> None:
 
 
 @contextlib.contextmanager
-def export_lock(folder: Path) -> Iterator[None]:
+def export_lock(folder: Path, *, blocking: bool = True) -> Iterator[bool]:
     """Hold an exclusive lock on ``folder``'s lock file: exports to it cannot interleave.
 
-    Creates the folder; raises FolderError when it cannot be created or locked.
+    Creates the folder; raises FolderError when it cannot be created or locked (LinkRefused
+    when the lock file is a link). Yields True; with ``blocking=False`` yields False at once
+    when another process holds the lock.
     """
     _make_folder(folder)
     try:
-        stream = open(folder / LOCK, "a+b")  # noqa: SIM115 - closed below, after the unlock
+        fd = _open_regular(folder, LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except LinkRefused:
+        raise
     except OSError as error:
         raise FolderError(folder, error) from error
-    with stream:
-        fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
+    with os.fdopen(fd, "a+b") as stream:
         try:
-            yield
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(stream.fileno(), fcntl.LOCK_UN)

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from controlcenter.env import (
     env_bool,
+    env_cache,
     env_int,
     env_list,
     env_origins,
@@ -106,6 +107,10 @@ if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # the job worker) shared cache fails at once with "table is locked" where a file waits.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Shared by every worker and command: the policy's self-test, lint and export preview are
+# computed once per state of the policy (controlcenter.policycache).
+CACHES = {"default": env_cache("CC_CACHE_URL")}
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

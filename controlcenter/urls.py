@@ -16,6 +16,7 @@ controlcenter_patterns = [
     path("system/users/add/", views.UserCreateView.as_view(), name="user-add"),
     path("system/users/<int:pk>/", views.UserUpdateView.as_view(), name="user-edit"),
     path("system/publish/", views.PublishView.as_view(), name="publish"),
+    path("system/publish/diff/", views.PublishDiffView.as_view(), name="publish-diff"),
     path("system/publish/history/", views.ExportListView.as_view(), name="export-list"),
     path(
         "system/publish/history/<int:pk>/",
@@ -49,8 +50,11 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
-    # One login page for everything, throttled by axes: the admin's own login redirects here.
-    path("admin/login/", login_not_required(views.AdminLoginView.as_view())),
+    # One login page for everything, throttled by axes: the admin's own login redirects here
+    # (or shows 403 to a signed-in user the admin refused), and one audited password page.
+    path("admin/login/", views.AdminLoginView.as_view()),
+    path("admin/password_change/", views.AdminPasswordChangeView.as_view()),
+    path("admin/password_change/done/", views.AdminPasswordChangeView.as_view()),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages without an icon link (the admin's, downloads).
     path(

@@ -4,16 +4,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -24,9 +26,10 @@ from django.views.generic import (
     RedirectView,
     TemplateView,
     UpdateView,
+    View,
 )
 
-from controlcenter import services
+from controlcenter import policycache, services
 from controlcenter.audit import AuditAction
 from controlcenter.clientip import client_ip
 from controlcenter.forms import (
@@ -91,19 +94,6 @@ class FaviconView(RedirectView):
         return static("favicon.svg")
 
 
-class AdminLoginView(RedirectView):
-    """/admin/ sends anonymous visitors to the one login page; a logged-in user without the
-    admin's permission gets the 403 page (a redirect would bring them straight back: a loop)."""
-
-    pattern_name = "login"
-    query_string = True
-
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if request.user.is_authenticated:
-            raise PermissionDenied
-        return super().get(request, *args, **kwargs)
-
-
 class DashboardView(PermissionRequiredMixin, PageMixin, TemplateView):
     permission_required = "controlcenter.view_serversettings"
     template_name = "controlcenter/dashboard.html"
@@ -118,7 +108,6 @@ class DashboardView(PermissionRequiredMixin, PageMixin, TemplateView):
         context.update(services.dashboard_status())
         context["menu"] = system_menu(self.request.user)
         context["relay_url"] = reverse("relaypolicy:machine-relay")
-        context["last_export"], context["pending"] = services.pending_changes()
         return context
 
 
@@ -288,11 +277,44 @@ class UserPasswordView(
 
     def form_valid(self, form: UserPasswordForm) -> HttpResponse:
         services.user_set_password(user=form.user, password=form.cleaned_data["password1"])
+        if form.user.pk == self.request.user.pk:
+            # Stays logged in after changing their own password.
+            update_session_auth_hash(self.request, form.user)  # type: ignore[arg-type]
         messages.success(
             self.request,
             _("The password of %(user)s was changed.") % {"user": form.user.get_username()},
         )
         return super().form_valid(form)
+
+
+# --- the Django admin's own login and password pages ---------------------------------------
+
+
+@method_decorator(login_not_required, name="dispatch")
+class AdminLoginView(View):
+    """/admin/login/: the admin sends users here when they may not use it.
+
+    Signed in without access (a viewer, an editor, no role): the 403 page, not a redirect
+    back to /admin/ (which would loop); otherwise the one throttled login page.
+    """
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            raise PermissionDenied
+        query = request.META.get("QUERY_STRING", "")
+        return HttpResponseRedirect(reverse("login") + (f"?{query}" if query else ""))
+
+
+class AdminPasswordChangeView(View):
+    """/admin/password_change/: the audited password page instead of the admin's own form,
+    so that every password change goes through services.user_set_password."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("auth.change_user"):
+            raise PermissionDenied
+        return HttpResponseRedirect(reverse("controlcenter:user-password", args=[request.user.pk]))
+
+    post = get  # the admin's form posts here: nothing is changed, the audited page opens
 
 
 # --- 設定の反映, 履歴 and 変更履歴 -----------------------------------------------------------
@@ -311,7 +333,7 @@ class PublishView(PermissionRequiredMixin, PageMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["status"] = services.publish_status()
+        context["status"] = policycache.publish_overview()
         context["can_publish"] = self.request.user.has_perm("controlcenter.publish_config")
         context["relay_url"] = reverse("relaypolicy:machine-relay")
         return context
@@ -338,6 +360,20 @@ class PublishView(PermissionRequiredMixin, PageMixin, TemplateView):
                 reverse("controlcenter:export-detail", args=[report.export.pk])
             )
         return HttpResponseRedirect(reverse("controlcenter:publish"))
+
+
+class PublishDiffView(PermissionRequiredMixin, View):
+    """The whole difference 設定の反映 shows the start of, as one unified diff file."""
+
+    permission_required = "controlcenter.view_serversettings"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        _dest, plan, _error = services.export_plan()
+        text = "".join(line + "\n" for diff in plan.diffs for line in diff.lines)
+        response = HttpResponse(text.encode("utf-8"), content_type="text/x-diff; charset=utf-8")
+        name = f"export-{plan.export_number}.diff"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
 
 def _export_message(request: HttpRequest, report: services.ExportReport) -> None:
@@ -386,7 +422,7 @@ class ExportListView(PermissionRequiredMixin, PublishCrumbsMixin, ListView[Expor
     paginate_by = 50
 
     def get_queryset(self) -> QuerySet[Export]:
-        return Export.objects.select_related("rollback_of").defer("files", "snapshot", "replaced")
+        return Export.objects.select_related("rollback_of").defer(*Export.BULKY_FIELDS)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -528,7 +564,16 @@ class AuditFilterForm(forms.Form):
         if data["user"] in (LEGACY_COMMAND_LINE_ACTOR, gettext("(command line)")):
             queryset = queryset.filter(actor_kind=ActorKind.COMMAND_LINE)
         elif data["user"]:
-            queryset = queryset.filter(actor_kind=ActorKind.USER, actor_name__iexact=data["user"])
+            # One user's entries only: names are unique regardless of case, but older entries
+            # may carry a spelling (Admin / admin) that belonged to someone else.
+            user = get_user_model().objects.filter(username__iexact=data["user"]).first()
+            queryset = queryset.filter(actor_kind=ActorKind.USER)
+            if user is None:
+                queryset = queryset.filter(actor_name=data["user"])
+            else:
+                queryset = queryset.filter(
+                    Q(actor_id=user.pk) | Q(actor__isnull=True, actor_name=user.get_username())
+                )
         if data["action"]:
             queryset = queryset.filter(action=data["action"])
         if data["date_from"]:

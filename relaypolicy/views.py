@@ -14,10 +14,10 @@ from django.views import View
 from django.views.generic import TemplateView, UpdateView
 from django.views.generic.base import ContextMixin
 
+from controlcenter import policycache
 from controlcenter.findings import Level
 from controlcenter.models import ServerSettings
-from controlcenter.selftest import selftest_findings
-from controlcenter.services import policy_compile, policy_selftest, server_settings_save
+from controlcenter.services import server_settings_save
 from controlcenter.simulation import Session, evaluate_session
 from controlcenter.views import PageMixin
 from relaypolicy import services
@@ -63,7 +63,7 @@ class RestrictionView(WritePermissionMixin, PageMixin, UpdateView[ServerSettings
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["report"] = services.relay_check()
+        context["report"] = policycache.relay_report()
         context["can_change"] = self.request.user.has_perm(self.change_permission)
         context["machine_relay_url"] = reverse("relaypolicy:machine-relay")
         return context
@@ -91,8 +91,12 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         table, version = services.relay_table_snapshot()
         form = RelayTableForm(table=table, version=version)
+        # The validation of the stored table, computed once per policy state.
+        report = policycache.relay_report()
+        if report.table != table:  # saved in between: validate what the page shows
+            report = services.relay_check(table)
         form.bind_table_rows()
-        form.attach(services.relay_check(table), block=False)
+        form.attach(report, block=False)
         return self.show(form)
 
     def post(self, request: HttpRequest) -> HttpResponse:
@@ -237,7 +241,7 @@ class SimulateView(PermissionRequiredMixin, PageMixin, TemplateView):
                 rcpt_to=tuple(data["rcpt_to"]),
                 auth=data["auth"],
             )
-            context["result"] = evaluate_session(policy_compile(), session)
+            context["result"] = evaluate_session(policycache.compiled_policy(), session)
         return context
 
 
@@ -251,9 +255,12 @@ class SelftestView(PermissionRequiredMixin, PageMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        report = policy_selftest()
-        context["report"] = report
-        context["findings"] = selftest_findings(report)
+        state = policycache.policy_state()
+        page = policycache.selftest_page(state)
+        context["policy_state"] = state  # the key of the page's cached fragment
+        context["page"] = page
+        context["report"] = page
+        context["findings"] = page.findings
         context["tab"] = "selftest"
         context["relay_url"] = reverse("relaypolicy:machine-relay")
         return context

@@ -6,13 +6,14 @@ from typing import Any
 
 import hypothesis
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import translation
 
 from controlcenter import services
-from controlcenter.roles import Role
+from controlcenter.roles import Role, sync_role_groups
 
 PASSWORD = "correct-horse-battery-staple-42"
 
@@ -35,6 +36,20 @@ def _site_language() -> Iterator[None]:
 def _fast_password_hashing(settings: Any) -> None:
     # The real hasher is deliberately slow; hundreds of test logins do not need it.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _role_groups_in_transactional_tests(request: pytest.FixtureRequest) -> None:
+    # A transactional test ends by flushing every table, which also removes the role groups
+    # the data migrations created: give each transactional test its groups back, whatever
+    # ran before it.
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or (
+        marker is not None and marker.kwargs.get("transaction", False)
+    )
+    if transactional:
+        request.getfixturevalue("transactional_db")
+        sync_role_groups(django_apps)
 
 
 @pytest.fixture

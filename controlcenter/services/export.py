@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -206,10 +207,31 @@ def _check_policy() -> tuple[SelftestReport, list[Finding]]:
 
 
 def _folder_message(error: publishing.FolderError) -> str:
+    if isinstance(error, publishing.LinkRefused):
+        return _(
+            "%(path)s in the export folder is a symbolic link (or not a regular file); links "
+            "are never followed. Remove it, then export again."
+        ) % {"path": error.folder / error.name}
     return _("The export folder %(folder)s cannot be used: %(reason)s") % {
         "folder": error.folder,
         "reason": error.reason,
     }
+
+
+def _refused_folder(folder: Path) -> str:
+    """Why the export never writes into ``folder`` (a system folder...), "" when it may."""
+    check = publishing.check_export_folder(str(folder))
+    if check.refusal is None:
+        return ""
+    if check.refusal is publishing.FolderRefusal.SYSTEM:
+        return _(
+            "The export folder %(folder)s is a system folder (%(system)s): the export never "
+            "writes there. Choose another folder in the server settings."
+        ) % {"folder": folder, "system": check.detail}
+    return _(
+        "The export folder %(folder)s is not a usable folder name: choose another one in "
+        "the server settings."
+    ) % {"folder": ascii(str(folder))}
 
 
 def _plan(
@@ -219,12 +241,14 @@ def _plan(
 
     An unreadable folder is planned against as if it were empty, so the files can be shown.
     """
-    error = ""
+    error = _refused_folder(folder)
     try:
+        if error:
+            raise publishing.FolderError(folder, OSError(error))
         deployed = publishing.read_deployed(folder)
     except publishing.FolderError as failure:
         deployed = publishing.Deployed(dict.fromkeys(publishing.FILE_NAMES), None)
-        error = _folder_message(failure)
+        error = error or _folder_message(failure)
     plan = publishing.plan_export(export_source(snapshot), deployed, export_number=export_number)
     return plan, error
 
@@ -233,6 +257,7 @@ def export_plan(*, dest: Path | None = None) -> tuple[Path, publishing.ExportPla
     """What the next export would write into ``dest`` (default: the export folder), and why
     that folder is unusable ("" when it is not); writes nothing."""
     folder = ServerSettings.load().export_path if dest is None else dest
+    _recover_if_interrupted(folder)
     plan, error = _plan(policy_snapshot(), folder, export_number=_next_export_number())
     return folder, plan, error
 
@@ -253,16 +278,18 @@ def config_export(
     Refuses (writes nothing, records the refusal) while policy_lint() has errors; an unusable
     folder is a recorded failure. Writes and records nothing when the plan's digest is not
     ``expected_digest`` (STALE) or when it would overwrite files changed by hand without
-    ``force`` (UNCONFIRMED); a dry run only plans. Exports are serialised by a file lock on
-    the folder and a row lock, under which the number is allocated. The policy is checked
-    (lint and self-test) on the same snapshot that is rendered, taken under the row lock that
-    every policy write takes. The previous files are kept until the export is recorded, and
-    put back when the database step fails (ExportDatabaseError: nothing changed, nothing
-    recorded). With ``record_folder_failure=False`` an unusable folder is not recorded.
+    ``force`` (UNCONFIRMED); a dry run only plans. Exports are serialised by a row lock, under
+    which the number is allocated, and a file lock on the folder, taken in that order. The
+    policy is checked once (lint and self-test), on the snapshot that is rendered, taken under
+    the row lock that every policy write takes. An export interrupted earlier in the folder is
+    first completed or undone (:func:`export_recover`). The previous files are kept until the
+    export is recorded, and put back when the database step fails (ExportDatabaseError:
+    nothing changed, nothing recorded). With ``record_folder_failure=False`` an unusable folder
+    is not recorded.
     """
     folder = ServerSettings.load().export_path if dest is None else dest
-    selftest, findings = _check_policy()
     if dry_run:
+        selftest, findings = _check_policy()
         snapshot = policy_snapshot()
         plan, error = _plan(snapshot, folder, export_number=_next_export_number())
         status = ExportStatus.FAILED if error else DRY_RUN
@@ -270,10 +297,8 @@ def config_export(
             status, folder, plan, findings, selftest, error=error, folder_unusable=bool(error)
         )
     try:
-        return _config_export(
+        return _export_locked(
             folder,
-            selftest,
-            findings,
             user=user,
             request_ip=request_ip,
             rollback_of=rollback_of,
@@ -289,54 +314,6 @@ def config_export(
         raise ExportDatabaseError(message) from failure
 
 
-def _config_export(
-    folder: Path,
-    selftest: SelftestReport,
-    findings: list[Finding],
-    *,
-    user: Actor,
-    request_ip: str | None,
-    rollback_of: Export | None,
-    force: bool,
-    expected_digest: str | None,
-    record_folder_failure: bool,
-) -> ExportReport:
-    error = ""
-    if not has_errors(findings):
-        try:
-            with publishing.export_lock(folder):
-                return _export_locked(
-                    folder,
-                    user=user,
-                    request_ip=request_ip,
-                    rollback_of=rollback_of,
-                    force=force,
-                    expected_digest=expected_digest,
-                    record_folder_failure=record_folder_failure,
-                )
-        except publishing.FolderError as failure:
-            error = _folder_message(failure)
-    # Refused (or the folder unusable) without the folder lock: this creates nothing there.
-    with transaction.atomic():
-        _lock_exports()
-        snapshot = policy_snapshot()
-        plan, read_error = _plan(snapshot, folder, export_number=_next_export_number())
-        status = ExportStatus.FAILED if error else ExportStatus.REFUSED
-        report = ExportReport(
-            status,
-            folder,
-            plan,
-            findings,
-            selftest,
-            error=error or read_error,
-            folder_unusable=bool(error or read_error),
-            snapshot=snapshot,
-        )
-        if report.folder_unusable and not record_folder_failure:
-            return report
-        return _record_export(report, user=user, request_ip=request_ip, rollback_of=rollback_of)
-
-
 def _export_locked(
     folder: Path,
     *,
@@ -348,31 +325,44 @@ def _export_locked(
     record_folder_failure: bool = True,
 ) -> ExportReport:
     staged: list[publishing.StagedFileSet] = []
-    try:
-        with transaction.atomic():
-            report = _export_transaction(
-                folder,
-                staged,
-                user=user,
-                request_ip=request_ip,
-                rollback_of=rollback_of,
-                force=force,
-                expected_digest=expected_digest,
-                record_folder_failure=record_folder_failure,
-            )
-    except BaseException:
-        # The set must never be left changed without its history row.
+    # Inside a caller's transaction (a rollback) the set is only final once that commits.
+    nested = any(
+        not getattr(block, "_from_testcase", False)
+        for block in transaction.get_connection().atomic_blocks
+    )
+    # The folder lock outlives the transaction: the backups and the journal go after commit.
+    with contextlib.ExitStack() as folder_lock:
+        try:
+            with transaction.atomic():
+                report = _export_transaction(
+                    folder,
+                    staged,
+                    folder_lock,
+                    user=user,
+                    request_ip=request_ip,
+                    rollback_of=rollback_of,
+                    force=force,
+                    expected_digest=expected_digest,
+                    record_folder_failure=record_folder_failure,
+                )
+        except BaseException:
+            # The set must never be left changed without its history row (and when this
+            # process dies here instead, the journal lets the next export undo it).
+            for written in staged:
+                written.restore()
+            raise
         for written in staged:
-            written.restore()
-        raise
-    for written in staged:
-        written.discard()
+            if nested:
+                transaction.on_commit(written.discard)
+            else:
+                written.discard()
     return report
 
 
 def _export_transaction(
     folder: Path,
     staged: list[publishing.StagedFileSet],
+    folder_lock: contextlib.ExitStack,
     *,
     user: Actor,
     request_ip: str | None,
@@ -387,25 +377,54 @@ def _export_transaction(
     fingerprints = policy_fingerprints()
     snapshot = policy_snapshot()
     selftest, findings = _check_policy()
-    plan, error = _plan(snapshot, folder, export_number=_next_export_number())
+    error = ""
+    if not has_errors(findings) and not (error := _refused_folder(folder)):
+        # Refused exports create nothing in the folder, not even the lock file.
+        try:
+            folder_lock.enter_context(publishing.export_lock(folder))
+            _recover_locked(folder)
+        except publishing.FolderError as failure:
+            error = _folder_message(failure)
+    plan, read_error = _plan(snapshot, folder, export_number=_next_export_number())
     report = ExportReport(
         ExportStatus.EXPORTED, folder, plan, findings, selftest, snapshot=snapshot
     )
-    if expected_digest is not None and expected_digest != plan.digest:
-        return dataclasses.replace(report, status=STALE)
+    if has_errors(findings):
+        report = dataclasses.replace(
+            report,
+            status=ExportStatus.REFUSED,
+            error=read_error,
+            folder_unusable=bool(read_error),
+        )
+        if read_error and not record_folder_failure:
+            return report
+        return _record_export(report, user=user, request_ip=request_ip, rollback_of=rollback_of)
     if error:
         report = dataclasses.replace(
             report, status=ExportStatus.FAILED, error=error, folder_unusable=True
         )
         if not record_folder_failure:
             return report
-    elif has_errors(findings):
-        report = dataclasses.replace(report, status=ExportStatus.REFUSED)
+        return _record_export(report, user=user, request_ip=request_ip, rollback_of=rollback_of)
+    if expected_digest is not None and expected_digest != plan.digest:
+        return dataclasses.replace(report, status=STALE)
+    if read_error:
+        report = dataclasses.replace(
+            report, status=ExportStatus.FAILED, error=read_error, folder_unusable=True
+        )
+        if not record_folder_failure:
+            return report
     elif plan.overwrites and not force:
         return dataclasses.replace(report, status=UNCONFIRMED)
     else:
         try:
-            staged.append(publishing.stage_file_set(folder, plan.all_files()))
+            staged.append(
+                publishing.stage_file_set(
+                    folder,
+                    plan.all_files(),
+                    label={"export": plan.export_number, "dest": str(folder)},
+                )
+            )
         except publishing.FolderError as failure:
             report = dataclasses.replace(
                 report,
@@ -424,6 +443,77 @@ def _export_transaction(
         rollback_of=rollback_of,
         fingerprints=fingerprints if report.written else {},
     )
+
+
+# --- an export interrupted by a crash -------------------------------------------------------
+
+
+def _journal_recorded(folder: Path, journal: publishing.Journal) -> bool:
+    """Whether the set in ``journal`` is the recorded export it claims to be."""
+    number = journal.label.get("export")
+    if not isinstance(number, int):
+        return False
+    export = (
+        Export.objects.filter(number=number, status=ExportStatus.EXPORTED)
+        .only("dest", "hashes")
+        .first()
+    )
+    return (
+        export is not None
+        and export.dest == str(folder)
+        and all(journal.files.get(name) == digest for name, digest in export.hashes.items())
+    )
+
+
+def _recover_locked(folder: Path) -> publishing.Recovery | None:
+    """Complete or undo an export interrupted in ``folder`` (under both locks); an undone one
+    is written to the audit log."""
+    recovery = publishing.recover_file_set(
+        folder, recorded=lambda journal: _journal_recorded(folder, journal)
+    )
+    if recovery is not None and recovery.outcome is publishing.RecoveryOutcome.ROLLED_BACK:
+        assert recovery.journal is not None
+        audit_record(
+            action=AuditAction.EXPORT_RECOVERED,
+            target=f"#{recovery.journal.label.get('export', '?')} {folder}",
+            summary=_(
+                "An interrupted export (not recorded) was undone: the export folder holds "
+                "the previous files again."
+            ),
+            after=recovery.journal.files,
+        )
+    return recovery
+
+
+def export_recover(*, dest: Path | None = None, wait: bool = True) -> publishing.Recovery | None:
+    """Complete or undo an export interrupted (a killed process, a power cut) in ``dest``
+    (default: the export folder) and remove the export's leftover temporary files; run at
+    start-up and by every export. None when there was nothing to do. With ``wait=False`` it
+    does nothing while an export holds a lock (that export recovers the folder itself)."""
+    folder = ServerSettings.load().export_path if dest is None else dest
+    if _refused_folder(folder) or not folder.is_dir():
+        return None
+    try:
+        with transaction.atomic():
+            ServerSettings.objects.select_for_update(nowait=not wait).get(pk=1)
+            with publishing.export_lock(folder, blocking=wait) as locked:
+                return _recover_locked(folder) if locked else None
+    except OperationalError:
+        if wait:
+            raise
+        return None  # PostgreSQL: the row is locked by a running export (NOWAIT)
+
+
+def _recover_if_interrupted(folder: Path) -> None:
+    """Recover a folder whose journal says an export was interrupted (a worker killed during
+    an export leaves it behind while the server keeps running), unless an export is running."""
+    try:
+        pending = (folder / publishing.JOURNAL).is_file()
+    except OSError:
+        return
+    if pending:
+        with contextlib.suppress(publishing.FolderError):
+            export_recover(dest=folder, wait=False)
 
 
 def _record_export(
@@ -731,7 +821,7 @@ def last_export() -> Export | None:
     """The last successful export (its files and snapshot are loaded only when used)."""
     return (
         Export.objects.filter(status=ExportStatus.EXPORTED)
-        .defer("files", "snapshot", "replaced")
+        .defer(*Export.BULKY_FIELDS)
         .order_by("-number")
         .first()
     )

@@ -15,7 +15,6 @@ from controlcenter.selftest import SelftestReport, run_selftest, selftest_findin
 from controlcenter.services.settings import server_settings_findings
 from controlcenter.simulation import Policy, compile_policy
 from relaypolicy.effectfile import EffectFile, Modifier, PatternKind
-from relaypolicy.models import RelayRule
 from relaypolicy.services import relay_check, relay_table
 from relaypolicy.table import render_table
 
@@ -80,18 +79,8 @@ def policy_lint(*, selftest: SelftestReport | None = None) -> list[Finding]:
 
 
 def dashboard_status() -> dict[str, Any]:
-    """What トップ shows: the open-relay verdict, counts, licence use and every finding."""
-    policy = policy_compile()
-    selftest = policy_selftest(policy)
-    findings = policy_lint(selftest=selftest)
-    open_relay = [f for f in selftest_findings(selftest) if f.code == "selftest.E001"]
-    return {
-        "server": ServerSettings.load(),
-        "selftest": selftest,
-        "open_relay": open_relay,
-        "findings": findings,
-        "error_count": sum(1 for f in findings if f.is_error),
-        "rule_count": RelayRule.objects.filter(kind="rule").count(),
-        "alias_count": Alias.objects.count(),
-        "licence": alias_check().usage,
-    }
+    """What トップ shows: the open-relay verdict, counts, licence use, every finding and the
+    unexported changes; computed once per state of the policy (controlcenter.policycache)."""
+    from controlcenter.policycache import dashboard_overview
+
+    return dashboard_overview()

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -33,6 +34,16 @@ def _active_administrators() -> Any:
     )
 
 
+def _lock_administrators(user: AbstractUser) -> None:
+    """Lock ``user`` and every active administrator's row, in one order (no deadlock).
+
+    Two administrators demoting each other at once would otherwise both see the other one
+    still there and leave none; the second now waits and then sees the first one's change.
+    """
+    ids = set(_active_administrators().values_list("pk", flat=True)) | {user.pk}
+    list(User.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
+
+
 def _set_role(user: AbstractUser, role: Role) -> None:
     group = Group.objects.get(name=role.value)
     user.groups.remove(*Group.objects.filter(name__in=Role.values).exclude(pk=group.pk))
@@ -46,7 +57,13 @@ def _set_role(user: AbstractUser, role: Role) -> None:
 
 @transaction.atomic
 def user_create(*, username: str, password: str | None, role: Role, **fields: Any) -> AbstractUser:
-    """Create a login with one role; ``password=None`` leaves it unusable."""
+    """Create a login with one role; ``password=None`` leaves it unusable. User names are
+    unique regardless of case (``Admin`` is taken when ``admin`` exists)."""
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError(
+            {"username": _("A user with that user name already exists (ignoring case).")},
+            code="unique",
+        )
     user = User(username=username, **fields)
     if password is None:
         user.set_unusable_password()
@@ -79,9 +96,10 @@ def _audit_user(
 @transaction.atomic
 def user_update(*, user: AbstractUser, role: Role, is_active: bool, **fields: Any) -> AbstractUser:
     """Change a login's details and role; refuses to leave no active administrator."""
-    User.objects.select_for_update().filter(pk=user.pk).first()
-    before = _user_state(User.objects.get(pk=user.pk))
-    was_admin = user.is_active and user_role(user) is Role.ADMINISTRATOR
+    _lock_administrators(user)
+    stored = User.objects.get(pk=user.pk)
+    before = _user_state(stored)
+    was_admin = stored.is_active and user_role(stored) is Role.ADMINISTRATOR
     stays_admin = is_active and (user.is_superuser or role is Role.ADMINISTRATOR)
     if was_admin and not stays_admin and not _active_administrators().exclude(pk=user.pk).exists():
         raise ValidationError(
@@ -99,6 +117,7 @@ def user_update(*, user: AbstractUser, role: Role, is_active: bool, **fields: An
 
 
 def user_set_password(*, user: AbstractUser, password: str) -> None:
+    """Set a login's password (already validated by the caller's form) and audit it."""
     user.set_password(password)
     user.save(update_fields=["password"])
     _audit_user(AuditAction.USER_PASSWORD, user, None, None)
@@ -106,3 +125,24 @@ def user_set_password(*, user: AbstractUser, password: str) -> None:
 
 def administrators_exist() -> bool:
     return bool(_active_administrators().exists())
+
+
+def password_problems(password: str, *, username: str) -> list[str]:
+    """Why ``password`` is refused by AUTH_PASSWORD_VALIDATORS for ``username`` ([] if fine)."""
+    existing = User.objects.filter(username__iexact=username).first()
+    try:
+        validate_password(password, existing or User(username=username))
+    except ValidationError as error:
+        return list(error.messages)
+    return []
+
+
+@transaction.atomic
+def administrator_restore(*, username: str, password: str | None) -> AbstractUser:
+    """Make the existing login ``username`` an active administrator again (audited), and set
+    its password when one is given: the repair when no administrator is left."""
+    user = User.objects.get(username__iexact=username)
+    user_update(user=user, role=Role.ADMINISTRATOR, is_active=True)
+    if password is not None:
+        user_set_password(user=user, password=password)
+    return user

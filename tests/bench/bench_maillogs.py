@@ -27,8 +27,8 @@ from pathlib import Path
 
 from controlcenter.simulation import compile_policy
 from maillogs import analysis, logfile
-from tests.bench.bench_simulation import DOMAINS, make_aliases, make_effect
 from tests.bench.loggen import INNER, write_inlog
+from tests.bench.policydata import DOMAINS, make_aliases, make_effect
 
 READ_CPU_TARGET = 15.0
 READ_RSS_TARGET_MB = 300

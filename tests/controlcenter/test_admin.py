@@ -10,11 +10,12 @@ from django.db import models
 from django.test import Client
 
 from aliases import services as alias_services
-from controlcenter.models import ServerSettings
+from controlcenter.models import AuditEntry, ServerSettings
 from controlcenter.roles import Role
 from relaypolicy.models import RelayPolicy, RelayRule
 from relaypolicy.services import relay_table_save
 from relaypolicy.table import Row, RowKind, Table
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +103,54 @@ def test_the_user_admin_does_not_show_password_hashes(
     response = administrator_client.get(f"/admin/auth/user/{objects['auth/user'].pk}/change/")
     assert b"md5$" not in response.content
     assert b"pbkdf2" not in response.content
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.EDITOR, None])
+def test_the_admin_refuses_users_without_access_with_the_403_page(
+    role_client: Callable[[Role | None], Client], role: Role | None
+) -> None:
+    client = role_client(role)
+    response = client.get("/admin/", follow=True)
+    assert response.redirect_chain == [("/admin/login/?next=/admin/", 302)]
+    assert response.status_code == 403
+
+
+def test_the_admin_login_sends_visitors_to_the_login_page(client: Client) -> None:
+    response = client.get("/admin/")
+    assert (response.status_code, response["Location"]) == (302, "/admin/login/?next=/admin/")
+    response = client.get("/admin/login/?next=/admin/")
+    assert (response.status_code, response["Location"]) == (302, "/accounts/login/?next=/admin/")
+
+
+def test_the_admin_password_change_goes_to_the_audited_page(
+    make_user: Callable[..., User],
+) -> None:
+    admin = make_user(username="boss", role=Role.ADMINISTRATOR)
+    client = Client()
+    client.force_login(admin)
+    target = f"/system/users/{admin.pk}/password/"
+    posted = client.post(
+        "/admin/password_change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "unaudited-password-987",
+            "new_password2": "unaudited-password-987",
+        },
+    )
+    assert (posted.status_code, posted["Location"]) == (302, target)
+    admin.refresh_from_db()
+    assert admin.check_password(PASSWORD) is True
+    response = client.post(
+        target, {"password1": "audited-password-987", "password2": "audited-password-987"}
+    )
+    assert response.status_code == 302
+    admin.refresh_from_db()
+    assert admin.check_password("audited-password-987") is True
+    assert AuditEntry.objects.filter(action="user.password", target="boss").count() == 1
+    assert client.get("/system/").status_code == 200  # still logged in
+
+
+def test_the_admin_password_change_refuses_users_without_access(
+    role_client: Callable[[Role | None], Client],
+) -> None:
+    assert role_client(Role.EDITOR).get("/admin/password_change/").status_code == 403

@@ -210,6 +210,23 @@ def test_audit_page_filters_by_user_action_and_date(viewer_client: Client) -> No
     assertContains(response, "2024-01-02 00:30</td>")  # one date format: 2026-12-02 19:49
 
 
+def test_audit_filter_keeps_users_whose_names_differ_in_case_apart(
+    viewer_client: Client, make_user: Callable[..., User]
+) -> None:
+    # "Admin" wrote entries before user names became unique regardless of case (the
+    # migration renamed that login); "admin" is today's user.
+    audit_record(action=AuditAction.ALIAS_CREATE, target="old@x.jp", actor_name="Admin", actor=None)
+    admin = make_user(username="admin", role=Role.ADMINISTRATOR)
+    audit_record(action=AuditAction.ALIAS_CREATE, target="new@x.jp", actor=admin)
+    for typed in ("admin", "ADMIN"):
+        response = viewer_client.get("/system/audit/", {"user": typed, "action": "alias.create"})
+        assert [e.target for e in response.context["object_list"]] == ["new@x.jp"]
+    response = viewer_client.get("/system/audit/", {"user": "Admin", "action": "alias.create"})
+    assert [e.target for e in response.context["object_list"]] == ["new@x.jp"]
+    response = viewer_client.get("/system/audit/", {"user": "nobody"})
+    assert list(response.context["object_list"]) == []
+
+
 def test_audit_csv_is_utf8_with_bom_in_japan_time(viewer_client: Client) -> None:
     AuditEntry.objects.create(
         created_at=datetime(2024, 1, 1, 15, 30, tzinfo=UTC),

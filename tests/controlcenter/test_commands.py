@@ -131,6 +131,36 @@ def test_ensure_admin_takes_the_password_from_the_environment(
     )
 
 
+def test_ensure_admin_refuses_a_password_the_validators_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CC_ADMIN_PASSWORD", "a")
+    with pytest.raises(CommandError) as raised:
+        call_command("ensure_admin")
+    assert raised.value.returncode == 2
+    assert str(raised.value) == (
+        "CC_ADMIN_PASSWORD is refused: このパスワードは短すぎます。最低 8 文字以上必要です。 "
+        "このパスワードは一般的すぎます。"
+    )
+    assert get_user_model().objects.count() == 0
+
+
+def test_ensure_admin_gives_the_role_back_to_an_existing_user(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CC_ADMIN_PASSWORD", "from-the-environment-123")
+    user = services.user_create(username="admin", password=None, role=Role.VIEWER)
+    get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+    call_command("ensure_admin")
+    assert capsys.readouterr().out == (
+        "No active administrator was left: 'admin' is an administrator again.\n"
+    )
+    user.refresh_from_db()
+    assert (user_role(user), user.is_active) == (Role.ADMINISTRATOR, True)
+    assert user.check_password("from-the-environment-123") is True
+    assert get_user_model().objects.count() == 1
+
+
 def test_load_demo_is_idempotent(capsys: pytest.CaptureFixture[str]) -> None:
     call_command("load_demo")
     call_command("load_demo")

@@ -135,3 +135,45 @@ def test_bad_configuration_is_one_line_and_exit_2(
     assert result.stderr.startswith(line)
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_cache_is_the_database_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CC_CACHE", raising=False)
+    assert env.env_cache("CC_CACHE") == {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "rcc_cache",
+        "OPTIONS": {"MAX_ENTRIES": 200, "CULL_FREQUENCY": 2},
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            "redis://127.0.0.1:6379/0",
+            {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": "redis://127.0.0.1:6379/0",
+            },
+        ),
+        (
+            "memcached://10.0.0.5:11211,10.0.0.6:11211",
+            {
+                "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                "LOCATION": ["10.0.0.5:11211", "10.0.0.6:11211"],
+            },
+        ),
+    ],
+)
+def test_cache_url_picks_a_shared_backend(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: dict[str, object]
+) -> None:
+    monkeypatch.setenv("CC_CACHE", raw)
+    assert env.env_cache("CC_CACHE") == expected
+
+
+@pytest.mark.parametrize("raw", ["locmem://", "redis:/x", "file:///tmp/cache"])
+def test_cache_url_refuses_anything_else(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("CC_CACHE", raw)
+    with pytest.raises(ImproperlyConfigured, match=r"^CC_CACHE=.* is not a cache URL"):
+        env.env_cache("CC_CACHE")

@@ -127,7 +127,7 @@ def test_failed_write_is_recorded_and_keeps_the_old_files(
     monkeypatch.setattr(
         publishing,
         "stage_file_set",
-        lambda folder, files: real(folder, files, rename=failing_rename),
+        lambda folder, files, **kwargs: real(folder, files, rename=failing_rename, **kwargs),
     )
     report = services.config_export(user=admin)
 
@@ -296,7 +296,9 @@ def test_rollback_that_cannot_export_changes_nothing(
     assert first is not None
     _save_rows(LAN)
     monkeypatch.setattr(
-        publishing, "stage_file_set", lambda folder, files: (_ for _ in ()).throw(OSError("x"))
+        publishing,
+        "stage_file_set",
+        lambda folder, files, **kwargs: (_ for _ in ()).throw(OSError("x")),
     )
     with pytest.raises(services.RollbackRefused):
         services.config_rollback(export_id=first.pk, user=admin)
@@ -538,11 +540,39 @@ def test_export_config_dest_below_a_file_is_bad_input(tmp_path: Path) -> None:
 def test_export_config_dest_that_cannot_be_created_is_bad_input() -> None:
     with translation.override("en"), pytest.raises(CommandError) as error:
         call_command("export_config", "--dest", "/proc/nonexist/x", stdout=StringIO())
-    assert error.value.returncode == 2
-    assert str(error.value) in (
-        # as root, only creating it shows the problem; otherwise the check does
-        "The export folder /proc/nonexist/x cannot be used: No such file or directory",
-        "--dest: /proc is not writable",
+    assert (error.value.returncode, str(error.value)) == (
+        2,
+        "--dest: /proc/nonexist/x is a system folder (/proc); the export never writes there",
+    )
+
+
+@pytest.mark.parametrize(
+    ("dest", "message"),
+    [
+        ("/etc", "--dest: /etc is a system folder (/etc); the export never writes there"),
+        (
+            "/srv/x/../../root/.ssh",
+            "--dest: /root/.ssh is a system folder (/root); the export never writes there",
+        ),
+        ("/srv/a\u2028b", "--dest: the folder name contains a control character (U+2028)"),
+    ],
+)
+def test_export_config_refuses_system_folders_and_control_characters(
+    dest: str, message: str
+) -> None:
+    with pytest.raises(CommandError) as error:
+        call_command("export_config", "--dest", dest, stdout=StringIO())
+    assert (error.value.returncode, str(error.value)) == (2, message)
+    assert Export.objects.count() == 0
+
+
+def test_a_system_folder_stored_earlier_is_refused_at_export(admin: User, settings: Any) -> None:
+    ServerSettings.objects.filter(pk=ServerSettings.load().pk).update(export_dir="/etc")
+    report = services.config_export(user=admin)
+    assert (report.status, report.error) == (
+        "failed",
+        "出力先フォルダ /etc はシステムのフォルダ (/etc) です。ここには出力しません。"
+        "全設定で別のフォルダを指定してください。",
     )
 
 
@@ -686,7 +716,7 @@ def test_a_rollback_whose_export_fails_is_recorded(
     assert first is not None
     _save_rows(LAN)
 
-    def failing_write(folder: Path, files: Any) -> None:
+    def failing_write(folder: Path, files: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(publishing, "stage_file_set", failing_write)
@@ -765,12 +795,64 @@ def test_pending_changes_compare_fingerprints_without_loading_the_policy(
 def test_pending_changes_of_an_export_without_fingerprints_compare_snapshots(
     export_dir: Path, admin: User
 ) -> None:
+    # recorded before fingerprints (and the archive) existed: the JSON column holds it
     Export.objects.create(
-        number=1, status=ExportStatus.EXPORTED, dest="x", snapshot=services.policy_snapshot()
+        number=1, status=ExportStatus.EXPORTED, dest="x", snapshot_json=services.policy_snapshot()
     )
     assert services.pending_changes()[1] == []
     _save_rows(LAN)
     assert services.pending_changes()[1] == ["relay"]
+
+
+def test_an_export_is_stored_compressed_and_still_rolls_back(export_dir: Path, admin: User) -> None:
+    from aliases import services as alias_services
+
+    services.server_settings_update(changes={"licence": "unlimited"})
+    rows = "".join(
+        f"user{i:05d}@example.co.jp,user{i:05d}@inner.example.co.jp,社員 {i}\r\n"
+        for i in range(5000)
+    )
+    alias_services.aliases_import_csv(
+        data=("alias,mapped_to,comment\r\n" + rows).encode(),
+        encoding="utf-8",
+        add_domains=True,
+        dry_run=False,
+    )
+    first = services.config_export(user=admin).export
+    assert first is not None
+    stored = Export.objects.get(pk=first.pk)
+    plain = len(json.dumps([stored.files, stored.snapshot, stored.replaced]).encode())
+    assert (stored.files_json, stored.snapshot_json, stored.replaced_json) == ({}, {}, {})
+    # 1.58 MB of JSON stored in 15 KB here
+    assert len(bytes(stored.archive)) * 50 < plain
+    assert stored.files[publishing.ALIASES_CSV] == publishing.decode_file(
+        publishing.ALIASES_CSV, (export_dir / publishing.ALIASES_CSV).read_bytes()
+    )
+    assert len(stored.snapshot["aliases"]) == 5000
+    Alias.objects.all().delete()
+    services.config_export(user=admin)
+    services.config_rollback(export_id=first.pk, user=admin)
+    assert Alias.objects.count() == 5000
+
+
+def test_an_export_recorded_before_the_archive_is_read_from_its_json_columns(
+    export_dir: Path, admin: User
+) -> None:
+    Export.objects.create(
+        number=1,
+        status=ExportStatus.EXPORTED,
+        dest=str(export_dir),
+        files_json={EFFECT: "old\n"},
+        snapshot_json=services.policy_snapshot(),
+        replaced_json={EFFECT: "by hand\n"},
+    )
+    export = Export.objects.get(number=1)
+    assert (bytes(export.archive), export.files, export.replaced) == (
+        b"",
+        {EFFECT: "old\n"},
+        {EFFECT: "by hand\n"},
+    )
+    assert export.snapshot == services.policy_snapshot()
 
 
 def test_a_rollback_over_hand_edits_needs_the_confirmation(

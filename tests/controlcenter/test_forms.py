@@ -57,11 +57,81 @@ def test_export_folder_may_exist_or_be_created_later(tmp_path: Path, folder: str
     assert _errors(form) == {}
 
 
-def test_export_folder_help_text_says_a_missing_folder_is_created() -> None:
+def test_export_folder_help_text_says_what_is_refused() -> None:
     with translation.override("en"):
         assert str(_form().fields["export_dir"].help_text).endswith(
-            "A folder that does not exist yet is created by the first export."
+            "A folder that does not exist yet is created by the first export. System folders "
+            "(/etc, /usr, /proc, /root, …) and names with control characters are refused, and "
+            "links inside the folder are never followed."
         )
+    assert "システムのフォルダ (/etc、/usr、/proc、/root など)" in str(
+        _form().fields["export_dir"].help_text
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "normal", "system"),
+    [
+        ("/etc", "/etc", "/etc"),
+        ("/etc/postfix", "/etc/postfix", "/etc"),
+        ("/root/.ssh", "/root/.ssh", "/root"),
+        ("/home/admin/.ssh", "/home/admin/.ssh", "/home/admin/.ssh"),
+        ("/proc/1", "/proc/1", "/proc"),
+        ("/sys", "/sys", "/sys"),
+        ("/dev", "/dev", "/dev"),
+        ("/boot/", "/boot", "/boot"),
+        ("/usr", "/usr", "/usr"),
+        ("/usr/bin", "/usr/bin", "/usr/bin"),
+        ("/", "/", "/"),
+        ("/usr/local/mta/../../../etc", "/etc", "/etc"),
+        ("//etc", "/etc", "/etc"),
+        ("/srv/./export/../../etc/cron.d", "/etc/cron.d", "/etc"),
+    ],
+)
+def test_export_folder_refuses_system_folders(value: str, normal: str, system: str) -> None:
+    assert _errors(_form(export_dir=value)) == {
+        "export_dir": [
+            (
+                "system_folder",
+                f"{normal} is a system folder ({system}): the export never writes there. "
+                "Choose the mail daemon's folder, such as /usr/local/mta/bin.",
+            )
+        ]
+    }
+
+
+def test_export_folder_refuses_a_link_to_a_system_folder(tmp_path: Path) -> None:
+    (tmp_path / "export").symlink_to("/etc")
+    assert _errors(_form(export_dir=str(tmp_path / "export")))["export_dir"][0][0] == (
+        "system_folder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "char"),
+    [("/srv/ex\nport", "U+000A"), ("/srv/ex\u2028port", "U+2028"), ("/srv/\x0bx", "U+000B")],
+)
+def test_export_folder_refuses_control_characters(value: str, char: str) -> None:
+    assert _errors(_form(export_dir=value)) == {
+        "export_dir": [
+            (
+                "control_character",
+                f"The folder name contains a control character ({char}), such as a line "
+                "break: type it again.",
+            )
+        ]
+    }
+
+
+def test_export_folder_is_stored_normalised(tmp_path: Path) -> None:
+    form = _form(export_dir=f"{tmp_path}//a/./b/../c/")
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["export_dir"] == f"{tmp_path}/a/c"
+
+
+@pytest.mark.parametrize("value", ["/usr/local/mta/bin", "/srv/relaycc/export", "/var/lib/rcc"])
+def test_export_folder_accepts_the_daemons_folder_and_ordinary_ones(value: str) -> None:
+    assert _errors(_form(export_dir=value)) == {}
 
 
 def test_without_the_permission_export_settings_are_disabled_and_posted_values_ignored() -> None:

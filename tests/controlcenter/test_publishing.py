@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import subprocess
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aliases.aliasfile import Alias
 from controlcenter import publishing
@@ -380,3 +383,235 @@ def test_two_exports_to_one_folder_do_not_interleave(tmp_path: Path) -> None:
     assert events[:4] in (["first"] * 4, ["second"] * 4)
     assert len(set(events[4:])) == 1
     assert set(events[:4]) != set(events[4:])
+
+
+# --- the journal: a set interrupted by a crash is completed or undone -------------------------
+
+
+class _Killed(BaseException):
+    """Stands for kill -9: nothing after it runs, no except clause for OSError catches it."""
+
+
+def _crash_after(renames: int) -> publishing.Rename:
+    calls: list[str] = []
+
+    def rename(source: str | Path, target: str | Path) -> None:
+        if len(calls) == renames:
+            raise _Killed
+        calls.append(Path(target).name)
+        os.replace(source, target)
+
+    return rename
+
+
+@pytest.mark.parametrize("renames", [0, 1, 2, 3])
+@pytest.mark.parametrize("recorded", [False, True])
+def test_an_interrupted_set_is_undone_or_completed_as_one(
+    tmp_path: Path, renames: int, recorded: bool
+) -> None:
+    _write_export(tmp_path)
+    old = _snapshot(tmp_path)
+    plan = plan_export(ExportSource(table=Table()), read_deployed(tmp_path), export_number=2)
+    with pytest.raises(_Killed):
+        publishing.stage_file_set(
+            tmp_path, plan.all_files(), rename=_crash_after(renames), label={"export": 2}
+        )
+    journal = publishing.read_journal(tmp_path)
+    assert journal is not None
+    assert (journal.label, journal.files, journal.created) == (
+        {"export": 2},
+        {name: publishing.sha256(data) for name, data in plan.all_files().items()},
+        (),
+    )
+    temps = [name for name in journal.temps.values() if (tmp_path / name).exists()]
+    assert len(temps) == 4 - renames
+    seen: list[dict[str, object]] = []
+
+    def answer(found: publishing.Journal) -> bool:
+        seen.append(found.label)
+        return recorded
+
+    recovery = publishing.recover_file_set(tmp_path, recorded=answer)
+    assert recovery is not None
+    assert seen == [{"export": 2}]
+    if recorded:
+        # the caller recorded it (possible only once every file was renamed)
+        assert recovery.outcome is publishing.RecoveryOutcome.COMPLETED
+    else:
+        assert recovery.outcome is publishing.RecoveryOutcome.ROLLED_BACK
+        assert _snapshot(tmp_path) == old  # the previous set, no journal, no .tmp or .bak
+    # undone: the backups were renamed back; kept: they were removed as leftovers
+    backups = list(journal.backups.values()) if recorded else []
+    assert sorted(recovery.removed) == sorted(temps + backups)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".bak"))]
+    assert not (tmp_path / publishing.JOURNAL).exists()
+    assert publishing.recover_file_set(tmp_path, recorded=answer) is None
+
+
+def test_undoing_an_interrupted_first_set_removes_the_files_it_created(tmp_path: Path) -> None:
+    plan = plan_export(SOURCE, _empty(), export_number=1)
+    with pytest.raises(_Killed):
+        publishing.stage_file_set(tmp_path, plan.all_files(), rename=_crash_after(2))
+    recovery = publishing.recover_file_set(tmp_path, recorded=lambda journal: False)
+    assert recovery is not None
+    assert recovery.outcome is publishing.RecoveryOutcome.ROLLED_BACK
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_set_killed_after_it_was_recorded_is_kept(tmp_path: Path) -> None:
+    _write_export(tmp_path)
+    plan = plan_export(ExportSource(table=Table()), read_deployed(tmp_path), export_number=2)
+    publishing.stage_file_set(tmp_path, plan.all_files())  # killed before discard()
+    publishing.recover_file_set(tmp_path, recorded=lambda journal: True)
+    assert _snapshot(tmp_path) == plan.all_files()
+
+
+def test_leftovers_without_a_journal_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    _write_export(tmp_path)
+    before = _snapshot(tmp_path)
+    leftovers = [
+        f".{EFFECT}.0123456789abcdef.bak",
+        f".{MANIFEST}.k2j3h4g5.tmp",
+        f".{publishing.JOURNAL}.abcdefgh.tmp",
+    ]
+    foreign = ["notes.tmp", f".{EFFECT}.swp", ".other.file.abcdefgh.tmp", f"{EFFECT}.bak"]
+    for name in leftovers + foreign:
+        (tmp_path / name).write_bytes(b"x")
+    recovery = publishing.recover_file_set(tmp_path, recorded=lambda journal: False)
+    assert recovery is not None
+    assert (recovery.outcome, sorted(recovery.removed)) == (
+        publishing.RecoveryOutcome.CLEANED,
+        sorted(leftovers),
+    )
+    assert _snapshot(tmp_path) == before | {name: b"x" for name in foreign}
+
+
+def test_a_journal_naming_other_files_is_never_acted_on(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_bytes(b"keep me\n")
+    (tmp_path / EFFECT).write_bytes(b"live\n")
+    forged = {
+        "format": 1,
+        "label": {"export": 1},
+        "files": {EFFECT: "0"},
+        "temps": {},
+        "backups": {EFFECT: "../secret"},
+        "created": ["secret"],
+    }
+    (tmp_path / publishing.JOURNAL).write_text(json.dumps(forged))
+    assert publishing.read_journal(tmp_path) is None
+    publishing.recover_file_set(tmp_path, recorded=lambda journal: False)
+    assert _snapshot(tmp_path) == {EFFECT: b"live\n", "secret": b"keep me\n"}
+
+
+# --- links in the export folder are never followed --------------------------------------------
+
+
+@pytest.mark.parametrize("name", [EFFECT, SCRIPT, ALIASES_CSV, MANIFEST])
+def test_reading_refuses_a_planted_link(tmp_path: Path, name: str) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("root:x:0:0\n")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / name).symlink_to(secret)
+    with pytest.raises(publishing.LinkRefused) as refused:
+        read_deployed(folder)
+    assert (refused.value.name, refused.value.reason) == (
+        name,
+        f"{folder / name} is a symbolic link; the export never follows it",
+    )
+
+
+def test_reading_refuses_a_fifo_instead_of_hanging(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / EFFECT)
+    with pytest.raises(publishing.LinkRefused) as refused:
+        read_deployed(tmp_path)
+    assert (
+        refused.value.reason
+        == f"{tmp_path / EFFECT} is not a regular file; the export never follows it"
+    )
+
+
+def test_writing_refuses_a_planted_link_and_leaves_its_target_alone(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("root:x:0:0\n")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / EFFECT).symlink_to(secret)
+    with pytest.raises(publishing.LinkRefused):
+        write_file_set(folder, {EFFECT: b"new\n", MANIFEST: b"{}\n"})
+    assert secret.read_text() == "root:x:0:0\n"
+    assert sorted(p.name for p in folder.iterdir()) == [EFFECT]
+    assert (folder / EFFECT).is_symlink()
+
+
+@pytest.mark.parametrize("name", [publishing.LOCK, publishing.JOURNAL])
+def test_the_lock_file_and_the_journal_may_not_be_links(tmp_path: Path, name: str) -> None:
+    target = tmp_path / "elsewhere"
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / name).symlink_to(target)
+    if name == publishing.LOCK:
+        with pytest.raises(publishing.LinkRefused), publishing.export_lock(folder):
+            pass
+    else:
+        with pytest.raises(publishing.LinkRefused):
+            publishing.recover_file_set(folder, recorded=lambda journal: False)
+    assert not target.exists()
+
+
+# --- the linear diff for big files -----------------------------------------------------------
+
+
+def _apply_unified(old: list[str], lines: tuple[str, ...] | list[str]) -> list[str]:
+    """Apply a unified diff (lineterm "") to ``old``."""
+    out: list[str] = []
+    at = 0
+    for line in lines:
+        if line.startswith(("--- ", "+++ ")):
+            continue
+        if line.startswith("@@"):
+            start, _sep, count = line.split()[1][1:].partition(",")
+            begin = int(start) - (1 if count != "0" else 0)
+            out += old[at:begin]
+            at = begin
+        elif line.startswith(" "):
+            out.append(old[at])
+            at += 1
+        elif line.startswith("-"):
+            at += 1
+        else:
+            out.append(line[1:])
+    return out + old[at:]
+
+
+@given(
+    st.lists(st.sampled_from("abcdefgh"), max_size=40),
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 60), st.sampled_from("abcdxyz"))),
+)
+@settings(max_examples=300, deadline=None)
+def test_line_opcodes_diff_turns_the_old_lines_into_the_new(
+    old: list[str], edits: list[tuple[int, int, str]]
+) -> None:
+    new = list(old)
+    for kind, where, text in edits:
+        if kind == 0 and new:
+            del new[where % len(new)]
+        elif kind == 1:
+            new.insert(where % (len(new) + 1), text)
+        elif new:
+            new[where % len(new)] = text
+    lines = publishing._format_unified(old, new, publishing.line_opcodes(old, new), "a/f", "b/f")
+    assert _apply_unified(old, lines) == new
+    assert (lines == []) is (old == new)
+
+
+def test_big_file_diff_is_difflib_s_for_one_changed_and_one_added_line() -> None:
+    old = [f"./epstman mode=NA aliases=user{n:06d}@example.co.jp" for n in range(3000)]
+    new = ["# export #2", *old[1:1500], "./epstman changed", *old[1501:], "./epstman added"]
+    fast = publishing.unified_diff("register_aliases.sh", "\n".join(old), "\n".join(new))
+    assert len(old) + len(new) > publishing.DIFFLIB_LIMIT
+    reference = difflib.unified_diff(
+        old, new, "a/register_aliases.sh", "b/register_aliases.sh", lineterm=""
+    )
+    assert fast.lines == tuple(reference)
+    assert fast.lines[2:4] == ("@@ -1,4 +1,4 @@", f"-{old[0]}")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -393,3 +395,43 @@ def test_admin_refuses_a_logged_in_user_without_loop(viewer_client: Client) -> N
     response = viewer_client.get("/admin/", follow=True)
     assert response.redirect_chain == [("/admin/login/?next=/admin/", 302)]
     assertContains(response, "トップへ戻る", status_code=403)
+
+
+@pytest.fixture
+def five_hundred_aliases(tmp_path: Path, settings: Any) -> None:
+    from django.core.management import call_command
+
+    settings.CC_EXPORT_DIR = tmp_path / "export"
+    call_command("configure", "--licence", "unlimited", stdout=StringIO())
+    table = tmp_path / "aliases.csv"
+    table.write_text(
+        "".join(f"user{n:03d}@example.co.jp,box{n}@inner.example\n" for n in range(500))
+    )
+    call_command("import_aliases", str(table), "--add-domains", stdout=StringIO())
+
+
+def test_publish_page_shows_the_start_of_a_big_diff_and_links_the_whole(
+    make_user: Callable[..., User], five_hundred_aliases: None
+) -> None:
+    client = Client()
+    client.force_login(make_user(username="admin", role=Role.ADMINISTRATOR))
+    response = client.get("/system/publish/")
+    [script] = [d for d in response.context["status"].plan.diffs if d.name == "register_aliases.sh"]
+    # The header comment lines and one command per alias.
+    assert (len(script.lines), script.added, script.removed) == (400, 505, 0)
+    assertContains(response, 'data-testid="diff-truncated"', count=2)  # the script and the CSV
+    assertContains(response, 'href="/system/publish/diff/"', count=2)
+    whole = client.get("/system/publish/diff/")
+    assert whole["Content-Type"] == "text/x-diff; charset=utf-8"
+    assert whole["Content-Disposition"] == 'attachment; filename="export-1.diff"'
+    text = whole.content.decode()
+    assert text.count("\n+./epstman ") == 500
+    assert "+user499@example.co.jp,box499@inner.example," in text
+
+
+def test_publish_diff_download_needs_a_login(client: Client) -> None:
+    response = client.get("/system/publish/diff/")
+    assert (response.status_code, response["Location"]) == (
+        302,
+        "/accounts/login/?next=/system/publish/diff/",
+    )

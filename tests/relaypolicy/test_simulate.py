@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,99 @@ def test_single_mode_refuses_a_bad_client_ip() -> None:
         2,
         "--client-ip: '999.1.1.1' is not an IPv4 or IPv6 address",
     )
+
+
+def test_selftest_page_lists_every_probe_and_recipient_once_grouped(
+    viewer_client: Client, wildcard_gateway: None
+) -> None:
+    from controlcenter.services import policy_selftest
+
+    report = policy_selftest()
+    response = viewer_client.get("/relay/test/selftest/")
+    page = response.context["page"]
+    assert page.probe_count == len(report.results)
+    # Every passing probe is listed once, in a group with the same answers and findings.
+    assertContains(response, 'data-passed="true"', count=len(report.results))
+    assert sum(len(group.probes) for group in page.groups) == len(report.results)
+    for result in report.results:
+        [group] = [
+            g
+            for g in page.groups
+            if result.probe.session.mail_from
+            in [p.mail_from for p in g.probes if p.client_ip == result.probe.session.client_ip]
+        ]
+        answers = {a: v for v, addresses in group.by_verdict for a in addresses}
+        assert answers == {r.address: str(r.verdict) for r in result.result.rcpt}
+        assert group.findings == result.findings
+    assert page.check_count == sum(len(r.result.rcpt) for r in report.results)
+    assertContains(response, 'data-testid="selftest-group"', count=len(page.groups))
+
+
+BATCH = [
+    {"client_ip": "203.0.113.9", "mail_from": "anyone@example.co.jp", "rcpt_to": ["v@x.example"]},
+    {"client_ip": "192.168.1.5", "mail_from": "<>", "rcpt_to": ["a@example.co.jp", "b@x.example"]},
+    {"client_ip": "203.0.113.9", "mail_from": "anyone@example.co.jp", "rcpt_to": ["v@x.example"]},
+    {"client_ip": "2001:db8::1", "mail_from": "", "rcpt_to": ["v%x.example@example.co.jp"]},
+]
+
+
+def _expected(items: list[dict[str, Any]]) -> list[str]:
+    from controlcenter.services import policy_compile
+    from controlcenter.simulation import Session, evaluate_session
+
+    policy = policy_compile()
+    return [
+        json.dumps(
+            evaluate_session(
+                policy, Session(i["client_ip"], i["mail_from"], tuple(i["rcpt_to"]))
+            ).as_dict(),
+            ensure_ascii=False,
+        )
+        for i in items
+    ]
+
+
+def test_batch_json_is_each_result_s_plain_encoding(
+    tmp_path: Path, wildcard_gateway: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = tmp_path / "sessions.jsonl"
+    batch.write_text("".join(json.dumps(item) + "\n" for item in BATCH * 30))
+    call_command("simulate_relay", "--batch", str(batch), "--json")
+    assert capsys.readouterr().out.splitlines() == _expected(BATCH * 30)
+
+
+def test_batch_reads_standard_input(
+    wildcard_gateway: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = "".join(json.dumps(item) + "\n" for item in BATCH).encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    call_command("simulate_relay", "--batch", "-", "--json")
+    assert capsys.readouterr().out.splitlines() == _expected(BATCH)
+
+
+def test_batch_with_a_bad_line_after_good_ones_writes_nothing(
+    tmp_path: Path, wildcard_gateway: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = tmp_path / "sessions.jsonl"
+    batch.write_text("".join(json.dumps(item) + "\n" for item in BATCH) + "{not json\n")
+    with pytest.raises(CommandError) as caught:
+        call_command("simulate_relay", "--batch", str(batch), "--json")
+    assert caught.value.returncode == 2
+    assert str(caught.value).startswith(f"{batch} line 5: ")
+    assert capsys.readouterr().out == ""
+
+
+def test_batch_falls_back_to_the_plain_encoding_when_the_shape_differs(
+    tmp_path: Path,
+    wildcard_gateway: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from controlcenter.simulation import SessionResult
+
+    plain = SessionResult.as_dict
+    monkeypatch.setattr(SessionResult, "as_dict", lambda self: {**plain(self), "extra": 1})
+    batch = tmp_path / "sessions.jsonl"
+    batch.write_text("".join(json.dumps(item) + "\n" for item in BATCH))
+    call_command("simulate_relay", "--batch", str(batch), "--json")
+    assert [json.loads(line)["extra"] for line in capsys.readouterr().out.splitlines()] == [1] * 4

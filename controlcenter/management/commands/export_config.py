@@ -9,6 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 from controlcenter import publishing, services
 from controlcenter.findings import has_errors
 from controlcenter.management.base import ContractCommand
+from controlcenter.models import ServerSettings
 
 
 class Command(ContractCommand):
@@ -32,6 +33,12 @@ class Command(ContractCommand):
             help="overwrite files changed by hand in the folder (kept in the export history)",
         )
         parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.add_argument(
+            "--recover",
+            action="store_true",
+            help="only complete or undo an export interrupted in the folder (a killed "
+            "process, a power cut) and remove its temporary files; run at start-up",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         dest = None
@@ -43,8 +50,24 @@ class Command(ContractCommand):
                 raise CommandError(
                     "--dest: give an absolute folder such as /usr/local/mta/bin", returncode=2
                 )
+            check = publishing.check_export_folder(options["dest"])
+            if check.refusal is publishing.FolderRefusal.SYSTEM:
+                raise CommandError(
+                    f"--dest: {check.path} is a system folder ({check.detail}); "
+                    "the export never writes there",
+                    returncode=2,
+                )
+            if check.refusal is publishing.FolderRefusal.CONTROL:
+                raise CommandError(
+                    f"--dest: the folder name contains a control character ({check.detail})",
+                    returncode=2,
+                )
+            dest = Path(check.path)
             if problem := publishing.folder_problem(dest):
                 raise CommandError(f"--dest: {problem}", returncode=2)
+        if options["recover"]:
+            self._recover(dest, as_json=options["json"])
+            return
         try:
             report = services.config_export(
                 user=None,
@@ -68,6 +91,32 @@ class Command(ContractCommand):
             # An unusable --dest is bad input (status 2); an unusable configured folder is not.
             bad_dest = dest is not None and report.folder_unusable
             raise CommandError(report.error, returncode=2 if bad_dest else 1)
+
+    def _recover(self, dest: Path | None, *, as_json: bool) -> None:
+        folder = ServerSettings.load().export_path if dest is None else dest
+        try:
+            recovery = services.export_recover(dest=folder)
+        except publishing.FolderError as error:
+            raise CommandError(str(error), returncode=1) from None
+        outcome = recovery.outcome.value if recovery else "nothing"
+        export = recovery.journal.label.get("export") if recovery and recovery.journal else None
+        if as_json:
+            removed = list(recovery.removed) if recovery else []
+            data = {"recovered": outcome, "export": export, "dest": str(folder)}
+            self.stdout.write(json.dumps(data | {"removed": removed}, ensure_ascii=False))
+        elif recovery is None:
+            self.stdout.write(f"nothing to recover in {folder}")
+        elif recovery.outcome is publishing.RecoveryOutcome.ROLLED_BACK:
+            self.stdout.write(
+                f"an interrupted export #{export} was undone in {folder}: "
+                "the previous files are back"
+            )
+        elif recovery.outcome is publishing.RecoveryOutcome.COMPLETED:
+            self.stdout.write(f"the interrupted export #{export} in {folder} was completed")
+        else:
+            self.stdout.write(
+                f"removed {len(recovery.removed)} leftover temporary file(s) from {folder}"
+            )
 
     def _print(self, report: services.ExportReport) -> None:
         for diff in report.plan.diffs:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from controlcenter import services
+from controlcenter import policycache
 from controlcenter.findings import has_errors
 from controlcenter.management.base import ContractCommand
 
@@ -17,7 +17,7 @@ class Command(ContractCommand):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        findings = services.policy_lint()
+        findings = policycache.policy_verdict().findings
         if options["json"]:
             self.stdout.write(json.dumps([f.as_dict() for f in findings], ensure_ascii=False))
         else:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('controlcenter', '0006_audit_actor_kind'),
+        ('controlcenter', '0010_export_archive'),
     ]
 
     operations = [
