@@ -528,14 +528,9 @@ def _record_export(
 ) -> ExportReport:
     plan = report.plan
     actor = user if user is not None and user.is_authenticated else None
-    previous = (
-        Export.objects.filter(status=ExportStatus.EXPORTED)
-        .order_by("-number")
-        .values_list("snapshot", flat=True)
-        .first()
-    )
+    previous = Export.objects.filter(status=ExportStatus.EXPORTED).order_by("-number").first()
     export = Export.objects.create(
-        changes=snapshot_delta(previous, report.snapshot),
+        changes=snapshot_delta(previous.snapshot if previous else None, report.snapshot),
         number=plan.export_number if number is None else number,
         user=actor,  # type: ignore[misc]
         username=actor.get_username() if actor is not None else "",
