@@ -365,6 +365,7 @@ def test_every_page_was_visited(crawl: dict[tuple[str, str, str], Visit]) -> Non
     not_pages = {
         "aliases:alias-export",
         "controlcenter:audit-log-csv",
+        "controlcenter:publish-diff",  # htmx fragment of 設定の反映
         "jobs:progress",
         "maillogs:impact",
     }
