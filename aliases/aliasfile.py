@@ -84,7 +84,13 @@ The upload and export format (``aliases.csv``)::
   Malformed quoting is an error on the row's line.
 - Encodings: ``auto`` reads UTF-8 with or without a BOM and falls back to CP932 (Shift_JIS as
   written by Japanese Excel); ``utf-8`` and ``cp932`` force one. UTF-16 (Excel's "Unicode
-  text") is refused. A line that does not decode is an error naming that line.
+  text") is refused. A line that does not decode is an error naming that line. ``auto``
+  decides in a first pass over the file: UTF-8 when every line is UTF-8, else CP932 when
+  every line decodes as CP932 (a file with UTF-8 text besides its CP932 lines then warns,
+  ``csv.W003``, on the first line that is not UTF-8: that line decided), else the encoding
+  with fewer undecodable lines.
+- The file is read as a stream, one physical line at a time (:class:`AliasCsvReader`):
+  memory stays bounded by the findings kept and one key per row, whatever the file holds.
 - Line endings CRLF, LF (or old-Mac CR). Line numbers count **physical** lines from 1, header
   included: a row that starts on line 7 and spans two lines is line 7, the next row is line 9.
 - The ``alias`` and ``mapped_to`` cells are stripped of surrounding spaces; full-width
@@ -114,6 +120,7 @@ csv.E012   ``*`` in mapped_to but none in the alias
 csv.E013   a third cell of just ``0``/``1``: an unquoted option
 csv.W001   full-width characters converted to ASCII
 csv.W002   the file holds no alias rows
+csv.W003   UTF-8 lines in a file read as CP932 (mixed encodings): they will be garbled
 =========  =====================================================================
 """
 
@@ -126,10 +133,10 @@ import itertools
 import re
 import shlex
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from controlcenter.findings import Finding, Level, make
 from controlcenter.findings import gettext_noop as _
@@ -138,6 +145,7 @@ __all__ = [
     "AddressPattern",
     "AddressProblem",
     "Alias",
+    "AliasCsvReader",
     "AliasIndex",
     "AliasKind",
     "AliasMatch",
@@ -290,6 +298,26 @@ _ANY_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN_ADDRESS = re.compile(
     rf"({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)@({_ANY_LABEL}(?:\.{_ANY_LABEL})+)"
 )
+
+
+# The same addresses with the length limits and the all-digit last label inside the
+# expression: the CSV reader's fast path (AliasCsvReader._fast_row) needs no other check.
+_FAST_LOCAL = rf"(?=[^@]{{1,{MAX_LOCAL}}}@)({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
+_FAST_DOMAIN = (
+    rf"(?=[^@]{{1,{MAX_DOMAIN}}}(?:\Z|[ \t]*,))((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})"
+)
+_FAST_ADDRESS = re.compile(rf"{_FAST_LOCAL}@{_FAST_DOMAIN}")
+# A whole unquoted line ``alias,target[,comment]`` (no option: that needs quotes), each
+# address starting with a character that no formula guard or quoting can precede.
+_FAST_LINE = re.compile(
+    rf"(?=[A-Za-z0-9*._])(?=[^@,]{{1,{MAX_LOCAL}}}@)({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
+    rf"@(?=[^,]{{1,{MAX_DOMAIN}}},)((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL}),"
+    rf"(?=[A-Za-z0-9*._])(?=[^@,]{{1,{MAX_LOCAL}}}@)({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
+    rf"@(?=[^,\r\n]{{1,{MAX_DOMAIN}}}(?:,|\r?\n?\Z|\r\Z))"
+    rf"((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})"
+    r"(?:,([^\",\r\n]*))?(?:\r\n|\r|\n)?"
+)
+_FAST_TARGET = re.compile(rf"{_FAST_LOCAL}@{_FAST_DOMAIN}(?:[ \t]*,[ \t]*([01]))?")
 
 
 def _parse_address(text: str) -> AddressPattern:
@@ -502,6 +530,10 @@ class AliasMatch:
         return f"{self.target},{self.option}" if self.option else self.target
 
 
+# Up to this many wildcards in a domain, shadowing is found by asking each in turn.
+_SCAN_WILDCARDS = 64
+
+
 class AliasIndex:
     """First-match lookup over aliases in storage order, fast at 100,000 aliases.
 
@@ -510,7 +542,7 @@ class AliasIndex:
     the address's domain that come before the exact hit.
     """
 
-    __slots__ = ("_aliases", "_exact", "_wildcards")
+    __slots__ = ("_aliases", "_by_affixes", "_exact", "_wildcards")
 
     def __init__(
         self,
@@ -521,6 +553,8 @@ class AliasIndex:
         self._aliases = aliases
         self._exact = exact
         self._wildcards = wildcards
+        # domain -> prefix -> suffix -> wildcards in position order, built on first use.
+        self._by_affixes: dict[str, dict[str, dict[str, list[_Matcher]]]] = {}
 
     @classmethod
     def build(cls, aliases: Sequence[Alias]) -> AliasIndex:
@@ -580,12 +614,42 @@ class AliasIndex:
         own = _Matcher.of(alias, position)
         if own is None:
             return None
-        for matcher in wildcards:
-            if matcher.position >= position:
-                return None
-            if matcher.covers(own):
-                return matcher.position
-        return None
+        if len(wildcards) <= _SCAN_WILDCARDS:
+            for matcher in wildcards:
+                if matcher.position >= position:
+                    return None
+                if matcher.covers(own):
+                    return matcher.position
+            return None
+        return self._shadowing_indexed(alias.domain, own, position)
+
+    def _shadowing_indexed(self, domain: str, own: _Matcher, position: int) -> int | None:
+        """:meth:`shadowing_of` for a domain with many wildcards, without comparing the
+        alias with each: a wildcard that covers it has a prefix that starts its text and a
+        suffix that ends it, so only the wildcards filed under those are asked."""
+        by_affixes = self._by_affixes.get(domain)
+        if by_affixes is None:
+            by_affixes = {}
+            for matcher in self._wildcards[domain]:
+                by_affixes.setdefault(matcher.prefix, {}).setdefault(matcher.suffix, [])
+                by_affixes[matcher.prefix][matcher.suffix].append(matcher)
+            self._by_affixes[domain] = by_affixes
+        head = own.prefix  # the whole folded local part of an exact alias
+        tail = own.suffix if own.wildcard else own.prefix
+        best: int | None = None
+        for end in range(len(head) + 1):
+            by_suffix = by_affixes.get(head[:end])
+            if by_suffix is None:
+                continue
+            for start in range(len(tail) + 1):
+                for matcher in by_suffix.get(tail[start:], ()):
+                    limit = position if best is None else best
+                    if matcher.position >= limit:
+                        break
+                    if matcher.covers(own):
+                        best = matcher.position
+                        break
+        return best
 
 
 # --- CSV ----------------------------------------------------------------------------------
@@ -598,8 +662,13 @@ ENCODINGS = ("auto", "utf-8", "cp932")
 
 @dataclass(frozen=True, slots=True)
 class CsvRow:
+    """A valid row: its first physical line, the alias, and the alias's key and domain
+    (``Alias.key``, ``Alias.domain``), which the reader has at hand."""
+
     line: int
     alias: Alias
+    key: str = field(default="", compare=False)
+    domain: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,10 +680,13 @@ class CsvParseResult:
     encoding: str
     bom: bool = False
     header_line: int | None = None
+    errors: int = 0
+    warnings: int = 0
+    omitted: int = 0
 
     @property
     def has_errors(self) -> bool:
-        return any(f.level is Level.ERROR for f in self.findings)
+        return self.errors > 0 or any(f.level is Level.ERROR for f in self.findings)
 
     @property
     def aliases(self) -> tuple[Alias, ...]:
@@ -636,50 +708,86 @@ def unneutralise_formula(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and _needs_guard(cell[1:]) else cell
 
 
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_BLOCK = 1 << 20
 
 
-def _bad_lines(data: bytes, codec: str) -> list[int]:
-    """1-based numbers of the physical lines that do not decode with ``codec``."""
-    bad: list[int] = []
-    start = 0
-    number = 1
-    for brk in _LINE_BREAK.finditer(data):
-        try:
-            data[start : brk.start()].decode(codec)
-        except UnicodeDecodeError:
-            bad.append(number)
-        start, number = brk.end(), number + 1
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """The stream in blocks of about :data:`_BLOCK` bytes, each ending after a line break
+    (bar the last), so that every block decodes on its own and a CRLF is never split."""
+    rest = b""
+    while True:
+        chunk = stream.read(_BLOCK)
+        if not chunk:
+            if rest:
+                yield rest
+            return
+        data = rest + chunk if rest else chunk
+        cut = data.rfind(b"\n")
+        if cut == -1:
+            # CR-only line endings, or one very long line: cut after a CR that is not last.
+            cut = data.rfind(b"\r", 0, len(data) - 1)
+        if cut == -1:
+            rest = data
+            continue
+        rest = data[cut + 1 :]
+        yield data[: cut + 1]
+
+
+def _line_count(block: bytes) -> int:
+    """Physical lines in a block from :func:`_blocks` (CRLF, LF or CR endings)."""
+    count = block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+    return count + (not block.endswith((b"\n", b"\r")))
+
+
+@dataclass(frozen=True, slots=True)
+class _Sniffed:
+    """What the ``auto`` pre-pass learnt: the codec and, for a file read as CP932 that also
+    holds UTF-8 text, the first line that is not UTF-8 (it decided) and the first UTF-8 one."""
+
+    codec: str
+    deciding_line: int | None = None
+    utf8_line: int | None = None
+
+
+def _decodes(data: bytes, codec: str) -> bool:
     try:
-        data[start:].decode(codec)
+        data.decode(codec)
     except UnicodeDecodeError:
-        bad.append(number)
-    return bad
+        return False
+    return True
 
 
-def _decode(data: bytes, encoding: str) -> tuple[str, str, bool, list[int]]:
-    """(text, codec used, BOM present, undecodable line numbers)."""
-    if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
-    bom = encoding != "cp932" and data.startswith(codecs.BOM_UTF8)
-    body = data[len(codecs.BOM_UTF8) :] if bom else data
-    if encoding == "auto" and not bom:
-        candidates = ("utf-8", "cp932")
-        for codec in candidates:
-            try:
-                return body.decode(codec), codec, False, []
-            except UnicodeDecodeError:
+def _sniff(stream: BinaryIO, skip: int) -> _Sniffed:
+    """Choose UTF-8 or CP932 for ``auto`` in one pass over the stream (bounded memory):
+    UTF-8 when every line decodes as UTF-8, else CP932 when every line decodes as CP932,
+    else the one with fewer undecodable lines (CP932 on a tie, as Japanese Excel writes)."""
+    stream.seek(skip)
+    number = utf8_bad = cp932_bad = 0
+    first_bad: int | None = None
+    first_utf8: int | None = None
+    for block in _blocks(stream):
+        if block.isascii():
+            number += _line_count(block)
+            continue
+        utf8_ok, cp932_ok = _decodes(block, "utf-8"), _decodes(block, "cp932")
+        if utf8_ok and cp932_ok and first_utf8 is not None:
+            number += _line_count(block)
+            continue
+        for line in block.splitlines():
+            number += 1
+            if line.isascii():
                 continue
-        # Neither fits: report against the one with fewer broken lines (CP932 on a tie,
-        # as Japanese Excel writes it by default).
-        utf8_bad, cp932_bad = _bad_lines(body, "utf-8"), _bad_lines(body, "cp932")
-        codec, bad = ("utf-8", utf8_bad) if len(utf8_bad) < len(cp932_bad) else ("cp932", cp932_bad)
-        return body.decode(codec, errors="replace"), codec, False, bad
-    codec = "cp932" if encoding == "cp932" else "utf-8"
-    try:
-        return body.decode(codec), codec, bom, []
-    except UnicodeDecodeError:
-        return body.decode(codec, errors="replace"), codec, bom, _bad_lines(body, codec)
+            if _decodes(line, "utf-8"):
+                first_utf8 = first_utf8 or number
+            else:
+                utf8_bad += 1
+                first_bad = first_bad or number
+            if not cp932_ok and not _decodes(line, "cp932"):
+                cp932_bad += 1
+    stream.seek(skip)
+    if not utf8_bad or utf8_bad < cp932_bad:
+        return _Sniffed("utf-8")
+    return _Sniffed("cp932", first_bad, first_utf8)
 
 
 def _header_kind(cells: list[str]) -> str:
@@ -697,48 +805,189 @@ _PROBLEM_CODES = {
     AddressProblem.ROUTING: "csv.E008",
     AddressProblem.CONTROL: "csv.E009",
 }
+# A cell starting with one of these takes the slow path (formula guard, quoting, spaces).
+_PLAIN_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789*._")
 
 
-class _CsvReader:
-    """Turns decoded text into rows and findings; one instance per file."""
+class AliasCsvReader:
+    """Reads an alias CSV from a binary stream, one physical line at a time.
+
+    Iterate it for the valid rows (:class:`CsvRow`, in file order); the findings come in
+    line order as the rows are read. At most ``finding_limit`` errors and as many warnings
+    are kept (``findings``); ``errors`` and ``warnings`` count all of them, ``omitted``
+    those not kept. Memory stays bounded by the limit plus one key per valid row (the
+    duplicate check), whatever the file holds. ``stream`` must be seekable for ``auto``.
+    """
 
     def __init__(
-        self, local_domains: frozenset[str] | None, codec: str, bad_lines: list[int]
+        self,
+        stream: BinaryIO,
+        *,
+        encoding: str = "auto",
+        local_domains: frozenset[str] | None = None,
+        finding_limit: int | None = None,
     ) -> None:
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+        self.stream = stream
+        self.requested = encoding
         self.local_domains = (
             None if local_domains is None else frozenset(d.lower() for d in local_domains)
         )
-        self.bad_lines = set(bad_lines)
-        self.findings: list[Finding] = [
-            make(
-                Level.ERROR,
-                "csv.E001",
-                _("line %(number)s cannot be decoded as %(encoding)s"),
-                line=line,
-                number=line,
-                hint=_("Save the file as CSV UTF-8 or as CSV (Shift_JIS / CP932)."),
-                encoding=codec,
-            )
-            for line in bad_lines
-        ]
-        self.rows: list[CsvRow] = []
-        self.first_seen: dict[str, int] = {}
+        self.finding_limit = finding_limit
+        self.findings: list[Finding] = []
+        self.errors = 0
+        self.warnings = 0
+        self.omitted = 0
+        self.rows_read = 0
+        self.refused_lines = 0
+        self.encoding = "utf-8"
+        self.bom = False
         self.header_line: int | None = None
+        self.first_seen: dict[str, int] = {}
+        self._touched = False
+        self._started = False
 
-    def read(self, text: str) -> None:
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    # --- findings
+
+    def _add(self, finding: Finding) -> None:
+        if finding.level is Level.ERROR:
+            self.errors += 1
+            kept = self.errors
+        elif finding.level is Level.WARNING:
+            self.warnings += 1
+            kept = self.warnings
+        else:
+            kept = 0
+        if self.finding_limit is not None and kept > self.finding_limit:
+            self.omitted += 1
+            return
+        self.findings.append(finding)
+
+    @property
+    def has_errors(self) -> bool:
+        return self.errors > 0
+
+    # --- lines
+
+    def _lines(self, codec: str) -> Iterator[str]:
+        """Decoded physical lines, ends kept, for :mod:`csv`; a line that does not decode
+        is reported (``csv.E001``) and marks the record it belongs to."""
+        number = 0
+        for block in _blocks(self.stream):
+            try:
+                text = block.decode(codec)
+            except UnicodeDecodeError:
+                pass
+            else:
+                for line in io.StringIO(text, newline=""):
+                    yield line
+                number += _line_count(block)
+                continue
+            for raw in block.splitlines(keepends=True):
+                number += 1
+                try:
+                    line = raw.decode(codec)
+                except UnicodeDecodeError:
+                    self._touched = True
+                    self._add(
+                        make(
+                            Level.ERROR,
+                            "csv.E001",
+                            _("line %(number)s cannot be decoded as %(encoding)s"),
+                            line=number,
+                            number=number,
+                            hint=_("Save the file as CSV UTF-8 or as CSV (Shift_JIS / CP932)."),
+                            encoding=codec,
+                        )
+                    )
+                    line = raw.decode(codec, errors="replace")
+                yield line
+
+    def _open(self) -> Iterator[str] | None:
+        head = self.stream.read(3)
+        self.stream.seek(0)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            self.encoding = "utf-16"
+            self._add(
+                make(
+                    Level.ERROR,
+                    "csv.E002",
+                    _("the file is UTF-16 (Excel's Unicode text)"),
+                    line=1,
+                    hint=_("Save it as CSV UTF-8 or as CSV (Shift_JIS / CP932)."),
+                )
+            )
+            return None
+        self.bom = self.requested != "cp932" and head == codecs.BOM_UTF8
+        skip = len(codecs.BOM_UTF8) if self.bom else 0
+        self.stream.seek(skip)
+        if self.requested == "auto" and not self.bom:
+            sniffed = _sniff(self.stream, skip)
+            self.encoding = sniffed.codec
+            if sniffed.deciding_line is not None and sniffed.utf8_line is not None:
+                self._add(
+                    make(
+                        Level.WARNING,
+                        "csv.W003",
+                        _(
+                            "line %(number)s is not UTF-8, so the whole file is read as "
+                            "Shift_JIS (CP932), but line %(first)s is UTF-8: its Japanese "
+                            "text, and that of every other UTF-8 line, will be garbled"
+                        ),
+                        line=sniffed.deciding_line,
+                        hint=_(
+                            "The file mixes two encodings: save it again as CSV UTF-8, or "
+                            "choose the encoding of the upload yourself."
+                        ),
+                        number=sniffed.deciding_line,
+                        first=sniffed.utf8_line,
+                    )
+                )
+        else:
+            self.encoding = "cp932" if self.requested == "cp932" else "utf-8"
+        return self._lines(self.encoding)
+
+    # --- rows
+
+    def __iter__(self) -> Iterator[CsvRow]:
+        if self._started:
+            raise RuntimeError("an AliasCsvReader reads its stream once")
+        self._started = True
+        lines = self._open()
+        if lines is None:
+            return
+        number = 0  # physical lines read
         seen_content = False
         while True:
-            start = reader.line_num + 1
+            self._touched = False
+            text = next(lines, None)
+            if text is None:
+                break
+            number += 1
+            start = number
+            if seen_content and not self._touched:
+                # Most lines: one unquoted row, read by one regular expression.
+                plain = _FAST_LINE.fullmatch(text)
+                if plain is not None:
+                    row = self._line_row(start, text, plain)
+                    if row is not None:
+                        self.rows_read += 1
+                        yield row
+                        continue
+            # Anything else through the csv module, which reads on while a quote is open.
+            reader = csv.reader(itertools.chain((text,), lines), strict=True)
             try:
                 cells = next(reader)
-            except StopIteration:
-                break
             except csv.Error as error:
-                if not self._touches_bad_line(start, reader.line_num):
-                    self.findings.append(self._quoting_error(start, reader.line_num, str(error)))
+                number += reader.line_num - 1
+                if not self._touched:
+                    self._add(self._quoting_error(start, number, str(error)))
+                self.refused_lines += 1
                 continue
-            if self._touches_bad_line(start, reader.line_num):
+            number += reader.line_num - 1
+            if self._touched:
+                self.refused_lines += 1
                 continue
             while cells and not cells[-1].strip():
                 cells.pop()
@@ -751,7 +1000,7 @@ class _CsvReader:
                     self.header_line = start
                     continue
                 if kind == "misordered":
-                    self.findings.append(
+                    self._add(
                         make(
                             Level.ERROR,
                             "csv.E005",
@@ -759,14 +1008,64 @@ class _CsvReader:
                             line=start,
                         )
                     )
+                    self.refused_lines += 1
                     continue
-            self._row(start, cells)
+            row = self._fast_row(start, cells)
+            if row is None:
+                row = self._row(start, cells)
+            if row is None:
+                self.refused_lines += 1
+                continue
+            self.rows_read += 1
+            yield row
+        if not self.rows_read and not self.errors:
+            self._add(make(Level.WARNING, "csv.W002", _("the file holds no alias rows"), line=None))
 
-    def _touches_bad_line(self, first: int, last: int) -> bool:
-        return any(first <= line <= last for line in self.bad_lines)
+    def _line_row(self, line: int, text: str, plain: re.Match[str]) -> CsvRow | None:
+        """A row matched by :data:`_FAST_LINE`; ``None`` when it needs the full checks."""
+        comment = plain.group(5)
+        if comment:
+            comment = comment.strip()
+            if comment and (comment[0] == "'" or comment in OPTIONS or not comment.isprintable()):
+                return None
+        else:
+            comment = ""
+        alias_local, domain, target_local = plain.group(1, 2, 3)
+        if WILDCARD in target_local and WILDCARD not in alias_local:
+            return None
+        domain = domain.lower()
+        if self.local_domains is not None and domain not in self.local_domains:
+            return None
+        key = f"{alias_local.lower()}@{domain}"
+        if self.first_seen.setdefault(key, line) != line:
+            return None  # a duplicate: the slow path names the first line
+        entry = Alias(text[: plain.end(2)], text[plain.start(3) : plain.end(4)], "", comment)
+        return CsvRow(line, entry, key, domain)
 
     @staticmethod
     def _quoting_error(start: int, end: int, detail: str) -> Finding:
+        if "NUL" in detail:
+            return make(
+                Level.ERROR,
+                "csv.E009",
+                _("line %(end)s contains the control character \\x00: is this a CSV file?"),
+                line=start,
+                hint=_("Save the file as CSV UTF-8 or as CSV (Shift_JIS / CP932)."),
+                end=end,
+            )
+        if detail.startswith("field larger than field limit"):
+            return make(
+                Level.ERROR,
+                "csv.E003",
+                _(
+                    "a cell starting on line %(start)s is longer than %(limit)s characters: "
+                    "an unclosed quote, or not a CSV file?"
+                ),
+                line=start,
+                start=start,
+                limit=f"{csv.field_size_limit():,}",
+                hint=_('Close the quote, or double quotes inside quoted text ("").'),
+            )
         if detail.startswith("unexpected end of data"):
             return make(
                 Level.ERROR,
@@ -786,9 +1085,43 @@ class _CsvReader:
             detail=detail,
         )
 
-    def _row(self, line: int, raw: list[str]) -> None:
+    def _fast_row(self, line: int, cells: list[str]) -> CsvRow | None:
+        """The common row (plain ASCII addresses, a printable comment) in two regular
+        expression matches; ``None`` sends anything else to :meth:`_row`, which names its
+        problems (and accepts the same rows: a test holds the two to the same answers)."""
+        count = len(cells)
+        if count != 2 and count != 3:
+            return None
+        alias_text, target_text = cells[0], cells[1]
+        if (
+            alias_text[:1] not in _PLAIN_START
+            or target_text[:1] not in _PLAIN_START
+            or not alias_text.isascii()
+            or not target_text.isascii()
+        ):
+            return None
+        comment = cells[2].strip() if count == 3 else ""
+        if comment and (comment[0] == "'" or comment in OPTIONS or not comment.isprintable()):
+            return None
+        alias = _FAST_ADDRESS.fullmatch(alias_text)
+        if alias is None:
+            return None
+        target = _FAST_TARGET.fullmatch(target_text)
+        if target is None or (WILDCARD in target_text and WILDCARD not in alias_text):
+            return None
+        local, domain = alias.groups()
+        domain = domain.lower()
+        if self.local_domains is not None and domain not in self.local_domains:
+            return None
+        key = f"{local.lower()}@{domain}"
+        if self.first_seen.setdefault(key, line) != line:
+            return None  # a duplicate: the slow path names the first line
+        entry = Alias(alias_text, target_text[: target.end(2)], target.group(3) or "", comment)
+        return CsvRow(line, entry, key, domain)
+
+    def _row(self, line: int, raw: list[str]) -> CsvRow | None:
         if not 2 <= len(raw) <= 3:
-            self.findings.append(
+            self._add(
                 make(
                     Level.ERROR,
                     "csv.E004",
@@ -800,9 +1133,9 @@ class _CsvReader:
                     count=len(raw),
                 )
             )
-            return
+            return None
         cells = [unneutralise_formula(cell) for cell in raw]
-        before = len(self.findings)
+        errors_before = self.errors
         alias_text = self._address_cell(line, "alias", cells[0])
         target_text = self._address_cell(line, "mapped_to", cells[1])
         comment = cells[2].strip() if len(cells) == 3 else ""
@@ -814,7 +1147,7 @@ class _CsvReader:
         if parsed_target is not None:
             target, option = parsed_target
             if pattern is not None and WILDCARD in target and not pattern.has_wildcard:
-                self.findings.append(
+                self._add(
                     make(
                         Level.ERROR,
                         "csv.E012",
@@ -825,7 +1158,7 @@ class _CsvReader:
                     )
                 )
             if not option and comment in OPTIONS:
-                self.findings.append(
+                self._add(
                     make(
                         Level.ERROR,
                         "csv.E013",
@@ -835,16 +1168,15 @@ class _CsvReader:
                         comment=comment,
                     )
                 )
-        if pattern is None or parsed_target is None:
-            return
-        if any(f.is_error for f in self.findings[before:]):
-            return
-        self.rows.append(CsvRow(line, Alias(alias_text, target, option, comment)))
+        if pattern is None or parsed_target is None or self.errors > errors_before:
+            return None
+        alias = Alias(alias_text, target, option, comment)
+        return CsvRow(line, alias, alias.key, alias.domain)
 
     def _address_cell(self, line: int, column: str, cell: str) -> str:
         converted, changed = normalise_fullwidth(cell)
         if changed:
-            self.findings.append(
+            self._add(
                 make(
                     Level.WARNING,
                     "csv.W001",
@@ -866,7 +1198,7 @@ class _CsvReader:
         except AliasSyntaxError as error:
             params = tuple(sorted(error.params.items()))
             code = _PROBLEM_CODES.get(error.problem, code)
-            self.findings.append(Finding(Level.ERROR, code, error.message, line, params=params))
+            self._add(Finding(Level.ERROR, code, error.message, line, params=params))
             return None
 
     def _check_comment(self, line: int, comment: str) -> None:
@@ -874,7 +1206,7 @@ class _CsvReader:
             return  # no control character (the loop below costs a second at 100,000 rows)
         for ch in comment:
             if unicodedata.category(ch) == "Cc" and ch not in "\t\r\n":
-                self.findings.append(
+                self._add(
                     make(
                         Level.ERROR,
                         "csv.E009",
@@ -888,7 +1220,7 @@ class _CsvReader:
 
     def _check_pattern(self, line: int, pattern: AddressPattern, written: str) -> None:
         if self.local_domains is not None and pattern.domain not in self.local_domains:
-            self.findings.append(
+            self._add(
                 make(
                     Level.ERROR,
                     "csv.E010",
@@ -902,7 +1234,7 @@ class _CsvReader:
         key = Alias(pattern.text, "").key
         first = self.first_seen.setdefault(key, line)
         if first != line:
-            self.findings.append(
+            self._add(
                 make(
                     Level.ERROR,
                     "csv.E011",
@@ -915,30 +1247,33 @@ class _CsvReader:
 
 
 def parse_alias_csv(
-    data: bytes, *, encoding: str = "auto", local_domains: frozenset[str] | None = None
+    data: bytes | BinaryIO,
+    *,
+    encoding: str = "auto",
+    local_domains: frozenset[str] | None = None,
+    finding_limit: int | None = None,
 ) -> CsvParseResult:
-    """Read an alias CSV; every problem becomes a finding with its physical line number.
+    """Read a whole alias CSV; every problem becomes a finding with its physical line number.
 
     ``rows`` holds only the valid rows; callers import all-or-nothing on ``has_errors``.
+    For files too large to hold every row, iterate an :class:`AliasCsvReader` instead.
     """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        finding = make(
-            Level.ERROR,
-            "csv.E002",
-            _("the file is UTF-16 (Excel's Unicode text)"),
-            line=1,
-            hint=_("Save it as CSV UTF-8 or as CSV (Shift_JIS / CP932)."),
-        )
-        return CsvParseResult((), (finding,), "utf-16")
-    text, codec, bom, bad_lines = _decode(data, encoding)
-    reader = _CsvReader(local_domains, codec, bad_lines)
-    reader.read(text)
-    if not reader.rows and not any(f.is_error for f in reader.findings):
-        reader.findings.append(
-            make(Level.WARNING, "csv.W002", _("the file holds no alias rows"), line=None)
-        )
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+    reader = AliasCsvReader(
+        stream, encoding=encoding, local_domains=local_domains, finding_limit=finding_limit
+    )
+    rows = tuple(reader)
     findings = sorted(reader.findings, key=lambda f: (f.line is None, f.line or 0))
-    return CsvParseResult(tuple(reader.rows), tuple(findings), codec, bom, reader.header_line)
+    return CsvParseResult(
+        rows,
+        tuple(findings),
+        reader.encoding,
+        reader.bom,
+        reader.header_line,
+        errors=reader.errors,
+        warnings=reader.warnings,
+        omitted=reader.omitted,
+    )
 
 
 def render_csv_table(rows: Iterable[Iterable[str]]) -> str:

@@ -132,9 +132,6 @@ class AliasUploadForm(forms.Form):
             )
         return upload
 
-    def payload(self) -> bytes:
-        return bytes(self.cleaned_data["file"].read())
-
 
 class AliasSearchForm(forms.Form):
     q = forms.CharField(label=_("Search"), required=False, max_length=320)

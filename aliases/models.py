@@ -83,10 +83,15 @@ class AliasUpload(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     filename = models.CharField(max_length=255, blank=True)
     data = models.BinaryField()
+    # Bytes held for the user's quota: the file's, or the findings report's when refused.
+    size = models.PositiveIntegerField(default=0)
     sha256 = models.CharField(max_length=64)
     encoding = models.CharField(max_length=8)
     add_domains = models.BooleanField(default=False)
     fingerprint = models.CharField(max_length=64)
+    # A file with errors is not kept: only its findings report, for the download link.
+    refused = models.BooleanField(default=False)
+    findings_csv = models.BinaryField(default=b"", blank=True)
 
     class Meta:
         verbose_name = _("Alias CSV upload")

@@ -10,28 +10,30 @@ from __future__ import annotations
 import bisect
 import codecs
 import hashlib
+import io
 import itertools
 import secrets
 import threading
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, BinaryIO, Literal, TypeVar, cast
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import CharField, Count, F, Func, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from aliases.aliasfile import (
     WILDCARD,
+    AliasCsvReader,
     AliasIndex,
     AliasSyntaxError,
     CsvRow,
-    parse_alias_csv,
     parse_alias_pattern,
     render_csv_table,
 )
@@ -61,7 +63,10 @@ from controlcenter.models import ServerSettings
 from relaypolicy.services import relay_table
 
 UPLOAD_LIFETIME = timedelta(hours=24)
+UPLOADS_PER_USER = 5
 PREVIEW_LIMIT = 1000
+# Errors (and as many warnings) an import report keeps; the rest are counted.
+FINDINGS_LIMIT = 10_000
 _BATCH = 2000
 _T = TypeVar("_T")
 
@@ -349,6 +354,126 @@ def _lock_aliases() -> None:
     ServerSettings.objects.filter(pk=1).update(alias_revision=F("alias_revision") + 1)
 
 
+# --- the list: search and pages ----------------------------------------------------------
+
+# Up to this many matches a search counts them exactly; beyond, it estimates the total.
+SEARCH_EXACT_COUNT = 10_000
+
+
+class _SearchText(Func):
+    """``UPPER(pattern || LF || target)``: what the search matches a substring in. On
+    PostgreSQL exactly the expression of the pg_trgm index (migration 0004), so that a
+    ``LIKE '%…%'`` on it uses the index; the line feed never occurs in a query."""
+
+    output_field = CharField()
+
+    def __init__(self) -> None:
+        super().__init__(F("pattern"), F("target"))
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, list[Any]]:
+        pattern, pattern_params = compiler.compile(self.source_expressions[0])
+        target, target_params = compiler.compile(self.source_expressions[1])
+        if connection.vendor == "postgresql":
+            sql = f"UPPER(({pattern})::text || chr(10) || ({target})::text)"
+        else:
+            sql = f"UPPER({pattern} || char(10) || {target})"
+        return sql, [*pattern_params, *target_params]
+
+
+def alias_search(*, query: str = "", domain: LocalDomain | None = None) -> QuerySet[Alias]:
+    """The aliases in storage order whose alias or real address contains ``query``
+    (case-insensitive), of ``domain`` when given.
+
+    On PostgreSQL the match is on :class:`_SearchText`, which the pg_trgm index serves; on
+    SQLite two ``LIKE`` (case-insensitive for ASCII there), a scan of the table in C that
+    :func:`alias_page` runs once per page. SQLite's FTS5 trigram index was measured and
+    left out: its triggers made the 100,000-row import nine times slower."""
+    queryset = Alias.objects.order_by("position")
+    text = "".join(ch for ch in query if ch.isprintable()).strip()
+    if text and connection.vendor == "postgresql":
+        queryset = queryset.alias(search=_SearchText()).filter(search__contains=text.upper())
+    elif text:
+        queryset = queryset.filter(Q(pattern__icontains=text) | Q(target__icontains=text))
+    if domain is not None:
+        queryset = queryset.filter(domain=domain)
+    return queryset
+
+
+@dataclass(frozen=True)
+class AliasPage:
+    """One page of a search: its aliases, and the number of matches, exact up to
+    :data:`SEARCH_EXACT_COUNT` and estimated beyond (``exact`` is then False)."""
+
+    aliases: list[Alias]
+    number: int
+    per_page: int
+    count: int
+    exact: bool
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.count // self.per_page))
+
+
+PAGE_FIELDS = ("id", "position", "pattern", "target", "option", "comment")
+
+
+def alias_page(
+    queryset: QuerySet[Alias],
+    *,
+    number: str | int,
+    per_page: int,
+    scope: QuerySet[Alias] | None = None,
+) -> AliasPage:
+    """Page ``number`` (clamped to the pages there are) of ``queryset`` in storage order.
+
+    Without a text search (``scope`` None) the count is exact, from an index. With one,
+    ``scope`` is the same table without the text filter, and one query fetches the ids of
+    the first :data:`SEARCH_EXACT_COUNT` + 1 matches: their number is the count when it
+    is below that, and the page is cut from them; past it the total is estimated from how
+    far into ``scope`` that many matches reach. Either way the page's rows are then read by
+    id, so a deep page never reads the rows it skips.
+    """
+    try:
+        wanted = max(1, int(number))
+    except (TypeError, ValueError):
+        wanted = 1
+    head: list[tuple[int, int]] | None = None
+    if scope is None:
+        count, exact = queryset.order_by().count(), True
+    else:
+        head = list(queryset.values_list("id", "position")[: SEARCH_EXACT_COUNT + 1])
+        count, exact = len(head), len(head) <= SEARCH_EXACT_COUNT
+        if not exact:
+            # N+1 matches among the rows of ``scope`` up to the last of them: about that
+            # share of the rest match too.
+            reached = scope.order_by().filter(position__lte=head[-1][1]).count()
+            total = scope.order_by().count()
+            count = max(count, round(count * total / max(reached, 1)))
+    page = min(wanted, max(1, -(-count // per_page))) if exact else wanted
+    ids = _page_ids(queryset, head, page, per_page)
+    if not exact and not ids and page > 1:
+        # Past the estimated end: count exactly and show the last page there is.
+        count, exact = queryset.order_by().count(), True
+        page = max(1, -(-count // per_page))
+        ids = _page_ids(queryset, head, page, per_page)
+    if not exact and len(ids) < per_page:
+        count, exact = (page - 1) * per_page + len(ids), True
+    aliases = list(Alias.objects.filter(pk__in=ids).order_by("position").only(*PAGE_FIELDS))
+    return AliasPage(aliases, page, per_page, count, exact)
+
+
+def _page_ids(
+    queryset: QuerySet[Alias], head: list[tuple[int, int]] | None, page: int, per_page: int
+) -> list[int]:
+    start = (page - 1) * per_page
+    if head is not None and start + per_page <= len(head):
+        return [alias_id for alias_id, _position in head[start : start + per_page]]
+    return list(queryset.values_list("id", flat=True)[start : start + per_page])
+
+
 # --- single aliases -------------------------------------------------------------------------
 
 
@@ -590,6 +715,14 @@ class ImportReport:
     encoding: str
     written: bool
     dry_run: bool
+    # Every error and warning, counting those past the limit that ``findings`` keeps.
+    error_count: int = 0
+    warning_count: int = 0
+    findings_omitted: int = 0
+    # The rows of the file (valid or refused); ``rows`` holds the preview's share of them.
+    rows_total: int = 0
+    # Errors that refuse the import (every error but the policy risks), kept or not.
+    blocking_count: int = 0
 
     @property
     def errors(self) -> list[Finding]:
@@ -601,7 +734,11 @@ class ImportReport:
 
     @property
     def has_errors(self) -> bool:
-        return bool(self.errors)
+        return self.error_count > 0 or bool(self.errors)
+
+    @property
+    def rows_hidden(self) -> int:
+        return max(0, self.rows_total - len(self.rows))
 
     @property
     def blocking(self) -> list[Finding]:
@@ -610,7 +747,7 @@ class ImportReport:
 
     @property
     def refused(self) -> bool:
-        return bool(self.blocking)
+        return self.blocking_count > 0 or bool(self.blocking)
 
     @property
     def risks(self) -> list[Finding]:
@@ -634,43 +771,343 @@ class ImportReport:
                 {"line": f.line, "code": f.code, "message": f.render(_)} for f in self.risks
             ],
             "domains_added": list(self.domains_added),
+            "error_count": self.error_count,
+            "warning_count": self.warning_count,
+            "findings_omitted": self.findings_omitted,
+            "blocking_count": self.blocking_count,
             "dry_run": self.dry_run,
             "written": self.written,
             "encoding": self.encoding,
         }
 
 
-@dataclass
-class _Plan:
-    entries: list[Entry]
-    ids: list[int | None]
-    rows: list[tuple[int, Entry, RowStatus, int]] = field(default_factory=list)
+_COMMENT_LIMIT = Alias._meta.get_field("comment").max_length or 0
+_ADDRESS_LIMIT = min(
+    Alias._meta.get_field("pattern").max_length or 0,
+    Alias._meta.get_field("target").max_length or 0,
+)
+_LENGTH_MESSAGES = {
+    "pattern": gettext_noop("the alias is %(length)s characters long; at most %(limit)s"),
+    "target": gettext_noop("the real address is %(length)s characters long; at most %(limit)s"),
+    "comment": gettext_noop("the comment is %(length)s characters long; at most %(limit)s"),
+}
 
 
-def _shadow_suspects(entries: Sequence[Entry], positions: Iterable[int]) -> set[int]:
-    """Positions of exact aliases that some earlier wildcard matches (candidates for W002)."""
-    wild_positions = [i for i, e in enumerate(entries) if WILDCARD in e.local_part]
-    if not wild_positions:
-        return set()
-    index = AliasIndex.build([entries[i] for i in wild_positions])
-    suspects: set[int] = set()
-    for position in positions:
-        entry = entries[position]
-        if WILDCARD in entry.local_part:
-            continue
-        match = index.lookup(entry.pattern)
-        if match is not None and wild_positions[match.position] < position:
-            suspects.add(position)
-    return suspects
+def _length_findings(row: CsvRow) -> list[Finding]:
+    """``csv.E040`` for a field longer than its column: checked here, so that SQLite (which
+    would store it) and PostgreSQL (which would fail) refuse the same file. (A domain is at
+    most 253 characters by the CSV grammar, as long as its column.)"""
+    limits = {"pattern": _ADDRESS_LIMIT, "target": _ADDRESS_LIMIT, "comment": _COMMENT_LIMIT}
+    return [
+        make(
+            Level.ERROR,
+            "csv.E040",
+            _LENGTH_MESSAGES[name],
+            line=row.line,
+            hint=gettext_noop("Shorten it and upload the file again."),
+            length=len(value),
+            limit=limit,
+        )
+        for name, limit in limits.items()
+        if len(value := str(getattr(row.alias, name))) > limit
+    ]
+
+
+# The trigram index of the search (migration 0004, PostgreSQL with pg_trgm only).
+SEARCH_INDEX = "aliases_alias_search_trgm"
+SEARCH_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON aliases_alias "
+    "USING gin ((upper((pattern)::text || chr(10) || (target)::text)) gin_trgm_ops)"
+)
+# An import adding this many rows (or a third of the table, if more) drops the trigram
+# index and builds it again at the end: row by row its upkeep triples the time of COPY.
+REBUILD_INDEX_ROWS = 20_000
+
+
+class _Writer:
+    """Writes an import's rows as they are read, one batch at a time: new aliases through
+    COPY on PostgreSQL and one ``executemany`` per batch on SQLite, changed ones with one
+    ``executemany`` per batch. Runs inside the import's transaction, which rolls every
+    batch back when the file turns out to have errors."""
+
+    def __init__(self, *, top: int) -> None:
+        meta = Alias._meta
+        quote = connection.ops.quote_name
+        self.table = quote(meta.db_table)
+        self.stamp = meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
+        self.domain_ids = dict(LocalDomain.objects.values_list("name", "id"))
+        self.domains_added: list[str] = []
+        self.position = top
+        self.created: list[tuple[Any, ...]] = []
+        self.updated: list[tuple[Any, ...]] = []
+        insert = [
+            quote(str(meta.get_field(name).column))  # type: ignore[union-attr]
+            for name in (*_INSERT_FIELDS, "updated_at")
+        ]
+        self.insert_columns = ", ".join(insert)
+        self.insert_sql = (
+            f"INSERT INTO {self.table} ({self.insert_columns}) "
+            f"VALUES ({', '.join(['%s'] * len(insert))})"
+        )
+        changed = [
+            quote(str(meta.get_field(name).column))  # type: ignore[union-attr]
+            for name in ("target", "option", "comment", "updated_at")
+        ]
+        self.update_sql = (
+            f"UPDATE {self.table} SET {', '.join(f'{column} = %s' for column in changed)} "
+            f"WHERE {quote(str(meta.pk.column))} = %s"
+        )
+        self.written = 0
+        self.index_dropped = False
+        self.rebuild_at: int | None = None
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [SEARCH_INDEX])
+                if cursor.fetchone() is not None:
+                    self.rebuild_at = max(REBUILD_INDEX_ROWS, top // 3)
+
+    def domain_id(self, name: str) -> int:
+        domain_id = self.domain_ids.get(name)
+        if domain_id is None:
+            domain_id = LocalDomain.objects.create(name=name, created_at=timezone.now()).pk
+            self.domain_ids[name] = domain_id
+            self.domains_added.append(name)
+        return domain_id
+
+    def create(self, entry: Entry, key: str, domain: str) -> None:
+        self.position += 1
+        domain_id = self.domain_ids.get(domain) or self.domain_id(domain)
+        self.created.append(
+            (
+                self.position,
+                entry.pattern,
+                key,
+                entry.target,
+                entry.option,
+                entry.comment,
+                domain_id,
+                self.stamp,
+            )
+        )
+        if len(self.created) >= _BATCH:
+            self.flush()
+
+    def update(self, alias_id: int, entry: Entry) -> None:
+        self.updated.append((entry.target, entry.option, entry.comment, self.stamp, alias_id))
+        if len(self.updated) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        with connection.cursor() as cursor:
+            self.written += len(self.created)
+            if (
+                self.rebuild_at is not None
+                and not self.index_dropped
+                and self.written >= self.rebuild_at
+            ):
+                # In the import's transaction: a refused import brings the index back.
+                cursor.execute(f"DROP INDEX IF EXISTS {SEARCH_INDEX}")
+                self.index_dropped = True
+            if self.created:
+                if connection.vendor == "postgresql":
+                    sql = f"COPY {self.table} ({self.insert_columns}) FROM STDIN"
+                    with cursor.cursor.copy(sql) as copy:
+                        for row in self.created:
+                            copy.write_row(row)
+                else:
+                    cursor.executemany(self.insert_sql, self.created)
+                self.created = []
+            if self.updated:
+                cursor.executemany(self.update_sql, self.updated)
+                self.updated = []
+
+    def finish(self) -> None:
+        """Build the search index again if the import dropped it."""
+        if self.index_dropped:
+            with connection.cursor() as cursor:
+                # The deferred foreign-key checks of the new rows run now rather than at the
+                # commit: PostgreSQL builds no index over a table with checks pending.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(SEARCH_INDEX_SQL)
+            self.index_dropped = False
+
+
+class _Import:
+    """One pass over the CSV rows: classifies each against the stored table (new, changed,
+    unchanged), writes it when ``writer`` is given, and keeps only what the table checks
+    and the preview need: every wildcard of the table as it would be, the imported rows
+    a wildcard may shadow, the first rows and the rows with findings."""
+
+    def __init__(self, reader: AliasCsvReader, *, writer: _Writer | None, preview: int) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.preview = preview
+        self.by_key, self.wildcards = _stored_aliases()
+        self.stored = len(self.by_key)
+        self.wild_domains = {entry.domain for entry in self.wildcards.values()}
+        self.created = self.updated = self.unchanged = 0
+        self.new_domains: set[str] = set()
+        # position -> (line, entry as it would be stored, change): rows for the table checks
+        self.checked: dict[int, tuple[int, Entry, RowStatus]] = {}
+        # line -> (entry, change): the preview's rows that a finding may need
+        self.shown: dict[int, tuple[Entry, RowStatus]] = {}
+        self.head: list[int] = []
+        self.length_findings: list[Finding] = []
+
+    def run(self) -> None:
+        reader, writer, by_key = self.reader, self.writer, self.by_key
+        wild_domains, checked, new_domains = self.wild_domains, self.checked, self.new_domains
+        for row in reader:
+            entry, domain = row.alias, row.domain
+            if len(entry.comment) > _COMMENT_LIMIT or len(entry.target) > _ADDRESS_LIMIT:
+                # The database would refuse it (PostgreSQL) or keep it (SQLite): refuse it
+                # here, the same on both, before it is written.
+                self.length_findings.extend(_length_findings(row))
+                if self.length_findings and self.length_findings[-1].line == row.line:
+                    continue
+            stored = by_key.get(row.key)
+            if stored is None:
+                position = self.stored + self.created
+                self.created += 1
+                change = RowStatus.CREATED
+                new_domains.add(domain)
+                if writer is not None:
+                    writer.create(entry, row.key, domain)
+            else:
+                position, alias_id, pattern, target, option, comment = stored
+                if (target, option, comment) == (entry.target, entry.option, entry.comment):
+                    self.unchanged += 1
+                    change = RowStatus.UNCHANGED
+                else:
+                    # The stored spelling of the pattern stays; only the mapping changes.
+                    entry = replace(entry, pattern=pattern)
+                    self.updated += 1
+                    change = RowStatus.UPDATED
+                    if writer is not None:
+                        writer.update(alias_id, entry)
+            if change is not RowStatus.UNCHANGED:
+                if WILDCARD in entry.pattern:
+                    self.wildcards[position] = entry
+                    wild_domains.add(domain)
+                    checked[position] = (row.line, entry, change)
+                elif domain in wild_domains:
+                    # Only a wildcard above it can shadow it, and those are all known now.
+                    checked[position] = (row.line, entry, change)
+            if len(self.head) < self.preview:
+                self.head.append(row.line)
+                self.shown[row.line] = (entry, change)
+            elif (
+                reader.findings
+                and reader.findings[-1].line == row.line
+                and len(self.shown) < 2 * self.preview
+            ):
+                self.shown[row.line] = (entry, change)
+        if writer is not None:
+            writer.flush()
+
+    def table_findings(self, context: _Context) -> list[tuple[int, Finding]]:
+        """(line, finding) of the table checks of the imported rows: the wildcards among
+        them (alias.E006, W001, W003...) and the exact rows an earlier wildcard shadows
+        (alias.W002), validated with every wildcard of the table as it would be."""
+        wild_positions = sorted(self.wildcards)
+        index = AliasIndex.build([self.wildcards[p] for p in wild_positions])
+        entries: dict[int, Entry] = dict(self.wildcards)
+        wanted: dict[int, int] = {}
+        for position, (line, entry, change) in self.checked.items():
+            if WILDCARD not in entry.local_part:
+                match = index.lookup(entry.pattern)
+                if match is None or wild_positions[match.position] >= position:
+                    continue
+            entries[position] = entry
+            wanted[position] = line
+            self.shown.setdefault(line, (entry, change))
+        found = _validate_subset(dict(sorted(entries.items())), wanted, context)
+        return [
+            (wanted[position], replace(finding, line=wanted[position]))
+            for position, findings in sorted(found.items(), key=lambda item: wanted[item[0]])
+            for finding in findings
+            if finding.level is not Level.INFO
+        ]
+
+    def rows(self, findings: Sequence[Finding]) -> tuple[ImportRow, ...]:
+        """Up to ``preview`` rows, those with findings first, in line order."""
+        by_line: dict[int, list[Finding]] = {}
+        for finding in findings:
+            if finding.line is not None:
+                by_line.setdefault(finding.line, []).append(finding)
+        lines = set(sorted(by_line)[: self.preview])
+        for line in self.head:
+            if len(lines) >= self.preview:
+                break
+            lines.add(line)
+        rows = []
+        for line in sorted(lines):
+            entry, change = self.shown.get(line, (None, RowStatus.ERROR))
+            rows.append(ImportRow(line, entry, change, tuple(by_line.get(line, ()))))
+        return tuple(rows)
+
+
+def _stored_aliases() -> tuple[dict[str, tuple[int, int, str, str, str, str]], dict[int, Entry]]:
+    """key -> (position, id, pattern, target, option, comment) of every stored alias, and
+    the stored wildcards by position (0-based storage order): one ``fetchall``."""
+    sql, params = (
+        Alias.objects.order_by("position")
+        .values_list("id", "key", "pattern", "target", "option", "comment")
+        .query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    by_key = {}
+    wildcards = {}
+    for position, (alias_id, key, pattern, target, option, comment) in enumerate(fetched):
+        by_key[key] = (position, alias_id, pattern, target, option, comment)
+        if WILDCARD in pattern:
+            wildcards[position] = Entry(pattern, target, option, comment)
+    return by_key, wildcards
+
+
+class _Kept:
+    """At most ``limit`` errors and ``limit`` warnings, in arrival order; counts them all."""
+
+    def __init__(self, reader: AliasCsvReader, limit: int) -> None:
+        self.limit = limit
+        self.findings = list(reader.findings)
+        self.errors, self.warnings, self.omitted = reader.errors, reader.warnings, reader.omitted
+        # Every error the reader finds is about the file's own rows: none is a policy risk.
+        self.blocking = reader.errors
+        self._kept = {
+            level: sum(1 for f in self.findings if f.level is level)
+            for level in (Level.ERROR, Level.WARNING)
+        }
+
+    def add(self, finding: Finding) -> None:
+        if finding.is_error:
+            self.errors += 1
+            self.blocking += not is_policy_risk(finding)
+        elif finding.level is Level.WARNING:
+            self.warnings += 1
+        else:
+            return
+        if self._kept[finding.level] >= self.limit:
+            self.omitted += 1
+            return
+        self._kept[finding.level] += 1
+        self.findings.append(finding)
+
+
+class _ImportRefused(Exception):
+    """Rolls back the rows an import wrote before its errors were known."""
 
 
 def aliases_import_csv(
     *,
-    data: bytes,
+    data: bytes | memoryview | BinaryIO,
     encoding: str,
     add_domains: bool,
     dry_run: bool,
     expected_fingerprint: str | None = None,
+    preview_limit: int = PREVIEW_LIMIT,
 ) -> ImportReport:
     """Import an alias CSV all-or-nothing (cli.md ``import_aliases``).
 
@@ -679,223 +1116,98 @@ def aliases_import_csv(
     final norelay line, a licence overflow) do not refuse the import: the file is what the
     server has today, and the export stays blocked until they are fixed. With
     ``expected_fingerprint`` the import refuses (:class:`StaleImportError`) when the table
-    changed since that fingerprint was taken.
+    changed since that fingerprint was taken. The file is read as a stream and written as
+    it is read, in the import's transaction, rolled back on any error; the report keeps
+    at most :data:`FINDINGS_LIMIT` errors (and as many warnings) and ``preview_limit``
+    rows, and counts the rest.
     """
-    with transaction.atomic():
-        if not dry_run:
-            _lock_aliases()
-        if expected_fingerprint is not None and alias_fingerprint() != expected_fingerprint:
-            raise StaleImportError
-        known = frozenset(LocalDomain.objects.values_list("name", flat=True))
-        parsed = parse_alias_csv(
-            data, encoding=encoding, local_domains=None if add_domains else known
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+    outcome: list[ImportReport] = []
+    try:
+        with transaction.atomic():
+            if not dry_run:
+                _lock_aliases()
+            if expected_fingerprint is not None and alias_fingerprint() != expected_fingerprint:
+                raise StaleImportError
+            report = _import(stream, encoding, add_domains, dry_run, preview_limit)
+            outcome.append(report)
+            if not dry_run and not report.written:
+                raise _ImportRefused
+    except _ImportRefused:
+        pass
+    return outcome[0]
+
+
+def _import(
+    stream: BinaryIO, encoding: str, add_domains: bool, dry_run: bool, preview_limit: int
+) -> ImportReport:
+    known = frozenset(LocalDomain.objects.values_list("name", flat=True))
+    reader = AliasCsvReader(
+        stream,
+        encoding=encoding,
+        local_domains=None if add_domains else known,
+        finding_limit=FINDINGS_LIMIT,
+    )
+    writer = None
+    if not dry_run:
+        top = Alias.objects.aggregate(top=Max("position"))["top"] or 0
+        writer = _Writer(top=top)
+    run = _Import(reader, writer=writer, preview=preview_limit)
+    run.run()
+    domains_added = tuple(sorted(run.new_domains - known)) if add_domains else ()
+    context = _context(domains_added)
+    kept = _Kept(reader, FINDINGS_LIMIT)
+    for _line, finding in run.table_findings(context):
+        kept.add(finding)
+    if run.created:
+        # Only new aliases take seats: an import that adds none is never refused for them.
+        for finding in _licence_findings(run.stored + run.created, context):
+            kept.add(finding)
+    for finding in run.length_findings:
+        kept.add(finding)
+    written = not dry_run and kept.blocking == 0
+    if written:
+        assert writer is not None
+        writer.finish()
+        audit_record(
+            action=AuditAction.ALIAS_IMPORT,
+            target="aliases.csv",
+            summary=f"created {run.created}, updated {run.updated}",
+            after={
+                "sha256": _sha256(stream),
+                "created": run.created,
+                "updated": run.updated,
+                "domains_added": list(domains_added),
+            },
         )
-        domains_added = (
-            tuple(sorted({row.alias.domain for row in parsed.rows} - known)) if add_domains else ()
-        )
-        context = _context(domains_added)
-        plan = _plan(parsed.rows)
-        imported = [
-            position
-            for _line, _entry, status, position in plan.rows
-            if status is not RowStatus.UNCHANGED
-        ]
-        checked = set(imported) & (
-            {i for i in imported if WILDCARD in plan.entries[i].local_part}
-            | _shadow_suspects(plan.entries, imported)
-        )
-        table_findings = _validate_subset(dict(enumerate(plan.entries)), checked, context)
-        line_of = {position: line for line, _e, _s, position in plan.rows}
-        findings = [*parsed.findings, *_length_findings(parsed.rows, domains_added)]
-        row_findings: dict[int, list[Finding]] = {}
-        for finding in findings:
-            if finding.line is not None:
-                row_findings.setdefault(finding.line, []).append(finding)
-        for position, found in table_findings.items():
-            for finding in found:
-                if finding.level is Level.INFO:
-                    continue
-                placed = replace(finding, line=line_of[position])
-                findings.append(placed)
-                row_findings.setdefault(placed.line or 0, []).append(placed)
-        counts = {status: 0 for status in RowStatus}
-        for _line, _entry, status, _position in plan.rows:
-            counts[status] += 1
-        if counts[RowStatus.CREATED]:
-            # Only new aliases take seats: an import that adds none is never refused for them.
-            findings.extend(_licence_findings(len(plan.entries), context))
-        rows = _report_rows(plan, row_findings)
-        written = not dry_run and not blocking_errors(findings)
-        if written:
-            _write(plan, domains_added)
-            audit_record(
-                action=AuditAction.ALIAS_IMPORT,
-                target="aliases.csv",
-                summary=f"created {counts[RowStatus.CREATED]}, updated {counts[RowStatus.UPDATED]}",
-                after={
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "created": counts[RowStatus.CREATED],
-                    "updated": counts[RowStatus.UPDATED],
-                    "domains_added": list(domains_added),
-                },
-            )
+    findings = sorted(kept.findings, key=lambda f: (f.line is None, f.line or 0, -f.level))
     return ImportReport(
-        created=counts[RowStatus.CREATED],
-        updated=counts[RowStatus.UPDATED],
-        unchanged=counts[RowStatus.UNCHANGED],
-        findings=tuple(sorted(findings, key=lambda f: (f.line is None, f.line or 0, -f.level))),
+        created=run.created,
+        updated=run.updated,
+        unchanged=run.unchanged,
+        findings=tuple(findings),
         domains_added=domains_added,
-        rows=rows,
-        encoding=parsed.encoding,
+        rows=run.rows(findings),
+        encoding=reader.encoding,
         written=written,
         dry_run=dry_run,
+        error_count=kept.errors,
+        warning_count=kept.warnings,
+        findings_omitted=kept.omitted,
+        rows_total=reader.rows_read + reader.refused_lines,
+        blocking_count=kept.blocking,
     )
 
 
-_FIELD_LIMITS = (
-    ("pattern", Alias._meta.get_field("pattern").max_length or 0),
-    ("target", Alias._meta.get_field("target").max_length or 0),
-    ("comment", Alias._meta.get_field("comment").max_length or 0),
-)
-_DOMAIN_LIMIT = LocalDomain._meta.get_field("name").max_length or 0
-_LENGTH_MESSAGES = {
-    "pattern": gettext_noop("the alias is %(length)s characters long; at most %(limit)s"),
-    "target": gettext_noop("the real address is %(length)s characters long; at most %(limit)s"),
-    "comment": gettext_noop("the comment is %(length)s characters long; at most %(limit)s"),
-    "domain": gettext_noop("the domain is %(length)s characters long; at most %(limit)s"),
-}
-
-
-def _length_findings(rows: Iterable[CsvRow], domains_added: Sequence[str]) -> list[Finding]:
-    """``csv.E040`` for a field longer than its column: checked here, so that SQLite (which
-    would store it) and PostgreSQL (which would fail) refuse the same file."""
-    found = []
-    added = set(domains_added)
-    for row in rows:
-        values = [(name, str(getattr(row.alias, name)), limit) for name, limit in _FIELD_LIMITS]
-        if row.alias.domain in added:
-            values.append(("domain", row.alias.domain, _DOMAIN_LIMIT))
-        for name, value, limit in values:
-            if len(value) > limit:
-                found.append(
-                    make(
-                        Level.ERROR,
-                        "csv.E040",
-                        _LENGTH_MESSAGES[name],
-                        line=row.line,
-                        hint=gettext_noop("Shorten it and upload the file again."),
-                        length=len(value),
-                        limit=limit,
-                    )
-                )
-    return found
-
-
-def _plan(csv_rows: Iterable[CsvRow]) -> _Plan:
-    existing = list(
-        Alias.objects.order_by("position").values_list(
-            "id", "key", "pattern", "target", "option", "comment"
-        )
-    )
-    plan = _Plan(
-        entries=[Entry(p, t, o, c) for _id, _key, p, t, o, c in existing],
-        ids=[row[0] for row in existing],
-    )
-    position_by_key = {row[1]: position for position, row in enumerate(existing)}
-    for row in csv_rows:
-        line, entry = row.line, row.alias
-        position = position_by_key.get(entry.key)
-        if position is None:
-            plan.entries.append(entry)
-            plan.ids.append(None)
-            plan.rows.append((line, entry, RowStatus.CREATED, len(plan.entries) - 1))
-            continue
-        stored = plan.entries[position]
-        if (stored.target, stored.option, stored.comment) == (
-            entry.target,
-            entry.option,
-            entry.comment,
-        ):
-            plan.rows.append((line, entry, RowStatus.UNCHANGED, position))
-        else:
-            # The stored spelling of the pattern stays; only the mapping changes.
-            plan.entries[position] = replace(entry, pattern=stored.pattern)
-            plan.rows.append((line, entry, RowStatus.UPDATED, position))
-    return plan
-
-
-def _report_rows(plan: _Plan, row_findings: dict[int, list[Finding]]) -> tuple[ImportRow, ...]:
-    rows = [
-        ImportRow(line, entry, status, tuple(row_findings.get(line, ())))
-        for line, entry, status, _position in plan.rows
-    ]
-    seen = {row.line for row in rows}
-    rows.extend(
-        ImportRow(line, None, RowStatus.ERROR, tuple(found))
-        for line, found in row_findings.items()
-        if line not in seen and line
-    )
-    return tuple(sorted(rows, key=lambda row: row.line))
-
-
-def _write(plan: _Plan, domains_added: Sequence[str]) -> None:
-    now = timezone.now()
-    LocalDomain.objects.bulk_create(
-        LocalDomain(name=name, created_at=now) for name in domains_added
-    )
-    domain_ids = dict(LocalDomain.objects.values_list("name", "id"))
-    top = Alias.objects.aggregate(top=Max("position"))["top"] or 0
-    updated = [position for _l, _e, status, position in plan.rows if status is RowStatus.UPDATED]
-    created = [position for _l, _e, status, position in plan.rows if status is RowStatus.CREATED]
-    # Model instances are heavy: build them one batch at a time to keep the peak memory low.
-    for start in range(0, len(updated), 500):
-        Alias.objects.bulk_update(
-            [
-                Alias(
-                    pk=plan.ids[position],
-                    target=plan.entries[position].target,
-                    option=plan.entries[position].option,
-                    comment=plan.entries[position].comment,
-                    updated_at=now,
-                )
-                for position in updated[start : start + 500]
-            ],
-            ["target", "option", "comment", "updated_at"],
-        )
-    _insert(
-        (top + offset, e.pattern, e.key, e.target, e.option, e.comment, domain_ids[e.domain])
-        for offset, e in enumerate((plan.entries[position] for position in created), start=1)
-    )
+def _sha256(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    stream.seek(0)
+    while block := stream.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 _INSERT_FIELDS = ("position", "pattern", "key", "target", "option", "comment", "domain")
-
-
-def _insert(rows: Iterable[tuple[int | str, ...]]) -> None:
-    """INSERT the new aliases without the ORM: its per-field preparation in ``bulk_create``
-    costs seconds at 100,000 rows, and the values here are plain strings and integers.
-    PostgreSQL takes them through COPY (one statement per row costs a round trip each);
-    SQLite, in process, through ``executemany``."""
-    meta = Alias._meta
-    columns = [meta.get_field(name).column for name in (*_INSERT_FIELDS, "updated_at")]  # type: ignore[union-attr]
-    stamp = meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
-    table = connection.ops.quote_name(meta.db_table)
-    names = ", ".join(connection.ops.quote_name(str(column)) for column in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row((*row, stamp))
-            return
-        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
-        batch: list[tuple[Any, ...]] = []
-        for row in rows:
-            batch.append((*row, stamp))
-            if len(batch) == _BATCH:
-                cursor.executemany(sql, batch)
-                batch = []
-        if batch:
-            cursor.executemany(sql, batch)
 
 
 # --- the upload page ------------------------------------------------------------------------
@@ -915,6 +1227,39 @@ def _user_id(user: AbstractBaseUser | AnonymousUser) -> int:
     return int(user.pk)
 
 
+def uploads_clean() -> int:
+    """Delete every stored upload past :data:`UPLOAD_LIFETIME`; returns how many."""
+    deleted, _detail = AliasUpload.objects.filter(
+        created_at__lt=timezone.now() - UPLOAD_LIFETIME
+    ).delete()
+    return deleted
+
+
+def _make_room(user_id: int, size: int) -> None:
+    """Delete the user's oldest stored uploads until one of ``size`` bytes fits the quota
+    (``CC_UPLOAD_QUOTA_MB`` of stored files, at most :data:`UPLOADS_PER_USER` previews):
+    the oldest previews give way, their confirmation then asks to upload again."""
+    quota = settings.CC_UPLOAD_QUOTA_BYTES
+    stored = list(
+        AliasUpload.objects.filter(user_id=user_id)
+        .order_by("-created_at", "-pk")
+        .values_list("pk", "size")
+    )
+    keep_bytes = size
+    doomed = []
+    for index, (pk, stored_size) in enumerate(stored):
+        if index + 1 >= UPLOADS_PER_USER or keep_bytes + stored_size > quota:
+            doomed.append(pk)
+        else:
+            keep_bytes += stored_size
+    if doomed:
+        AliasUpload.objects.filter(pk__in=doomed).delete()
+
+
+def _new_token(digest: str) -> str:
+    return hashlib.sha256(secrets.token_bytes(32) + digest.encode()).hexdigest()
+
+
 @transaction.atomic
 def upload_store(
     *,
@@ -923,28 +1268,120 @@ def upload_store(
     filename: str,
     encoding: str,
     add_domains: bool,
+    fingerprint: str | None = None,
 ) -> AliasUpload:
-    """Keep the uploaded bytes for the confirmation, bound to the user and the table state."""
-    AliasUpload.objects.filter(created_at__lt=timezone.now() - UPLOAD_LIFETIME).delete()
+    """Keep the uploaded bytes for the confirmation, bound to the user and the table state
+    (``fingerprint``, the table's now by default), within the user's quota."""
+    user_id = _user_id(user)
+    uploads_clean()
+    _make_room(user_id, len(data))
     digest = hashlib.sha256(data).hexdigest()
-    token = hashlib.sha256(secrets.token_bytes(32) + digest.encode()).hexdigest()
-    return AliasUpload.objects.create(
-        token=token,
-        user_id=_user_id(user),
+    binary = connection.vendor == "postgresql"
+    upload = AliasUpload.objects.create(
+        token=_new_token(digest),
+        user_id=user_id,
         filename=filename[:255],
-        data=data,
+        data=b"" if binary else data,
+        size=len(data),
         sha256=digest,
         encoding=encoding,
         add_domains=add_domains,
-        fingerprint=alias_fingerprint(),
+        fingerprint=fingerprint or alias_fingerprint(),
     )
+    if binary:
+        _upload_data_write(upload.pk, data)
+        upload.data = data
+    return upload
+
+
+# On PostgreSQL the file goes to and from its bytea column as a binary parameter: Django's
+# client-side binding would spell 20 MB as 40 MB of hex inside an SQL string, twice over.
+_DATA_SQL = "UPDATE aliases_aliasupload SET data = %b WHERE id = %s"
+
+
+def _upload_data_write(pk: int, data: bytes) -> None:
+    import psycopg  # PostgreSQL only
+
+    connection.ensure_connection()
+    # A server-side binding cursor on Django's connection (its own cursors bind client-side).
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_DATA_SQL, (data, pk))
+
+
+def _upload_data_read(pk: int) -> bytes:
+    if connection.vendor != "postgresql":
+        return bytes(AliasUpload.objects.values_list("data", flat=True).get(pk=pk))
+    import psycopg  # PostgreSQL only
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute("SELECT data FROM aliases_aliasupload WHERE id = %s", (pk,), binary=True)
+        row = cursor.fetchone()
+    return bytes(row[0]) if row else b""
+
+
+@transaction.atomic
+def upload_receive(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    file: BinaryIO,
+    filename: str,
+    encoding: str,
+    add_domains: bool,
+) -> UploadPreview:
+    """The upload page's first step: dry-run the file as a stream, then keep it for the
+    confirmation only when it can be imported. A refused file (it has errors) is not kept:
+    only its findings report is stored, for the download link."""
+    user_id = _user_id(user)
+    fingerprint = alias_fingerprint()
+    report = aliases_import_csv(data=file, encoding=encoding, add_domains=add_domains, dry_run=True)
+    if report.refused:
+        uploads_clean()
+        findings_csv = _findings_csv(report)
+        _make_room(user_id, len(findings_csv))
+        upload = AliasUpload.objects.create(
+            token=_new_token(hashlib.sha256(findings_csv).hexdigest()),
+            user_id=user_id,
+            filename=filename[:255],
+            data=b"",
+            size=len(findings_csv),
+            sha256="",
+            encoding=encoding,
+            add_domains=add_domains,
+            fingerprint=fingerprint,
+            refused=True,
+            findings_csv=findings_csv,
+        )
+    else:
+        file.seek(0)
+        upload = upload_store(
+            user=user,
+            data=file.read(),
+            filename=filename,
+            encoding=encoding,
+            add_domains=add_domains,
+            fingerprint=fingerprint,
+        )
+    return UploadPreview(upload, report, report.rows, report.rows_hidden)
 
 
 def upload_get(*, token: str, user: AbstractBaseUser | AnonymousUser) -> AliasUpload:
-    upload = AliasUpload.objects.filter(
-        token=token, user_id=_user_id(user), created_at__gte=timezone.now() - UPLOAD_LIFETIME
-    ).first()
-    if upload is None or hashlib.sha256(bytes(upload.data)).hexdigest() != upload.sha256:
+    """The user's stored, importable upload with that token; raises :class:`UploadNotFound`
+    for an unknown, foreign, expired, refused or tampered one."""
+    upload = (
+        AliasUpload.objects.filter(
+            token=token,
+            user_id=_user_id(user),
+            created_at__gte=timezone.now() - UPLOAD_LIFETIME,
+            refused=False,
+        )
+        .defer("data", "findings_csv")
+        .first()
+    )
+    if upload is None:
+        raise UploadNotFound
+    upload.data = _upload_data_read(upload.pk)
+    if hashlib.sha256(upload.data).hexdigest() != upload.sha256:
         raise UploadNotFound
     return upload
 
@@ -955,7 +1392,7 @@ def upload_confirm(*, token: str, user: AbstractBaseUser | AnonymousUser) -> Imp
     _lock_aliases()
     upload = upload_get(token=token, user=user)
     report = aliases_import_csv(
-        data=bytes(upload.data),
+        data=upload.data,
         encoding=upload.encoding,
         add_domains=upload.add_domains,
         dry_run=False,
@@ -968,7 +1405,7 @@ def upload_confirm(*, token: str, user: AbstractBaseUser | AnonymousUser) -> Imp
 
 @dataclass(frozen=True)
 class UploadPreview:
-    """What the upload page shows of a stored upload: the dry run's report and up to
+    """What the upload page shows of an upload: the dry run's report and up to
     :data:`PREVIEW_LIMIT` of its rows (``hidden`` more are not shown)."""
 
     upload: AliasUpload
@@ -983,42 +1420,55 @@ def upload_preview(
     """Dry-run the stored upload against the table as it is now; raises
     :class:`UploadNotFound`. Every row with a finding is shown before any without."""
     upload = upload_get(token=token, user=user)
-    report = _dry_run(upload)
-    return UploadPreview(
-        upload, report, _preview_rows(report.rows, limit), max(0, len(report.rows) - limit)
-    )
+    report = _dry_run(upload, limit)
+    return UploadPreview(upload, report, report.rows, report.rows_hidden)
 
 
-def _dry_run(upload: AliasUpload) -> ImportReport:
+def _dry_run(upload: AliasUpload, limit: int = PREVIEW_LIMIT) -> ImportReport:
     return aliases_import_csv(
-        data=bytes(upload.data),
+        data=upload.data,
         encoding=upload.encoding,
         add_domains=upload.add_domains,
         dry_run=True,
+        preview_limit=limit,
     )
-
-
-def _preview_rows(rows: Sequence[ImportRow], limit: int) -> tuple[ImportRow, ...]:
-    if len(rows) <= limit:
-        return tuple(rows)
-    shown = [row for row in rows if row.findings][:limit]
-    rest = [row for row in rows if not row.findings][: limit - len(shown)]
-    return tuple(sorted([*shown, *rest], key=lambda row: row.line))
 
 
 FINDINGS_CSV_COLUMNS = ("line", "level", "code", "message")
 
 
-def upload_findings_csv(*, token: str, user: AbstractBaseUser | AnonymousUser) -> bytes:
-    """The stored upload's errors and warnings against the table as it is now, as CSV for
-    Excel (:data:`FINDINGS_CSV_COLUMNS`); raises :class:`UploadNotFound`."""
-    report = _dry_run(upload_get(token=token, user=user))
-    rows = (
+def _findings_csv(report: ImportReport) -> bytes:
+    rows: list[tuple[str, ...]] = [
         (str(f.line or ""), f.level.label, f.code, f.render(_))
         for f in report.findings
         if f.level is not Level.INFO
-    )
+    ]
+    if report.findings_omitted:
+        rows.append(
+            (
+                "",
+                "",
+                "",
+                _("… and %(count)s more findings, not listed: fix these and upload again.")
+                % {"count": report.findings_omitted},
+            )
+        )
     return _excel_csv(render_csv_table(itertools.chain([FINDINGS_CSV_COLUMNS], rows)))
+
+
+def upload_findings_csv(*, token: str, user: AbstractBaseUser | AnonymousUser) -> bytes:
+    """The upload's errors and warnings as CSV for Excel (:data:`FINDINGS_CSV_COLUMNS`):
+    those of a refused upload as found at its preview, those of a kept one against the
+    table as it is now; raises :class:`UploadNotFound`."""
+    refused = AliasUpload.objects.filter(
+        token=token,
+        user_id=_user_id(user),
+        created_at__gte=timezone.now() - UPLOAD_LIFETIME,
+        refused=True,
+    ).first()
+    if refused is not None:
+        return bytes(refused.findings_csv)
+    return _findings_csv(_dry_run(upload_get(token=token, user=user)))
 
 
 # --- CSV export and demo --------------------------------------------------------------------

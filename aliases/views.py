@@ -5,7 +5,8 @@ from typing import Any, Literal
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse, reverse_lazy
@@ -43,16 +44,19 @@ def _warn(request: HttpRequest, findings: list[Finding]) -> None:
             messages.warning(request, finding.render(gettext))
 
 
-def _filtered(request: HttpRequest) -> tuple[AliasSearchForm, QuerySet[Alias]]:
+def _filtered(
+    request: HttpRequest,
+) -> tuple[AliasSearchForm, QuerySet[Alias], QuerySet[Alias] | None]:
+    """The search form, the aliases it selects and, for a text search, the same aliases
+    without the text filter (what :func:`services.alias_page` estimates against)."""
     form = AliasSearchForm(request.GET or None)
-    queryset = Alias.objects.order_by("position")
+    query, domain = "", None
     if form.is_valid():
         query = form.cleaned_data.get("q", "").strip()
-        if query:
-            queryset = queryset.filter(Q(pattern__icontains=query) | Q(target__icontains=query))
-        if form.cleaned_data.get("domain"):
-            queryset = queryset.filter(domain=form.cleaned_data["domain"])
-    return form, queryset
+        domain = form.cleaned_data.get("domain")
+    queryset = services.alias_search(query=query, domain=domain)
+    scope = services.alias_search(domain=domain) if query else None
+    return form, queryset, scope
 
 
 class AliasListView(PermissionRequiredMixin, PageMixin, ListView[Alias]):
@@ -62,11 +66,30 @@ class AliasListView(PermissionRequiredMixin, PageMixin, ListView[Alias]):
     paginate_by = 50
 
     def get_queryset(self) -> QuerySet[Alias]:
-        self.search_form, queryset = _filtered(self.request)
+        self.search_form, queryset, self.scope = _filtered(self.request)
         return queryset.only("id", "position", "pattern", "target", "option", "comment")
+
+    def paginate_queryset(  # type: ignore[override]
+        self, queryset: QuerySet[Alias], page_size: int
+    ) -> tuple[Paginator[Alias], Page[Alias], list[Alias], bool]:
+        """One page and its count from :func:`services.alias_page` (the count is an
+        estimate past a threshold in a text search), never Django's count-then-slice."""
+        found = services.alias_page(
+            queryset,
+            number=self.request.GET.get("page") or 1,
+            per_page=page_size,
+            scope=self.scope,
+        )
+        paginator: Paginator[Alias] = Paginator(queryset, page_size)
+        paginator.__dict__["count"] = found.count  # the cached_property, already known
+        self.count_exact = found.exact
+        page = Page(found.aliases, found.number, paginator)
+        return paginator, page, found.aliases, found.num_pages > 1
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
+        context["count_exact"] = self.count_exact
+        context["search_exact_count"] = services.SEARCH_EXACT_COUNT
         overview = services.alias_overview(limit=SUMMARY_LIMIT)
         context["rows"] = [
             (alias, overview.row_by_id.get(alias.pk, -1) + 1, overview.findings_for(alias.pk))
@@ -184,7 +207,7 @@ class AliasExportView(PermissionRequiredMixin, View):
     permission_required = "aliases.view_alias"
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        _form, queryset = _filtered(request)
+        _form, queryset, _scope = _filtered(request)
         response = HttpResponse(
             services.aliases_export_csv(queryset), content_type="text/csv; charset=utf-8"
         )
@@ -215,6 +238,10 @@ class UploadMixin(PermissionRequiredMixin, PageMixin, ContextMixin):
             preview_rows=preview.rows,
             preview_hidden=preview.hidden,
             findings=sort_findings(preview.report.findings)[:SUMMARY_LIMIT],
+            findings_more=max(
+                0,
+                preview.report.error_count + preview.report.warning_count - SUMMARY_LIMIT,
+            ),
             **extra,
         )
 
@@ -227,14 +254,15 @@ class AliasUploadView(UploadMixin, View):
         form = AliasUploadForm(request.POST, request.FILES)
         if not form.is_valid():
             return self.show(form)
-        upload = services.upload_store(
+        uploaded = form.cleaned_data["file"]
+        preview = services.upload_receive(
             user=request.user,
-            data=form.payload(),
-            filename=form.cleaned_data["file"].name,
+            file=uploaded,
+            filename=uploaded.name,
             encoding=form.cleaned_data["encoding"],
             add_domains=form.cleaned_data["add_domains"],
         )
-        return self.show_preview(services.upload_preview(token=upload.token, user=request.user))
+        return self.show_preview(preview)
 
 
 #: After an import that brought policy risks with it (cli.md: import_aliases, "policy_risks").

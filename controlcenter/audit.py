@@ -55,6 +55,12 @@ class AuditAction(models.TextChoices):
     EXPORT_RECOVERED = "config.export_recovered", _("Interrupted export undone")
     ROLLBACK = "config.rollback", _("Rollback")
     ROLLBACK_REFUSED = "config.rollback_refused", _("Rollback refused")
+    GATEWAY_ADD = "gateway.add", _("Gateway added")
+    GATEWAY_CHANGE = "gateway.change", _("Gateway changed")
+    GATEWAY_DELETE = "gateway.delete", _("Gateway deleted")
+    GATEWAY_HOST_KEY = "gateway.host_key", _("Gateway host key confirmed")
+    GATEWAY_PUBLISH = "gateway.publish", _("Published to the gateways")
+    GATEWAY_RETRY = "gateway.retry", _("Publication retried on the failed gateways")
 
 
 User = AbstractBaseUser | AnonymousUser | None

@@ -56,6 +56,13 @@ SYSTEM_MENU: tuple[MenuEntry, ...] = (
         "controlcenter.view_serversettings",
     ),
     MenuEntry(
+        "gateways",
+        _("Gateways"),
+        _("The mail gateways the settings are delivered to over SSH, and their connection test."),
+        "gateways:gateway-list",
+        "controlcenter.view_serversettings",
+    ),
+    MenuEntry(
         "simulate",
         _("Relay test"),
         _("Simulate an SMTP session and run the open-relay self-test."),

@@ -428,10 +428,23 @@ class Deployed:
 def read_deployed(folder: Path) -> Deployed:
     """The files in ``folder`` (a missing folder holds none); FolderError when unreadable."""
     files = {name: _read_optional(folder, name) for name in FILE_NAMES}
-    raw = _read_optional(folder, MANIFEST)
-    if raw is None:
-        return Deployed(files, None)
-    return Deployed(files, parse_manifest(raw), manifest_present=True, manifest_sha256=sha256(raw))
+    return deployed_from_files(files, _read_optional(folder, MANIFEST))
+
+
+def deployed_from_files(files: Mapping[str, bytes | None], manifest: bytes | None) -> Deployed:
+    """What a folder holds, from its files' bytes (None: missing) however they were read
+    (this machine's folder, or a gateway over SFTP)."""
+    found = {name: files.get(name) for name in FILE_NAMES}
+    if manifest is None:
+        return Deployed(found, None)
+    return Deployed(
+        found, parse_manifest(manifest), manifest_present=True, manifest_sha256=sha256(manifest)
+    )
+
+
+def file_mode(name: str) -> int:
+    """The permission bits an exported file is written with (the script is executable)."""
+    return _MODES.get(name, 0o644)
 
 
 def _read_optional(folder: Path, name: str) -> bytes | None:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "aliases",
     "jobs",
     "maillogs",
+    "gateways",
 ]
 
 MIDDLEWARE = [
@@ -179,6 +180,10 @@ CC_EXPORT_DIR = env_path("CC_EXPORT_DIR", VAR_DIR / "export", base=BASE_DIR)
 # Largest CSV the upload page accepts.
 CC_UPLOAD_MAX_BYTES = env_int("CC_UPLOAD_MAX_MB", 20, minimum=1) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = CC_UPLOAD_MAX_BYTES + 1024 * 1024
+# Stored upload previews per user (the oldest give way to a new one).
+CC_UPLOAD_QUOTA_BYTES = max(
+    env_int("CC_UPLOAD_QUOTA_MB", 60, minimum=1) * 1024 * 1024, CC_UPLOAD_MAX_BYTES
+)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000
 # The gateway's mail work folder on this machine (read-only): its logs (<log>/<host>/) and its
 # retry queue (domains/, holding/). Empty: the log screens offer uploads only.

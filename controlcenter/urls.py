@@ -43,6 +43,7 @@ urlpatterns = [
     path("aliases/", include("aliases.urls")),
     path("logs/", include("maillogs.urls")),
     path("system/jobs/", include("jobs.urls")),
+    path("system/gateways/", include("gateways.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

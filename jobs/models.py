@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # A running job whose worker has not reported for this long is shown as stalled (the worker
 # was stopped or killed); it can then be cancelled from the page.
@@ -16,11 +17,11 @@ STALL_AFTER = timedelta(minutes=5)
 
 
 class JobStatus(models.TextChoices):
-    QUEUED = "queued", _("Waiting")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Finished")
-    FAILED = "failed", _("Failed")
-    CANCELLED = "cancelled", _("Cancelled")
+    QUEUED = "queued", pgettext_lazy("job status", "Waiting")
+    RUNNING = "running", pgettext_lazy("job status", "Running")
+    SUCCEEDED = "succeeded", pgettext_lazy("job status", "Finished")
+    FAILED = "failed", pgettext_lazy("job status", "Failed")
+    CANCELLED = "cancelled", pgettext_lazy("job status", "Cancelled")
 
 
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -51,6 +52,8 @@ class Job(models.Model):
         related_name="+",
     )
     created_at = models.DateTimeField(_("started"), default=timezone.now)
+    # A job scheduled for later (a periodic pull) waits in the queue until this time.
+    run_after = models.DateTimeField(_("scheduled for"), null=True, blank=True)
     started_at = models.DateTimeField(_("running since"), null=True, blank=True)
     updated_at = models.DateTimeField(_("last report"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -67,6 +70,15 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def is_scheduled(self) -> bool:
+        """Queued for a later time that has not come yet."""
+        return (
+            self.status == JobStatus.QUEUED
+            and self.run_after is not None
+            and self.run_after > timezone.now()
+        )
 
     @property
     def is_stalled(self) -> bool:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -73,8 +75,12 @@ def job_start(
     params: dict[str, Any] | None = None,
     user: AbstractBaseUser | AnonymousUser | None = None,
     next_url: str = "",
+    run_after: datetime | None = None,
 ) -> Job:
-    """Create a queued job and hand it to the worker once the current transaction commits."""
+    """Create a queued job and hand it to the worker once the current transaction commits.
+
+    With ``run_after`` the worker starts it at that time, not before (a scheduled job).
+    """
     handler_for(kind)  # fail now, in the request, for an unknown kind
     job = Job.objects.create(
         kind=kind,
@@ -83,15 +89,17 @@ def job_start(
         next_url=next_url,
         language=translation.get_language() or "",
         created_by=user if isinstance(user, User) else None,
+        run_after=run_after,
     )
-    transaction.on_commit(lambda: _enqueue(job.pk))
+    transaction.on_commit(lambda: _enqueue(job.pk, run_after))
     return job
 
 
-def _enqueue(job_id: uuid.UUID) -> None:
+def _enqueue(job_id: uuid.UUID, run_after: datetime | None) -> None:
     from jobs.tasks import run_job
 
-    run_job.enqueue(str(job_id))
+    task = run_job.using(run_after=run_after) if run_after is not None else run_job
+    task.enqueue(str(job_id))
 
 
 def job_cancel(*, job: Job) -> bool:
@@ -154,11 +162,13 @@ def _execute(job: Job) -> tuple[JobStatus, dict[str, Any]]:
 
 
 def jobs_run_queued(*, limit: int | None = None) -> int:
-    """Run queued jobs in this process, oldest first (the test worker); how many ran."""
+    """Run queued jobs that are due in this process, oldest first (the test worker)."""
     ran = 0
     while limit is None or ran < limit:
+        now = timezone.now()
         job_id = (
             Job.objects.filter(status=JobStatus.QUEUED)
+            .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
             .order_by("created_at")
             .values_list("pk", flat=True)
             .first()

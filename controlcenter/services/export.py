@@ -9,7 +9,7 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,8 +192,39 @@ class ExportReport:
         }
 
 
+# Callables returning the highest export number another app has taken for runs it records
+# later (gateways: a publication running in the background); the next number skips them.
+EXPORT_NUMBER_RESERVATIONS: list[Callable[[], int]] = []
+
+
 def _next_export_number() -> int:
-    return int(Export.objects.aggregate(last=Max("number"))["last"] or 0) + 1
+    last = int(Export.objects.aggregate(last=Max("number"))["last"] or 0)
+    return max([last, *(reserved() for reserved in EXPORT_NUMBER_RESERVATIONS)]) + 1
+
+
+def export_number_next() -> int:
+    """The number the next export (or publication to gateways) takes; call under
+    :func:`export_numbering_lock`."""
+    return _next_export_number()
+
+
+def export_numbering_lock() -> None:
+    """Serialise the numbering of exports (call inside a transaction)."""
+    _lock_exports()
+
+
+def export_record(
+    report: ExportReport, *, user: Actor, number: int, fingerprints: dict[str, str]
+) -> ExportReport:
+    """Record (and audit) an export that another app performed, e.g. to gateways."""
+    return _record_export(
+        report,
+        user=user,
+        request_ip=None,
+        rollback_of=None,
+        fingerprints=fingerprints,
+        number=number,
+    )
 
 
 def _lock_exports() -> None:

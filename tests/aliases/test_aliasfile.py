@@ -1,4 +1,5 @@
 import codecs
+import io
 import re
 import subprocess
 import time
@@ -936,3 +937,197 @@ def test_render_csv_table_neutralises_every_cell_and_ends_lines_with_crlf():
     assert render_csv_table(rows) == (
         'line,message\r\n3,\'=HYPERLINK(x)\r\n,"\'-1, ""quoted"""\r\n'
     )
+
+
+# --- CSV: streaming, bounded findings, mixed encodings --------------------------------------
+
+
+def test_parse_mixed_utf8_and_cp932_warns_on_the_line_that_decides():
+    data = (
+        "a@d.jp,b@e.jp,営業部\r\n".encode()
+        + "c@d.jp,d@e.jp,総務\r\n".encode("cp932")
+        + "e@d.jp,f@e.jp,開発\r\n".encode()
+    )
+
+    result = parse_alias_csv(data)
+
+    assert result.encoding == "cp932"
+    assert codes(result) == [(2, "csv.W003")]
+    assert result.findings[0].render() == (
+        "line 2 is not UTF-8, so the whole file is read as Shift_JIS (CP932), but line 1 is "
+        "UTF-8: its Japanese text, and that of every other UTF-8 line, will be garbled"
+    )
+    assert [r.alias.comment for r in result.rows][1] == "総務"
+    assert result.has_errors is False
+
+
+def test_parse_pure_cp932_file_reads_without_a_warning():
+    data = "a@d.jp,b@e.jp,営業部\r\nc@d.jp,d@e.jp,総務\r\n".encode("cp932")
+
+    result = parse_alias_csv(data)
+
+    assert (result.encoding, result.findings) == ("cp932", ())
+
+
+def test_parse_mixed_encoding_far_apart_in_the_file_is_found():
+    ascii_rows = b"".join(f"u{i}@d.jp,u{i}@e.jp\n".encode() for i in range(60_000))
+    data = "a@d.jp,b@e.jp,営業部\n".encode() + ascii_rows + "c@d.jp,d@e.jp,総務\n".encode("cp932")
+
+    result = parse_alias_csv(data)
+
+    assert (result.encoding, codes(result)) == ("cp932", [(60_002, "csv.W003")])
+
+
+def test_parse_reads_a_stream_and_counts_findings_past_the_limit():
+    data = b"".join(f"bad{i},x@e.jp\n".encode() for i in range(50)) + b"ok@d.jp,x@e.jp\n"
+
+    reader = aliasfile.AliasCsvReader(io.BytesIO(data), finding_limit=10)
+    rows = list(reader)
+
+    assert [row.line for row in rows] == [51]
+    assert (reader.errors, len(reader.findings), reader.omitted) == (50, 10, 40)
+    assert [f.line for f in reader.findings] == list(range(1, 11))
+    assert (reader.rows_read, reader.refused_lines) == (1, 50)
+
+
+def test_parse_keeps_errors_when_warnings_fill_the_limit():
+    full_width = b"".join(f"\uff41{i}@d.jp,x@e.jp\n".encode() for i in range(20))
+    data = full_width + b"bad,x@e.jp\n"
+
+    result = parse_alias_csv(data, finding_limit=5)
+
+    assert (result.warnings, result.errors, result.omitted) == (20, 1, 15)
+    assert codes(result)[-1] == (21, "csv.E006")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'a@d.jp,b@e.jp\n"c@d.jp,d@e.jp\n' + b"e@d.jp,f@e.jp\n" * 20_000, [(2, "csv.E003")]),
+        (b"a@d.jp,b@e.jp\r" * 3 + b"\r\nc@d.jp,d@e.jp", []),
+        (b"\x00" * 300_000, [(1, "csv.E003")]),
+        (b"a@d.jp,b@e.jp,x\x00y\n", [(1, "csv.E009")]),
+    ],
+    ids=["unclosed quote", "CR only", "binary", "NUL"],
+)
+def test_parse_hostile_input_ends_with_findings_not_hangs(data, expected):
+    started = time.process_time()
+
+    result = parse_alias_csv(data)
+
+    assert time.process_time() - started < 5
+    assert codes(result)[: len(expected)] == expected
+
+
+def test_parse_splits_lines_across_read_blocks(monkeypatch):
+    monkeypatch.setattr(aliasfile, "_BLOCK", 7)
+    data = b'a@d.jp,b@e.jp\r\nc@d.jp,"d@e.jp,0"\rx@d.jp,y@e.jp,"two\r\nlines"\nz@d.jp,w@e.jp'
+
+    result = parse_alias_csv(data)
+
+    assert [(r.line, r.alias.pattern, r.alias.comment) for r in result.rows] == [
+        (1, "a@d.jp", ""),
+        (2, "c@d.jp", ""),
+        (3, "x@d.jp", "two\r\nlines"),
+        (5, "z@d.jp", ""),
+    ]
+
+
+_cell = st.text(alphabet="ab9.*-_+'=@, \t\"", max_size=12)
+
+
+@settings(max_examples=400)
+@given(
+    local=_cell,
+    domain=st.sampled_from(["d.jp", "D.JP", "d.123", "-d.jp", "d", "x." * 130 + "jp"]),
+    target=_cell,
+    option=st.sampled_from(["", ",0", " , 1", ",2", ","]),
+    comment=st.sampled_from([None, "", "営業", "0", "'=x", " x ", "a\tb"]),
+)
+def test_fast_row_accepts_only_what_the_full_checks_accept(local, domain, target, option, comment):
+    cells = [f"{local}@{domain}", f"{target}@d.jp{option}"]
+    if comment is not None:
+        cells.append(comment)
+    fast_reader = aliasfile.AliasCsvReader(io.BytesIO(b""), local_domains=LOCAL)
+    slow_reader = aliasfile.AliasCsvReader(io.BytesIO(b""), local_domains=LOCAL)
+
+    fast = fast_reader._fast_row(7, list(cells))
+    slow = slow_reader._row(7, list(cells))
+
+    if fast is not None:
+        assert slow is not None
+        assert (fast, fast.key, fast.domain) == (slow, slow.key, slow.domain)
+        assert slow_reader.findings == []
+
+
+@settings(max_examples=300)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "B", "2009*", "*", "-x", "'y", "a b", "ａ", "x" * 65, ""]),
+            st.sampled_from(["d.jp", "example.co.jp", "D.JP", "d.123", "other.jp"]),
+            st.sampled_from(["t@e.jp", "*@e.jp", "t@e.jp,0", '"t@e.jp,1"', "t@e.99", "t"]),
+            st.sampled_from(["", ",", ",c", ", 営業 ", ",0", ",'=x", ',"q"', ",a,b", ",\t"]),
+            st.sampled_from(["\r\n", "\n", "\r"]),
+        ),
+        max_size=8,
+    )
+)
+def test_line_fast_path_reads_every_file_as_the_csv_module_does(lines):
+    data = "".join(f"{a}@{d},{t}{c}{end}" for a, d, t, c, end in lines).encode()
+
+    fast = parse_alias_csv(data, local_domains=LOCAL)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(aliasfile, "_FAST_LINE", re.compile(r"(?!)"))
+        slow = parse_alias_csv(data, local_domains=LOCAL)
+
+    assert (fast.rows, fast.findings, fast.header_line) == (
+        slow.rows,
+        slow.findings,
+        slow.header_line,
+    )
+
+
+@settings(max_examples=60)
+@given(
+    patterns=st.lists(
+        st.tuples(
+            st.text(alphabet="ab-", max_size=3),
+            st.sampled_from(["*", ""]),
+            st.text(alphabet="ab-", max_size=3),
+        ),
+        min_size=1,
+        max_size=150,
+    )
+)
+def test_indexed_shadowing_finds_the_wildcard_a_scan_finds(patterns):
+    aliases = [
+        Alias(f"{head}{star}{tail}@d.jp" if head + star + tail else "x@d.jp", "t@e.jp")
+        for head, star, tail in patterns
+    ]
+    fillers = [Alias(f"{i}*z@d.jp", "t@e.jp") for i in range(70)]  # past the plain scan
+    index = AliasIndex.build(fillers + aliases)
+
+    for position in range(len(fillers), len(fillers) + len(aliases)):
+        own = aliasfile._Matcher.of(index.aliases[position], position)
+        expected = None
+        if own is not None:
+            for matcher in index._wildcards["d.jp"]:
+                if matcher.position >= position:
+                    break
+                if matcher.covers(own):
+                    expected = matcher.position
+                    break
+        assert index.shadowing(position) == expected
+
+
+def test_shadowing_among_30000_wildcards_is_near_linear():
+    aliases = [Alias(f"u{i:05d}*@d.jp", "*@e.jp") for i in range(30_000)]
+    index = AliasIndex.build([*aliases, Alias("u00042x@d.jp", "t@e.jp")])
+    started = time.process_time()
+
+    found = [index.shadowing(position) for position in range(len(index))]
+
+    assert time.process_time() - started < 10
+    assert found[-1] == 42
+    assert found[:-1] == [None] * 30_000

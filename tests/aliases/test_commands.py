@@ -51,6 +51,10 @@ def test_import_json_report_shape(tmp_path: Path, capsys: pytest.CaptureFixture[
         ],
         "policy_risks": [],
         "domains_added": [],
+        "error_count": 0,
+        "warning_count": 1,
+        "findings_omitted": 0,
+        "blocking_count": 0,
         "dry_run": False,
         "written": True,
         "encoding": "utf-8",
@@ -93,6 +97,32 @@ def test_missing_file_is_a_one_line_error_with_status_2(tmp_path: Path) -> None:
 def test_bad_encoding_option_is_status_2(tmp_path: Path) -> None:
     with pytest.raises(CommandError) as error:
         call_command("import_aliases", str(tmp_path / "a.csv"), "--encoding", "latin1")
+    assert error.value.returncode == 2
+
+
+def test_endless_input_is_refused_at_the_upload_limit(settings: Any) -> None:
+    settings.CC_UPLOAD_MAX_BYTES = 1024 * 1024
+    with pytest.raises(CommandError) as error, translation.override("en"):
+        call_command("import_aliases", "/dev/zero")
+    assert error.value.returncode == 2
+    assert str(error.value) == (
+        "/dev/zero is larger than 1.0\xa0MB, the largest input accepted (CC_UPLOAD_MAX_MB)"
+    )
+    assert Alias.objects.count() == 0
+
+
+def test_file_one_byte_over_the_limit_is_refused_and_at_the_limit_read(
+    tmp_path: Path, settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = b"a@example.co.jp,a@inner.jp\n"
+    path = tmp_path / "a.csv"
+    path.write_bytes(row)
+    settings.CC_UPLOAD_MAX_BYTES = len(row)
+    code, report = run(str(path), "--dry-run", capsys=capsys)
+    assert (code, report["created"]) == (0, 1)
+    settings.CC_UPLOAD_MAX_BYTES = len(row) - 1
+    with pytest.raises(CommandError) as error:
+        call_command("import_aliases", str(path))
     assert error.value.returncode == 2
 
 

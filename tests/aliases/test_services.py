@@ -6,6 +6,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,13 +14,14 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django.utils.translation import gettext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aliases import services
 from aliases.aliasfile import Alias as Entry
-from aliases.models import Alias, LocalDomain
+from aliases.models import Alias, AliasUpload, LocalDomain
 from controlcenter.findings import sort_findings
 from controlcenter.models import AuditEntry, ServerSettings
 from controlcenter.services import policy_lint
@@ -797,3 +799,235 @@ def test_single_alias_writes_number_rows_of_the_whole_table(domain: LocalDomain)
     assert [(f.code, dict(f.params)["first_row"]) for f in refused.value.findings] == [
         ("alias.E004", 9)
     ]
+
+
+# --- stored uploads: quota, refused files, expiry ------------------------------------------
+
+
+def receive(user: Any, data: bytes, name: str = "a.csv") -> services.UploadPreview:
+    return services.upload_receive(
+        user=user, file=io.BytesIO(data), filename=name, encoding="auto", add_domains=False
+    )
+
+
+def test_upload_with_errors_keeps_only_its_findings_report(
+    domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+
+    preview = receive(user, csv_bytes(f"ok@{DOMAIN},ok@inner.jp", "broken,x@inner.jp"))
+
+    stored = AliasUpload.objects.get()
+    assert (stored.refused, bytes(stored.data), stored.size) == (
+        True,
+        b"",
+        len(bytes(stored.findings_csv)),
+    )
+    assert [(r.line, r.status) for r in preview.rows] == [(2, "created"), (3, "error")]
+    with pytest.raises(services.UploadNotFound):
+        services.upload_confirm(token=stored.token, user=user)
+    report = services.upload_findings_csv(token=stored.token, user=user)
+    assert report.decode("utf-8-sig").splitlines()[1].startswith("3,error,csv.E006,")
+    assert Alias.objects.count() == 0
+
+
+def test_upload_quota_lets_the_oldest_previews_of_that_user_go(
+    domain: LocalDomain, django_user_model: Any, settings: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    other = django_user_model.objects.create_user("v", password="x")
+    data = csv_bytes(f"a@{DOMAIN},a@inner.jp")
+    settings.CC_UPLOAD_QUOTA_BYTES = 2 * len(data)
+    theirs = receive(other, data).upload
+    first, second, third = (receive(user, data, f"{n}.csv").upload for n in range(3))
+
+    assert set(AliasUpload.objects.values_list("pk", flat=True)) == {
+        theirs.pk,
+        second.pk,
+        third.pk,
+    }
+    with pytest.raises(services.UploadNotFound):
+        services.upload_preview(token=first.token, user=user)
+    assert services.upload_preview(token=second.token, user=user).report.created == 1
+
+
+def test_upload_keeps_at_most_five_previews_per_user(
+    domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    data = csv_bytes(f"a@{DOMAIN},a@inner.jp")
+    uploads = [receive(user, data).upload for _ in range(7)]
+
+    assert list(AliasUpload.objects.order_by("pk").values_list("pk", flat=True)) == [
+        upload.pk for upload in uploads[2:]
+    ]
+
+
+def test_expired_uploads_are_cleaned_on_the_next_upload(
+    domain: LocalDomain, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("u", password="x")
+    old = receive(user, csv_bytes(f"a@{DOMAIN},a@inner.jp")).upload
+    AliasUpload.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - services.UPLOAD_LIFETIME - timedelta(seconds=1)
+    )
+
+    new = receive(user, csv_bytes(f"b@{DOMAIN},b@inner.jp")).upload
+
+    assert list(AliasUpload.objects.values_list("pk", flat=True)) == [new.pk]
+    assert services.uploads_clean() == 0
+
+
+def test_import_report_counts_findings_past_the_limit_and_keeps_the_first(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "FINDINGS_LIMIT", 3)
+    data = csv_bytes(*[f"bad{i},x@inner.jp" for i in range(10)], f"ok@{DOMAIN},ok@inner.jp")
+
+    report = services.aliases_import_csv(
+        data=data, encoding="auto", add_domains=False, dry_run=False, preview_limit=4
+    )
+
+    assert (report.error_count, report.findings_omitted, report.written) == (10, 7, False)
+    assert [f.line for f in report.findings] == [2, 3, 4]
+    assert [(r.line, r.status) for r in report.rows] == [
+        (2, "error"),
+        (3, "error"),
+        (4, "error"),
+        (12, "created"),
+    ]
+    assert (report.rows_total, report.rows_hidden) == (11, 7)
+    assert Alias.objects.count() == 0
+
+
+def test_import_rolls_back_rows_written_before_a_late_error(domain: LocalDomain) -> None:
+    services.alias_create(pattern=f"keep@{DOMAIN}", target="old@inner.jp")
+    rows = [f"u{i}@{DOMAIN},u{i}@inner.jp" for i in range(5000)]
+    data = csv_bytes(f"keep@{DOMAIN},new@inner.jp", *rows, "broken,x@inner.jp")
+
+    report = services.aliases_import_csv(
+        data=data, encoding="auto", add_domains=True, dry_run=False
+    )
+
+    assert (report.created, report.updated, report.written) == (5000, 1, False)
+    assert stored() == [(f"keep@{DOMAIN}", "old@inner.jp", "", "")]
+    assert list(LocalDomain.objects.values_list("name", flat=True)) == [DOMAIN]
+
+
+# --- the list: search and pages --------------------------------------------------------------
+
+
+def make_rows(count: int, *, target: str = "inner.jp") -> None:
+    services.aliases_import_csv(
+        data=csv_bytes(*[f"u{i:04d}@{DOMAIN},u{i:04d}@{target}" for i in range(count)]),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+
+
+def test_search_matches_alias_or_real_address_case_insensitively(domain: LocalDomain) -> None:
+    make_rows(3)
+    services.alias_create(pattern=f"Sales@{DOMAIN}", target="team@Other.jp")
+
+    def found(query: str) -> list[str]:
+        return [a.pattern for a in services.alias_search(query=query)]
+
+    assert found("SALES") == [f"Sales@{DOMAIN}"]
+    assert found("other.JP") == [f"Sales@{DOMAIN}"]
+    assert found("u0001") == [f"u0001@{DOMAIN}"]
+    assert found("u00\n01") == [f"u0001@{DOMAIN}"]
+    assert found("%") == []
+    assert found("jp\nteam") == []
+    assert len(found("")) == 4
+
+
+def test_page_counts_exactly_up_to_the_threshold(domain: LocalDomain) -> None:
+    make_rows(12)
+
+    page = services.alias_page(
+        services.alias_search(query="u00"), number=3, per_page=5, scope=services.alias_search()
+    )
+
+    assert (page.count, page.exact, page.number, page.num_pages) == (12, True, 3, 3)
+    assert [a.pattern for a in page.aliases] == [f"u{i:04d}@{DOMAIN}" for i in (10, 11)]
+
+
+def test_page_number_is_clamped_to_the_pages_there_are(domain: LocalDomain) -> None:
+    make_rows(12)
+
+    cases: list[tuple[str | int, int]] = [(99, 3), (0, 1), ("x", 1)]
+    for number, expected in cases:
+        page = services.alias_page(services.alias_search(), number=number, per_page=5)
+        assert (page.number, page.count, page.exact) == (expected, 12, True)
+
+
+def test_page_estimates_the_count_past_the_threshold(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "SEARCH_EXACT_COUNT", 4)
+    services.aliases_import_csv(
+        data=csv_bytes(
+            *[f"u{i:04d}@{DOMAIN},u{i:04d}@{'hit' if i % 2 else 'miss'}.jp" for i in range(40)]
+        ),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+    search = services.alias_search(query="hit")
+
+    first = services.alias_page(search, number=1, per_page=3, scope=services.alias_search())
+    last = services.alias_page(search, number=7, per_page=3, scope=services.alias_search())
+    beyond = services.alias_page(search, number=50, per_page=3, scope=services.alias_search())
+
+    # 5 hits within the first 10 rows: about 5 per 10 of the 40 rows.
+    assert (first.count, first.exact, first.number) == (20, False, 1)
+    assert [a.pattern for a in first.aliases] == [f"u{i:04d}@{DOMAIN}" for i in (1, 3, 5)]
+    assert (last.count, last.exact, len(last.aliases)) == (20, True, 2)
+    assert (beyond.count, beyond.exact, beyond.number) == (20, True, 7)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the trigram index exists on PostgreSQL only"
+)
+def test_search_uses_the_trigram_index_on_postgresql(domain: LocalDomain) -> None:
+    make_rows(3)
+    sql, params = services.alias_search(query="u0001")[:50].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "aliases_alias_search_trgm" in plan
+
+
+def search_index_exists() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [services.SEARCH_INDEX])
+        return cursor.fetchone() is not None
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the trigram index exists on PostgreSQL only"
+)
+@pytest.mark.parametrize("late_error", [False, True])
+def test_large_import_rebuilds_the_search_index_or_keeps_it_when_refused(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch, late_error: bool
+) -> None:
+    monkeypatch.setattr(services, "REBUILD_INDEX_ROWS", 5)
+    monkeypatch.setattr(services, "_BATCH", 4)
+    rows = [f"u{i:04d}@{DOMAIN},u{i:04d}@inner.jp" for i in range(30)]
+    assert search_index_exists()
+
+    report = services.aliases_import_csv(
+        data=csv_bytes(*rows, *(["broken,x@inner.jp"] if late_error else [])),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+
+    assert (report.written, Alias.objects.count()) == (not late_error, 0 if late_error else 30)
+    assert search_index_exists()
+    assert [a.pattern for a in services.alias_search(query="U0029")] == (
+        [] if late_error else [f"u0029@{DOMAIN}"]
+    )

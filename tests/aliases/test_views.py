@@ -16,7 +16,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 from aliases import services
 from aliases.forms import AliasForm
 from aliases.models import Alias, AliasUpload, LocalDomain
-from aliases.views import STALE
+from aliases.views import STALE, UNKNOWN
 from controlcenter.models import ServerSettings
 from relaypolicy.models import RelayPolicy
 
@@ -310,27 +310,27 @@ def test_upload_confirm_refused_as_stale_shows_the_current_preview_and_why(
     assert list(Alias.objects.values_list("pattern", "target")) == [(f"b@{DOMAIN}", "b@inner.jp")]
 
 
-def test_upload_confirm_refused_for_errors_shows_the_error_rows(editor_client: Client) -> None:
+def test_upload_with_errors_is_not_kept_and_cannot_be_confirmed(editor_client: Client) -> None:
     response = upload(editor_client, b"ok@example.co.jp,ok@inner.jp\nbad,x@inner.jp\n")
     token = response.context["upload"].token
-
-    response = editor_client.post("/aliases/upload/confirm/", {"token": token})
-
-    assert response.status_code == 400
+    stored = AliasUpload.objects.get(token=token)
+    assert (stored.refused, bytes(stored.data), stored.sha256) == (True, b"", "")
     assert [(row.line, row.status) for row in response.context["preview_rows"]] == [
         (1, "created"),
         (2, "error"),
     ]
-    assert [(f.line, f.code) for f in response.context["report"].errors] == [(2, "csv.E006")]
+    assertContains(response, 'data-testid="preview-refused"', count=1)
+
+    response = editor_client.post("/aliases/upload/confirm/", {"token": token})
+
+    assert response.status_code == 400
     with translation.override(settings.LANGUAGE_CODE):
-        message = gettext("The file has errors; nothing was imported.")
-    assertContains(response, escape(message), count=1, status_code=400)
-    assertContains(
-        response, '<tr id="line-2" data-line="2" data-status="error">', count=1, status_code=400
-    )
-    assertContains(response, 'data-testid="preview-refused"', count=1, status_code=400)
+        assertContains(response, escape(gettext(UNKNOWN)), count=1, status_code=400)
     assertNotContains(response, 'data-testid="confirm"', status_code=400)
     assert Alias.objects.count() == 0
+    report = editor_client.get(f"/aliases/upload/{token}/report.csv")
+    assert report.status_code == 200
+    assert report.content.decode("utf-8-sig").splitlines()[1].startswith("2,error,csv.E006,")
 
 
 def test_domain_add_list_and_delete(editor_client: Client, domain: LocalDomain) -> None:

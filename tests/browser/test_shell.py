@@ -47,6 +47,7 @@ def test_every_menu_entry_leads_to_its_screen(login: Callable[..., Any]) -> None
         "relay": "/relay/",
         "aliases": "/aliases/",
         "publish": "/system/publish/",
+        "gateways": "/system/gateways/",
         "simulate": "/relay/test/",
         "history": "/system/audit/",
         "users": "/system/users/",

@@ -181,3 +181,17 @@ def test_the_job_worker_fixture_runs_jobs_in_the_background(job_worker) -> None:
             break
         deadline.wait(0.1)
     assert job.status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_started_for_later_waits_in_the_queue_until_its_time() -> None:
+    later = timezone.now() + timedelta(hours=1)
+    job = job_start(kind="tests.count", title="Later", params={"upto": 1}, run_after=later)
+
+    task = DBTaskResult.objects.get()
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    job.refresh_from_db()
+
+    assert task.run_after == later
+    assert (job.status, job.is_scheduled, job.run_after) == (JobStatus.QUEUED, True, later)
+    assert jobs_run_queued() == 0
