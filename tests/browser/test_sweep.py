@@ -38,6 +38,7 @@ ALLOWED_WORDS = {
     "DNS", "TLS", "epstman", "NA", "root", "CR", "LF", "CRLF", "URL", "PC", "IPv4", "IPv6",
     "CIDR", "RFC", "English", "MB", "KB", "ASCII", "CC", "BCC", "Linux", "Windows", "SHA-256",
     "E-Post", "Mail", "Server", "POP", "IMAP", "Shift", "JIS", "CP932",
+    "SSH", "SFTP", "OpenSSH", "PEM",
 }  # fmt: skip
 _NOT_PROSE = re.compile(
     r"[\w.+*-]*@[\w.-]*|"  # addresses and patterns (also "user@", "*@domain")
@@ -61,6 +62,7 @@ USER_NAMES = {"kanri", "sweep-viewer", "sweep-editor", "sweep-administrator"}
 OWNED_ELSEWHERE: dict[tuple[str, str], str] = {
     ("relaypolicy:machine-relay", "japanese-only"): "owned by the safety engineer this session",
     ("aliases:alias-upload", "japanese-only"): "owned by the imports engineer this session",
+    ("gateways:gateway-add", "japanese-only"): "owned by the gateways engineer this session",
     # Log file and folder names (inlog, acceptlog, .zip) and the daemon's replies in prose.
     **{
         (f"maillogs:{name}", "japanese-only"): "owned by the logs engineer this session"
