@@ -6,7 +6,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run serve worker test lint bench messages clean help
+.PHONY: run serve worker test lint bench messages screenshots clean help
 
 help:
 	@echo "make run    - install, migrate, load the demo data and start the development server"
@@ -15,6 +15,7 @@ help:
 	@echo "make worker - run only the background-job worker (manage.py db_worker)"
 	@echo "make bench  - run the benchmarks in tests/bench"
 	@echo "make messages - refresh and compile the Japanese and English catalogues"
+	@echo "make screenshots - every screen as the administrator at 1366 and 390 px into var/screenshots/"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,13 @@ bench: $(VENV)/.installed-dev
 messages: $(VENV)/.installed-dev
 	DEBUG=1 $(MANAGE) makemessages --locale ja --locale en --no-obsolete --ignore '.venv/*' --ignore 'var/*'
 	DEBUG=1 $(MANAGE) compilemessages --ignore '.venv/*'
+
+# The page sweep (tests/browser/test_sweep.py) photographs every page while it checks them.
+screenshots: $(VENV)/.installed-dev
+	rm -rf var/screenshots
+	CC_SCREENSHOTS=$(CURDIR)/var/screenshots $(BIN)/pytest tests/browser/test_sweep.py -q \
+	  -k test_every_page_was_visited -p no:cacheprovider
+	@echo "Screenshots: var/screenshots/ ($$(ls var/screenshots | wc -l) files)"
 
 clean:
 	rm -rf $(VENV) var/staticfiles .mypy_cache .ruff_cache .pytest_cache

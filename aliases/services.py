@@ -660,7 +660,12 @@ def domain_create(*, name: str, comment: str = "") -> LocalDomain:
     try:
         parsed = _parse_domain(name)
     except AliasSyntaxError as error:
-        raise ValidationError(_(error.message) % error.params, code="invalid_domain") from None
+        # The domain is checked as the address x@<domain>: name the domain, not that probe.
+        params = {
+            key: str(value)[2:] if key == "value" and str(value).startswith("x@") else value
+            for key, value in error.params.items()
+        }
+        raise ValidationError(_(error.message) % params, code="invalid_domain") from None
     duplicate = ValidationError(
         _("%(domain)s is already a local domain.") % {"domain": parsed}, code="duplicate"
     )
@@ -1517,13 +1522,13 @@ def demo_load() -> list[str]:
     (idempotent: a second run changes nothing)."""
     _lock_aliases()
     domain, created = LocalDomain.objects.get_or_create(
-        name=DEMO_DOMAIN, defaults={"comment": "Demo company"}
+        name=DEMO_DOMAIN, defaults={"comment": "デモ会社"}
     )
     report = [f"domain: {domain.name} ({'added' if created else 'present'})"]
     wanted = [
         (f"{name}@{DEMO_DOMAIN}", f"{name}@mail.{DEMO_DOMAIN}", "", "") for name in DEMO_STAFF
     ]
-    wanted.append((f"2009*@{DEMO_DOMAIN}", f"2009*@mail.{DEMO_DOMAIN}", "", "2009 intake"))
+    wanted.append((f"2009*@{DEMO_DOMAIN}", f"2009*@mail.{DEMO_DOMAIN}", "", "2009年度入社"))
     added = 0
     for pattern, target, option, comment in wanted:
         if Alias.objects.filter(key=Entry(pattern, "").key).exists():

@@ -12,6 +12,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from controlcenter.models import AuditEntry, Export, ServerSettings
 
@@ -84,3 +85,10 @@ class GroupAdmin(ReadOnlyAdmin):
     list_display = ["name"]
     search_fields = ["name"]
     fields = ["name", "permissions"]
+
+
+# /admin/ is part of the product: its header and titles name it, not "Django administration".
+admin.site.site_header = _("E-POST Control Center: Relay Control Center (read-only)")
+admin.site.site_title = _("Relay Control Center")
+admin.site.index_title = _("Inspection of the stored data")
+admin.site.site_url = "/"

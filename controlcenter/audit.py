@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import difflib
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -229,3 +230,134 @@ def alias_state(alias: Any) -> dict[str, object]:
         "target": alias.target_text,
         "comment": alias.comment,
     }
+
+
+# --- reading the log: 変更履歴 and its CSV in the reader's language ----------------------------
+# Entries keep what was stored (summaries in the services' own words, JSON with field names),
+# so old entries read the same as new ones: the words are translated here, when shown.
+
+PART_LABELS = {
+    "settings": _("Server settings"),
+    "relay": _("Relay rules and the final line"),
+    "domains": _("Local domains"),
+    "aliases": _("Aliases"),
+}
+
+_FIELD_LABELS = {
+    # users (controlcenter.services.users)
+    "username": _("User name"),
+    "name": _("Name"),
+    "email": _("Email address"),
+    "role": _("Role"),
+    "is_active": _("Active"),
+    # aliases (alias_state) and alias CSV imports
+    "position": _("Order"),
+    "pattern": _("Alias"),
+    "target": _("Forward to"),
+    "comment": _("Comment"),
+    "created": _("Added"),
+    "updated": _("Changed"),
+    "deleted": _("Deleted"),
+    "unchanged": _("Unchanged"),
+    "sha256": _("SHA-256 digest"),
+    "count": _("Entries"),
+    **PART_LABELS,
+}
+
+_COUNTS = re.compile(r"\b(created|updated|deleted|unchanged) (\d+)\b")
+_TERMINATOR = re.compile(r"^terminator: (.*) -> (.*)$")
+
+
+def part_label(part: str) -> str:
+    """「中継ルールと最終行」 for ``relay``: a part of the policy snapshot, in words."""
+    return str(PART_LABELS.get(part, part))
+
+
+def field_label(name: str) -> str:
+    if name in _FIELD_LABELS:
+        return str(_FIELD_LABELS[name])
+    from django.core.exceptions import FieldDoesNotExist
+
+    from controlcenter.models import ServerSettings
+
+    try:
+        return str(getattr(ServerSettings._meta.get_field(name), "verbose_name", name))
+    except FieldDoesNotExist:  # not a field: a file name (export hashes), shown as it is
+        return name
+
+
+def entry_summary(entry: AuditEntry) -> str:
+    """The entry's summary in the reader's language (stored ones are in the services' words)."""
+    summary = entry.summary
+    if not summary:
+        return ""
+    if entry.action in (AuditAction.RELAY_SAVE, AuditAction.RELAY_IMPORT):
+        match = _TERMINATOR.match(summary)
+        if match:
+            return str(_("Final line: %(old)s → %(new)s")) % {
+                "old": match[1],
+                "new": match[2],
+            }
+    if entry.action == AuditAction.ALIAS_IMPORT and _COUNTS.search(summary):
+        return "、".join(
+            str(_("%(what)s: %(count)s")) % {"what": field_label(what), "count": count}
+            for what, count in _COUNTS.findall(summary)
+        )
+    if entry.action == AuditAction.ALIAS_MOVE and summary in ("up", "down"):
+        return str(_("Moved up") if summary == "up" else _("Moved down"))
+    if entry.action == AuditAction.SETTINGS_CHANGE:
+        return "、".join(field_label(name.strip()) for name in summary.split(","))
+    if entry.action == AuditAction.ROLLBACK:
+        return "、".join(part_label(part.strip()) for part in summary.split(","))
+    return summary
+
+
+@dataclass(frozen=True)
+class Change:
+    label: str
+    before: str
+    after: str
+
+
+def _value_text(name: str, value: object) -> str:
+    from controlcenter.roles import Role
+
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(_("Yes") if value else _("No"))
+    if name == "role" and value in Role.values:
+        return str(Role(value).label)
+    if isinstance(value, dict) and "count" in value:
+        return str(_("%(count)s entries")) % {"count": value["count"]}
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
+        return value[:12] + "…"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def entry_changes(entry: AuditEntry) -> list[Change] | None:
+    """What changed, one labelled row per field, when the entry stored fields (JSON objects);
+    None when it stored text (effect.dat lines: its ``diff`` is the readable form)."""
+    before, after = entry.before, entry.after
+    if not isinstance(before, dict | type(None)) or not isinstance(after, dict | type(None)):
+        return None
+    if before is None and after is None:
+        return None
+    old, new = before or {}, after or {}
+    return [
+        Change(
+            field_label(name), _value_text(name, old.get(name)), _value_text(name, new.get(name))
+        )
+        for name in [*old, *(key for key in new if key not in old)]
+        if old.get(name) != new.get(name)
+    ]
+
+
+def changes_text(entry: AuditEntry) -> str:
+    """The entry's changes as lines for the CSV: 「ロール: 閲覧者 → 管理者」 or the text diff."""
+    changes = entry_changes(entry)
+    if changes is None:
+        return entry.diff
+    return "\n".join(f"{c.label}: {c.before} → {c.after}" for c in changes)

@@ -80,16 +80,23 @@ def env_path(name: str, default: Path, *, base: Path) -> Path:
 
 
 def secret_key(*, debug: bool, key_file: Path) -> str:
-    """``SECRET_KEY`` from the environment; in development only, a key kept in ``key_file``."""
+    """``SECRET_KEY`` from the environment, else the key kept in ``key_file``.
+
+    Development (``DEBUG=1``, as ``make run``) creates the file; afterwards every command run
+    from another terminal finds it too, whatever its DEBUG. The file is private (0600) and as
+    random as a key in the environment, so using it is as safe; without either, DEBUG off is an
+    error.
+    """
     raw = os.environ.get("SECRET_KEY")
     if raw is not None:
         if len(raw) < 32:
             raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
         return raw
-    if not debug:
+    if not debug and not key_file.exists():
         raise ImproperlyConfigured(
-            "SECRET_KEY is required when DEBUG is off: generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+            f"SECRET_KEY is required when DEBUG is off and {key_file} does not exist: "
+            "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'` "
+            "(or run `make run` once, which keeps a key in that file)."
         )
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,10 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import SetPasswordMixin
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.validators import ASCIIUsernameValidator
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from aliases.models import Alias
@@ -51,11 +55,15 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
                 "max_message_size",
                 "max_recipients",
                 "outside_site_limit",
+                # crispy's HTML() is a template: text goes in escaped, never as template source
+                # (makemessages cannot see a {% translate %} inside a Python string).
                 HTML(
-                    '{% load i18n %}<p><a class="btn btn-outline-primary" '
-                    'data-testid="settings-machine-relay" '
-                    "href=\"{% url 'relaypolicy:machine-relay' %}\">"
-                    '{% translate "Per-machine relay" %}</a></p>'
+                    format_html(
+                        '<p><a class="btn btn-outline-primary" '
+                        'data-testid="settings-machine-relay" href="{}">{}</a></p>',
+                        reverse("relaypolicy:machine-relay"),
+                        gettext("Per-machine relay"),
+                    )
                 ),
             ),
             Fieldset(
@@ -65,9 +73,13 @@ class ServerSettingsForm(forms.ModelForm[ServerSettings]):
                     if export_settings
                     else [
                         HTML(
-                            '{% load i18n %}<p class="form-text" data-testid="export-locked">'
-                            "{% translate 'Only administrators can change the export folder "
-                            "and the alias registration command.' %}</p>"
+                            format_html(
+                                '<p class="form-text" data-testid="export-locked">{}</p>',
+                                gettext(
+                                    "Only administrators can change the export folder and "
+                                    "the alias registration command."
+                                ),
+                            )
                         )
                     ]
                 ),
@@ -201,7 +213,10 @@ class UserCreateForm(SetPasswordMixin, forms.ModelForm[AbstractUser]):  # type: 
         fields = ["username", "last_name", "first_name", "email"]
 
     def clean_username(self) -> str:
+        # The help text promises half-width letters, digits and @/./+/-/_ (半角): Django's
+        # default validator also lets full-width and accented letters through.
         username: str = self.cleaned_data["username"]
+        ASCIIUsernameValidator()(username)
         if User.objects.filter(username__iexact=username).exists():
             raise forms.ValidationError(
                 _("A user with that user name already exists (ignoring case)."), code="unique"

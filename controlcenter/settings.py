@@ -150,6 +150,8 @@ LANGUAGE_CODE = "ja"
 LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Tokyo"
+# One date format everywhere (2026-12-02 19:49), whatever the language: controlcenter/formats.
+FORMAT_MODULE_PATH = ["controlcenter.formats"]
 USE_I18N = True
 USE_TZ = True
 

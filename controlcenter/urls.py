@@ -57,4 +57,9 @@ urlpatterns = [
     path("admin/password_change/", views.AdminPasswordChangeView.as_view()),
     path("admin/password_change/done/", views.AdminPasswordChangeView.as_view()),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico on pages without an icon link (the admin's, downloads).
+    path(
+        "favicon.ico",
+        login_not_required(views.FaviconView.as_view()),
+    ),
 ]

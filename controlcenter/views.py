@@ -12,14 +12,22 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import DetailView, FormView, ListView, TemplateView, UpdateView, View
+from django.views.generic import (
+    DetailView,
+    FormView,
+    ListView,
+    RedirectView,
+    TemplateView,
+    UpdateView,
+    View,
+)
 
 from controlcenter import policycache, services
 from controlcenter.audit import AuditAction
@@ -64,8 +72,26 @@ class PageMixin:
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context: dict[str, Any] = super().get_context_data(**kwargs)  # type: ignore[misc]
         context["title"] = self.title
-        context["breadcrumbs"] = self.get_breadcrumbs()
+        context["breadcrumbs"] = distinct_links(
+            self.get_breadcrumbs(),
+            current=self.request.path,  # type: ignore[attr-defined]
+        )
         return context
+
+
+def distinct_links(trail: list[Crumb], *, current: str) -> list[Crumb]:
+    """The trail with each address linked once and never to the page itself: the vendor's
+    「メールサーバ管理」 and 「システム管理メニュー」 are one page here, so the first stays text."""
+    urls = [url for _label, url in trail]
+    return [
+        (label, None if url == current or url in urls[index + 1 :] else url)
+        for index, (label, url) in enumerate(trail)
+    ]
+
+
+class FaviconView(RedirectView):
+    def get_redirect_url(self, *args: Any, **kwargs: Any) -> str:
+        return static("favicon.svg")
 
 
 class DashboardView(PermissionRequiredMixin, PageMixin, TemplateView):
@@ -219,10 +245,17 @@ class UserUpdateView(
                 email=data["email"],
             )
         except ValidationError as error:
-            form.add_error(None, error)
+            form.add_error(_last_administrator_field(error, data), error)
             return self.form_invalid(form)
         messages.success(self.request, _("%(user)s was saved.") % {"user": target.get_username()})
         return HttpResponseRedirect(self.get_success_url())
+
+
+def _last_administrator_field(error: ValidationError, data: dict[str, Any]) -> str | None:
+    """The field that made the last administrator stop being one: the role, or 有効."""
+    if getattr(error, "code", None) != "last_administrator":
+        return None
+    return "is_active" if Role(data["role"]) is Role.ADMINISTRATOR else "role"
 
 
 class UserPasswordView(
@@ -395,6 +428,7 @@ class ExportListView(PermissionRequiredMixin, PublishCrumbsMixin, ListView[Expor
         context = super().get_context_data(**kwargs)
         current = services.last_export()
         context["current_number"] = current.number if current else None
+        context["can_rollback"] = self.request.user.has_perm("controlcenter.publish_config")
         return context
 
 
@@ -421,18 +455,46 @@ class ExportDetailView(PermissionRequiredMixin, PublishCrumbsMixin, DetailView[E
             self.request.user.has_perm("controlcenter.publish_config")
             and self.object.status == ExportStatus.EXPORTED
         )
-        if context["can_rollback"]:
-            # The files changed by hand it would overwrite, and the digest the POST is bound to.
-            _dest, context["rollback_plan"], _error = services.rollback_plan(self.object)
         return context
 
 
-class ExportRollbackView(PermissionRequiredMixin, View):
+class ExportRollbackView(PermissionRequiredMixin, PublishCrumbsMixin, DetailView[Export]):
+    """Rolling back, asked first: what today's policy loses, the files it overwrites, then
+    the POST bound to the plan that was shown."""
+
     permission_required = "controlcenter.publish_config"
-    http_method_names = ["post"]
+    template_name = "controlcenter/export_rollback.html"
+
+    def get_queryset(self) -> QuerySet[Export]:
+        return Export.objects.filter(status=ExportStatus.EXPORTED)
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return str(_("Roll back to export #%(number)s")) % {"number": self.object.number}
+
+    def get_breadcrumbs(self) -> list[Crumb]:
+        trail = super().get_breadcrumbs()
+        trail[-1:-1] = [
+            (_("Export history"), reverse("controlcenter:export-list")),
+            (
+                str(_("Export #%(number)s")) % {"number": self.object.number},
+                reverse("controlcenter:export-detail", args=[self.object.pk]),
+            ),
+        ]
+        return trail
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # The files changed by hand it would overwrite, and the digest the POST is bound to.
+        _dest, context["rollback_plan"], context["folder_error"] = services.rollback_plan(
+            self.object
+        )
+        context["delta"] = services.snapshot_delta(services.policy_snapshot(), self.object.snapshot)
+        return context
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         export = get_object_or_404(Export, pk=pk, status=ExportStatus.EXPORTED)
+        self.object = export
         try:
             report = services.config_rollback(
                 export_id=export.pk,
@@ -443,7 +505,7 @@ class ExportRollbackView(PermissionRequiredMixin, View):
             )
         except services.ExportDatabaseError as error:
             messages.error(request, str(error))
-            return HttpResponseRedirect(reverse("controlcenter:export-detail", args=[pk]))
+            return HttpResponseRedirect(reverse("controlcenter:export-rollback", args=[pk]))
         except services.RollbackStale:
             messages.error(
                 request,
@@ -452,16 +514,8 @@ class ExportRollbackView(PermissionRequiredMixin, View):
                     "page was shown. Review the rollback again."
                 ),
             )
-            # What was reviewed is not what would be written: show the new plan instead.
-            detail = ExportDetailView()
-            detail.setup(request, pk=pk)
-            detail.object = export
-            return TemplateResponse(
-                request,
-                detail.get_template_names(),
-                detail.get_context_data(object=export),
-                status=409,
-            )
+            # What was reviewed is not what would be written: ask again with the new plan.
+            return self.render_to_response(self.get_context_data(object=export), status=409)
         except services.RollbackRefused as refused:
             messages.error(
                 request,
@@ -541,7 +595,7 @@ class AuditLogView(PermissionRequiredMixin, PageMixin, ListView[AuditEntry]):
 
     def get_queryset(self) -> QuerySet[AuditEntry]:
         form = self.get_form()
-        entries = AuditEntry.objects.defer("before", "after")  # the list shows the diff only
+        entries = AuditEntry.objects.all()  # before/after: the list shows them field by field
         return form.filter(entries) if form.is_bound else entries
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:

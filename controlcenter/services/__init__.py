@@ -40,6 +40,7 @@ from controlcenter.services.export import (
     publish_status,
     rollback_plan,
     snapshot_changes,
+    snapshot_delta,
     snapshot_summary,
 )
 from controlcenter.services.policy import (
@@ -104,6 +105,7 @@ __all__ = [
     "server_settings_update",
     "settings_state",
     "snapshot_changes",
+    "snapshot_delta",
     "snapshot_summary",
     "user_create",
     "user_role",

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,12 @@ from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from aliases import aliasfile
 from aliases.models import Alias, LocalDomain
 from controlcenter import publishing
-from controlcenter.audit import AuditAction, audit_record
+from controlcenter.audit import AuditAction, audit_record, changes_text, entry_summary
 from controlcenter.findings import Finding, has_errors
 from controlcenter.models import AuditEntry, Export, ExportStatus, ServerSettings
 from controlcenter.selftest import SelftestReport
@@ -105,6 +107,33 @@ def snapshot_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
     if not old:
         return parts
     return [part for part in parts if old.get(part) != new[part]]
+
+
+def snapshot_delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """What going from policy ``old`` to ``new`` adds and removes: relay rows, aliases and
+    domains as ``{"added": n, "removed": n}`` (a changed entry counts as one of each), and the
+    names of the changed settings. Parts that did not change are left out."""
+    if not new:
+        return {}
+    old = old or {}
+    delta: dict[str, Any] = {}
+    for part in ("relay", "aliases", "domains"):
+        before, after = _entries(old.get(part)), _entries(new.get(part))
+        added, removed = sum((after - before).values()), sum((before - after).values())
+        if added or removed:
+            delta[part] = {"added": added, "removed": removed}
+    if "relay" in new and "relay" in old and old["relay"] != new["relay"] and "relay" not in delta:
+        delta["relay"] = {"added": 0, "removed": 0}  # only the final line changed
+    settings_old, settings_new = old.get("settings") or {}, new.get("settings") or {}
+    changed = [name for name in settings_new if settings_old.get(name) != settings_new[name]]
+    if changed and settings_old:
+        delta["settings"] = changed
+    return delta
+
+
+def _entries(part: Any) -> Counter[str]:
+    rows = part.get("rows", []) if isinstance(part, dict) else part or []
+    return Counter(json.dumps(row, sort_keys=True) for row in rows)
 
 
 def snapshot_summary(snapshot: dict[str, Any]) -> dict[str, dict[str, object]]:
@@ -530,7 +559,9 @@ def _record_export(
 ) -> ExportReport:
     plan = report.plan
     actor = user if user is not None and user.is_authenticated else None
+    previous = Export.objects.filter(status=ExportStatus.EXPORTED).order_by("-number").first()
     export = Export.objects.create(
+        changes=snapshot_delta(previous.snapshot if previous else None, report.snapshot),
         number=plan.export_number if number is None else number,
         user=actor,  # type: ignore[misc]
         username=actor.get_username() if actor is not None else "",
@@ -542,7 +573,7 @@ def _record_export(
         daemon_lines=[
             {"line": d.line, "text": d.text, "origin": d.origin.value} for d in plan.daemon_lines
         ],
-        findings=[f.as_dict() for f in report.findings],
+        findings=[stored_finding(f) for f in report.findings],
         selftest={"passed": report.selftest.passed, "probes": len(report.selftest.results)},
         snapshot=report.snapshot,
         rollback_of=rollback_of,
@@ -581,6 +612,20 @@ def _audit_export(
         after=report.plan.hashes,
         **_actor_kwargs(user, request_ip),
     )
+
+
+def stored_finding(finding: Finding) -> dict[str, object]:
+    """A finding as the export history keeps it: the lint's JSON shape, plus the untranslated
+    message and its parameters so 履歴 shows it in the reader's language."""
+    return {
+        **finding.as_dict(),
+        "template": finding.message,
+        "hint_template": finding.hint,
+        "params": {
+            name: value if isinstance(value, str | int | float | bool | None) else str(value)
+            for name, value in finding.params
+        },
+    }
 
 
 def _actor_kwargs(user: Actor, source_ip: str | None) -> dict[str, Any]:
@@ -843,25 +888,36 @@ def export_diff_against_now(export: Export) -> list[publishing.FileDiff]:
 
 # --- 変更履歴 ------------------------------------------------------------------------------------
 
-AUDIT_CSV_COLUMNS = ("time", "user", "source_ip", "action", "target", "summary", "diff")
+AUDIT_CSV_COLUMNS = (
+    gettext_lazy("Date (Japan time)"),
+    gettext_lazy("User"),
+    gettext_lazy("Source IP address"),
+    gettext_lazy("Action"),
+    gettext_lazy("Target"),
+    gettext_lazy("Summary"),
+    gettext_lazy("Changes"),
+)
 
 
 def audit_log_csv(entries: Iterable[AuditEntry]) -> bytes:
-    """The entries as CSV (UTF-8 with a BOM for Excel, Japan time, formula-safe cells)."""
+    """The entries as CSV for people (UTF-8 with a BOM for Excel, Japan time, formula-safe
+    cells), in the reader's language like the screen: headers, actions, summaries and the
+    changes field by field."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(AUDIT_CSV_COLUMNS)
+    writer.writerow(str(header) for header in AUDIT_CSV_COLUMNS)
+    labels = dict(AuditAction.choices)
     for entry in entries:
         writer.writerow(
             aliasfile.neutralise_formula(str(cell))
             for cell in (
-                timezone.localtime(entry.created_at).isoformat(timespec="seconds"),
+                timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S"),
                 entry.actor_display,
                 entry.source_ip or "",
-                entry.action,
+                labels.get(entry.action, entry.action),
                 entry.target,
-                entry.summary,
-                entry.diff,
+                entry_summary(entry),
+                changes_text(entry),
             )
         )
     return out.getvalue().encode("utf-8-sig")

@@ -4,9 +4,12 @@ from datetime import timedelta
 
 from django import template
 from django.forms import BoundField
+from django.urls import reverse
 from django.utils.translation import gettext, pgettext
 
+from controlcenter import audit
 from controlcenter.findings import Finding, Level
+from controlcenter.models import AuditEntry
 from controlcenter.simulation import Note
 
 register = template.Library()
@@ -75,3 +78,43 @@ def note_text(note: Note) -> str:
 def visible_whitespace(text: str) -> str:
     """``text`` with every space shown as ␣ and every TAB as ⇥, so two spaces can be seen."""
     return str(text).replace(" ", "␣").replace("\t", "⇥")
+
+
+@register.filter
+def audit_summary(entry: AuditEntry) -> str:
+    return audit.entry_summary(entry)
+
+
+@register.filter
+def audit_changes(entry: AuditEntry) -> list[audit.Change] | None:
+    return audit.entry_changes(entry)
+
+
+@register.filter
+def part_label(part: str) -> str:
+    return audit.part_label(part)
+
+
+@register.filter
+def setting_label(name: str) -> str:
+    return audit.field_label(name)
+
+
+@register.filter
+def smtp_path(value: str) -> str:
+    """The path as an SMTP command carries it: ``<a@b.jp>``; ``<>`` stays ``<>`` (the null
+    sender, not ``<<>>``) and a blank MAIL FROM stays blank, as the tester typed them."""
+    if not value or (value.startswith("<") and value.endswith(">")):
+        return value
+    return f"<{value}>"
+
+
+@register.inclusion_tag("controlcenter/includes/norelay_advice.html")
+def norelay_advice() -> dict[str, object]:
+    """What the final norelay line costs staff outside the LAN, and the way out."""
+    from relaypolicy.models import RelayPolicy
+
+    return {
+        "terminator": RelayPolicy.load().terminator,
+        "relay_url": reverse("relaypolicy:machine-relay"),
+    }

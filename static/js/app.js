@@ -20,3 +20,17 @@
     sizeBars(document);
   }
 })();
+// A box that scrolls sideways (a wide table or file on a phone) can be scrolled with the
+// keyboard too: it takes the focus (axe: scrollable-region-focusable).
+(function () {
+  "use strict";
+  function focusable() {
+    document.querySelectorAll("pre, .table-responsive, .table-scroll").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+      }
+    });
+  }
+  focusable();
+  window.addEventListener("resize", focusable);
+})();

@@ -313,6 +313,13 @@ def test_domain_create_lower_cases_and_refuses_duplicates() -> None:
     assert error.value.code == "invalid_domain"
 
 
+def test_domain_error_names_the_domain_not_the_probe_address() -> None:
+    with pytest.raises(ValidationError) as error:
+        services.domain_create(name="domain.jp.")
+    assert error.value.code == "invalid_domain"
+    assert error.value.messages == ["domain.jp. のドメインがドットで終わっています"]
+
+
 def test_alias_check_reports_shadowing_by_row(domain: LocalDomain) -> None:
     make_licence()
     services.alias_create(pattern=f"2009*@{DOMAIN}", target="2009*@inner.jp")

@@ -19,7 +19,7 @@ from django.urls.resolvers import RoutePattern
 from controlcenter.roles import Role
 
 # Pages that must be reachable without logging in.
-PUBLIC = {"login", "set_language", "admin/login/"}
+PUBLIC = {"login", "set_language", "admin/login/", "favicon.ico"}
 SAMPLE_ARGS = {
     "int": "1",
     "str": "x",
@@ -170,6 +170,7 @@ MINIMUM_ROLE = [
     ("/system/publish/", "get", Role.VIEWER),
     ("/system/publish/", "post", Role.ADMINISTRATOR),
     ("/system/publish/history/", "get", Role.VIEWER),
+    ("/system/publish/history/1/rollback/", "get", Role.ADMINISTRATOR),
     ("/system/publish/history/1/rollback/", "post", Role.ADMINISTRATOR),
     ("/system/audit/", "get", Role.VIEWER),
     ("/system/audit/csv/", "get", Role.VIEWER),

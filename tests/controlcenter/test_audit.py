@@ -14,6 +14,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from controlcenter import services
 from controlcenter.audit import COMMAND_LINE, AuditAction, audit_context, audit_record
+from controlcenter.audit import entry_summary as audit_summary
 from controlcenter.models import AppendOnlyError, AuditEntry
 from controlcenter.roles import Role
 from relaypolicy.models import RelayPolicy
@@ -206,7 +207,7 @@ def test_audit_page_filters_by_user_action_and_date(viewer_client: Client) -> No
         "/system/audit/", {"date_from": "2024-01-02", "date_to": "2024-01-02"}
     )
     assert [e.pk for e in response.context["object_list"]] == [old.pk]
-    assertContains(response, "2024-01-02 00:30:00")
+    assertContains(response, "2024-01-02 00:30</td>")  # one date format: 2026-12-02 19:49
 
 
 def test_audit_filter_keeps_users_whose_names_differ_in_case_apart(
@@ -237,8 +238,8 @@ def test_audit_csv_is_utf8_with_bom_in_japan_time(viewer_client: Client) -> None
     response = viewer_client.get("/system/audit/csv/", {"user": "山田"})
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response.content.decode("utf-8-sig").splitlines() == [
-        "time,user,source_ip,action,target,summary,diff",
-        "2024-01-02T00:30:00+09:00,山田,192.0.2.5,alias.create,'=cmd|' /C calc'!A0,,",
+        "日時 (日本時間),ユーザー,接続元IPアドレス,操作,対象,概要,変更内容",
+        "2024-01-02 00:30:00,山田,192.0.2.5,エイリアスの追加,'=cmd|' /C calc'!A0,,",
     ]
     assert response.content.startswith(b"\xef\xbb\xbf")
 
@@ -260,10 +261,10 @@ def test_command_line_actor_is_stored_as_a_marker_and_shown_translated(
     assert [e.pk for e in response.context["object_list"]] == [legacy.pk, entry.pk, created.pk]
     query = {"action": "settings.change"}
     rows = viewer_client.get("/system/audit/csv/", query).content.decode("utf-8-sig").splitlines()
-    assert [row.split(",")[1] for row in rows] == ["user", "(コマンドライン)"]
+    assert [row.split(",")[1] for row in rows] == ["ユーザー", "(コマンドライン)"]
     viewer_client.post("/i18n/setlang/", {"language": "en"})
     rows = viewer_client.get("/system/audit/csv/", query).content.decode("utf-8-sig").splitlines()
-    assert [row.split(",")[1] for row in rows] == ["user", "(command line)"]
+    assert [row.split(",")[1] for row in rows] == ["User", "(command line)"]
 
 
 def test_audit_pages_refuse_post(viewer_client: Client) -> None:
@@ -319,7 +320,7 @@ def test_a_failed_login_named_like_the_command_line_shows_as_not_signed_in(
     viewer_client.post("/i18n/setlang/", {"language": "en"})
     query = {"action": "login_failed"}
     rows = viewer_client.get("/system/audit/csv/", query).content.decode("utf-8-sig").splitlines()
-    assert [row.split(",")[1] for row in rows] == ["user", "(not signed in)"]
+    assert [row.split(",")[1] for row in rows] == ["User", "(not signed in)"]
 
 
 def test_deleting_a_user_leaves_the_audit_rows_untouched(make_user: Callable[..., User]) -> None:
@@ -350,3 +351,41 @@ def test_migration_0006_marks_the_existing_rows() -> None:
         named.pk: "user",
     }
     assert AuditEntry.objects.get(pk=failed.pk).actor_name == ""
+
+
+def test_summaries_and_changes_read_in_japanese_on_the_page_and_in_the_csv(
+    viewer_client: Client,
+) -> None:
+    AuditEntry.objects.create(
+        action="alias.import", target="aliases.csv", summary="created 4, updated 0"
+    )
+    AuditEntry.objects.create(action="config.rollback", target="#3", summary="relay, aliases")
+    AuditEntry.objects.create(action="alias.move", target="a@x.jp", summary="up")
+    AuditEntry.objects.create(
+        action="settings.change", target="settings", summary="accounts, mailing_lists"
+    )
+    AuditEntry.objects.create(
+        action="relay.save", target="effect.dat", summary="terminator: norelay -> norelay,2"
+    )
+    AuditEntry.objects.create(
+        action="user.update",
+        target="sato",
+        before={"username": "sato", "role": "viewer", "is_active": True},
+        after={"username": "sato", "role": "administrator", "is_active": False},
+    )
+    response = viewer_client.get("/system/audit/")
+    summaries = {e.action: audit_summary(e) for e in response.context["object_list"] if e.summary}
+    assert summaries == {
+        "relay.save": "最終行: norelay → norelay,2",
+        "settings.change": "メールボックスアカウント数、メーリングリスト数",
+        "alias.move": "上へ移動",
+        "config.rollback": "中継ルールと最終行、エイリアス",
+        "alias.import": "追加: 4、変更: 0",
+    }
+    assertContains(response, '<td translate="no">閲覧者</td><td translate="no">管理者</td>')
+    assertNotContains(response, "&quot;role&quot;")
+    query = {"action": "user.update"}
+    text = viewer_client.get("/system/audit/csv/", query).content.decode("utf-8-sig")
+    assert text.split("\r\n")[1].endswith(
+        ',管理ユーザーの変更,sato,,"ロール: 閲覧者 → 管理者\n有効: はい → いいえ"'
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,39 @@ def test_compiled_catalogue_matches_the_source(language: str) -> None:
         if msgstr and catalog.get(key, catalog.get((key, 0))) != msgstr
     ]
     assert stale == [], "run `make messages` to recompile the catalogues"
+
+
+def _template_messages(po: Path) -> list[tuple[str, str, str]]:
+    """(first template reference, msgid, msgstr) of the entries used by a template."""
+    found = []
+    for block in po.read_text(encoding="utf-8").split("\n\n"):
+        refs = [
+            ref
+            for line in block.splitlines()
+            if line.startswith("#: ")
+            for ref in line[3:].split()
+            if ref.startswith("templates/")
+        ]
+        if refs:
+            text = "\n".join(line for line in block.splitlines() if not line.startswith("#"))
+            found.append((refs[0], text, text))
+    return found
+
+
+# A "<" that opens no tag the text means (<IP>, MAIL FROM:<>), or a bare "&".
+_RAW_MARKUP = r"<(?!/?(?:code|span|strong|em|kbd|br)\b)|&(?![a-z]+;|#\d+;)"
+
+# Owned by another line of work this session (the lead removes it after merging).
+_OWNED_ELSEWHERE = {"templates/relaypolicy/relayrule_form.html"}
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_template_text_never_holds_raw_markup_characters(language: str) -> None:
+    # A template's own text ({% translate "…" %}, {% blocktranslate %}) is trusted markup: Django
+    # does not escape it, so "<IP> false" vanished as an unknown tag. Write &lt;IP&gt; instead.
+    bad = [
+        ref
+        for ref, text, _ in _template_messages(LOCALE / language / "LC_MESSAGES" / "django.po")
+        if re.search(_RAW_MARKUP, text)
+    ]
+    assert [ref for ref in bad if ref.split(":")[0] not in _OWNED_ELSEWHERE] == []

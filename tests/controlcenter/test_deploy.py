@@ -50,5 +50,7 @@ def test_opting_out_of_https_redirect_is_reported(tmp_path: Path) -> None:
 
 def test_missing_secret_key_fails_loudly(tmp_path: Path) -> None:
     result = _check(tmp_path, SECRET_KEY="")
-    assert "SECRET_KEY must be at least 32 characters long." in result.stderr
-    assert result.returncode == 1
+    assert result.stderr == (
+        "manage.py: configuration error: SECRET_KEY must be at least 32 characters long.\n"
+    )
+    assert result.returncode == 2  # a configuration error is bad input: one line, exit 2

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from controlcenter import env
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -79,6 +84,57 @@ def test_development_key_is_generated_once_and_kept_private(
     assert first == second
     assert len(first) >= 50
     assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_key_file_left_by_make_run_serves_commands_without_debug(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    made = env.secret_key(debug=True, key_file=tmp_path / "secret_key")  # make run (DEBUG=1)
+    assert env.secret_key(debug=False, key_file=tmp_path / "secret_key") == made
+
+
+def _manage(tmp_path: Path, *args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    clean.update(CC_VAR_DIR=str(tmp_path), **environ)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_readme_commands_work_in_another_terminal_after_make_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    env.secret_key(debug=True, key_file=tmp_path / "secret_key")  # what `make run` leaves
+    result = _manage(tmp_path, "check")
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("environ", "line"),
+    [
+        (
+            {},
+            "manage.py: configuration error: SECRET_KEY is required when DEBUG is off and ",
+        ),
+        ({"DEBUG": "maybe"}, "manage.py: configuration error: DEBUG='maybe' is not a boolean"),
+        ({"DEBUG": "1", "CC_UPLOAD_MAX_MB": "x"}, "manage.py: configuration error: CC_UPLOAD_"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_2(
+    tmp_path: Path, environ: dict[str, str], line: str
+) -> None:
+    result = _manage(tmp_path, "check", **environ)
+    assert result.returncode == 2
+    assert result.stderr.startswith(line)
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
 
 
 def test_cache_is_the_database_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

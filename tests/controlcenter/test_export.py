@@ -15,7 +15,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import translation
-from pytest_django.asserts import assertContains
+from django.utils.translation import gettext
+from pytest_django.asserts import assertContains, assertNotContains
 
 from aliases.models import Alias
 from controlcenter import publishing, services
@@ -159,6 +160,53 @@ def test_export_merges_daemon_lines_and_records_them(export_dir: Path, admin: Us
     assert report.export.daemon_lines == [
         {"line": 5, "text": "203.0.113.7 false", "origin": "appended"}
     ]
+
+
+def test_publish_page_shows_the_daemon_line_placeholder_escaped(
+    export_dir: Path, admin: User, viewer_client: Client
+) -> None:
+    services.config_export(user=admin)
+    with (export_dir / EFFECT).open("a") as stream:
+        stream.write("203.0.113.7 false\n")
+    response = viewer_client.get("/system/publish/")
+    assertContains(response, "effect.dat の最終行の下に「&lt;IP&gt; false」を追記しますが")
+
+
+@pytest.mark.parametrize(
+    ("terminator", "says"),
+    [
+        ("norelay", "SMTP AUTH なしで送信している職員は"),
+        ("norelay,2", "SMTP AUTH なしで送信している職員は"),
+        ("norelay,0", "SMTP AUTH に成功しても拒否します"),
+    ],
+)
+def test_publish_and_top_explain_the_final_lines_cost_and_the_way_out(
+    viewer_client: Client, terminator: str, says: str
+) -> None:
+    RelayPolicy.objects.update_or_create(pk=1, defaults={"terminator": terminator})
+    for url in ("/system/publish/", "/"):
+        response = viewer_client.get(url)
+        assertContains(response, f'data-terminator="{terminator}"')
+        assertContains(response, says)
+        assertContains(response, "<code>norelay,2</code>")
+    RelayPolicy.objects.update_or_create(pk=1, defaults={"terminator": ""})
+    assertNotContains(viewer_client.get("/system/publish/"), 'data-testid="norelay-advice"')
+
+
+def test_export_detail_shows_the_findings_of_the_time_in_japanese(
+    export_dir: Path, admin: User, viewer_client: Client
+) -> None:
+    effect = "#<> default\n#blank false\n' 社内LAN\n192.168.1.0/24 default\n*.*.*.* norelay\n"
+    relay_rules_import(data=effect.encode("cp932"), replace=True)
+    export = services.config_export(user=admin).export
+    assert export is not None
+    assert export.findings
+    assert {"template", "params"} <= set(export.findings[0])
+    response = viewer_client.get(f"/system/publish/history/{export.pk}/")
+    finding = export.finding_list()[0]
+    assertContains(response, f'data-code="{finding.code}"')
+    assertContains(response, finding.render(gettext))
+    assert finding.render(gettext) != export.findings[0]["message"]  # not the English one
 
 
 def test_exports_take_the_folder_lock(
@@ -317,17 +365,44 @@ def test_history_lists_exports_and_detail_diffs_against_now(
     assertContains(response, '<tr data-number="1" data-status="exported">')
     response = viewer_client.get(f"/system/publish/history/{export.pk}/")
     assertContains(response, "+192.168.1.0/24 default")
-    assert b'data-testid="rollback-form"' not in response.content
+    assert b'data-testid="rollback-link"' not in response.content
 
 
-def test_rollback_view_is_post_only_for_administrators(
+def test_history_lists_what_each_export_changed(
+    export_dir: Path, admin: User, viewer_client: Client
+) -> None:
+    services.config_export(user=admin)
+    _save_rows(LAN)
+    services.config_export(user=admin)
+    first, second = Export.objects.order_by("number")
+    assert first.changes == {}  # nothing before it to compare with
+    assert second.changes == {"relay": {"added": 1, "removed": 0}}
+    response = viewer_client.get("/system/publish/history/")
+    assertContains(
+        response,
+        '<li class="list-inline-item text-nowrap" data-part="relay">中継ルールと最終行 '
+        '<span class="text-success-emphasis" title="追加">+1</span> '
+        '<span class="text-danger-emphasis" title="削除">−0</span></li>',
+    )
+
+
+def test_rollback_asks_first_saying_what_today_loses(
     export_dir: Path, admin: User, editor_client: Client, administrator_client: Client
 ) -> None:
     first = services.config_export(user=admin).export
     assert first is not None
     _save_rows(LAN)
     url = f"/system/publish/history/{first.pk}/rollback/"
+    assert editor_client.get(url).status_code == 403
     assert editor_client.post(url).status_code == 403
+    history = administrator_client.get("/system/publish/history/")
+    assertContains(history, f'href="{url}" data-testid="rollback-link"')
+    response = administrator_client.get(url)
+    assert response.status_code == 200
+    assert response.context["delta"] == {"relay": {"added": 0, "removed": 1}}
+    assertContains(response, "今日のエントリー 1 件が失われ、その出力のエントリー 0 件が戻ります")
+    assertContains(response, 'data-testid="rollback-button"')
+    assert [r.pattern for r in RelayRule.objects.all()] == ["192.168.1.0/24"]  # asked only
     response = administrator_client.post(url, {"plan": _rollback_digest(first)})
     assert response.status_code == 302
     assert relay_table().rows == ()
@@ -824,14 +899,14 @@ def test_rollback_form_lists_the_hand_changed_files_and_carries_the_plan(
     _save_rows(LAN)
     _hand_edit(export_dir)
     response = administrator_client.get(
-        f"/system/publish/history/{first.pk}/", HTTP_ACCEPT_LANGUAGE="en"
+        f"/system/publish/history/{first.pk}/rollback/", HTTP_ACCEPT_LANGUAGE="en"
     )
     assertContains(
         response,
-        '<div class="alert alert-warning" data-testid="rollback-drift">\n'
+        '<div class="alert alert-danger" data-testid="rollback-drift">\n'
         '    <p class="mb-1">The rollback would overwrite these files, changed by hand in the '
         "export folder:</p>\n"
-        f'    <ul class="mb-0"><li data-file="{EFFECT}"><code>{EFFECT}</code></li></ul>',
+        f'    <ul class="mb-2"><li data-file="{EFFECT}"><code>{EFFECT}</code></li></ul>',
     )
     assertContains(response, f'<input type="hidden" name="plan" value="{_rollback_digest(first)}">')
 
@@ -841,7 +916,7 @@ def test_rollback_without_drift_shows_no_drift_list(
 ) -> None:
     first = services.config_export(user=admin).export
     assert first is not None
-    response = administrator_client.get(f"/system/publish/history/{first.pk}/")
+    response = administrator_client.get(f"/system/publish/history/{first.pk}/rollback/")
     assert b'data-testid="rollback-drift"' not in response.content
 
 

@@ -6,9 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import Client
-from pytest_django.asserts import assertContains, assertFormError, assertRedirects
+from django.test import Client, RequestFactory
+from pytest_django.asserts import (
+    assertContains,
+    assertFormError,
+    assertNotContains,
+    assertRedirects,
+)
 
 from controlcenter.models import ServerSettings
 from controlcenter.roles import Role
@@ -194,10 +200,39 @@ def test_the_last_administrator_cannot_be_demoted(
         f"/system/users/{admin.pk}/", {"role": "viewer", "is_active": "on"}
     )
     assert response.status_code == 200
-    assert response.context["form"].non_field_errors() == [
-        "user-administrator は最後の有効な管理者です。先に別の管理者を任命してください。"
-    ]
+    # At the field that would demote them, not at the top of the form.
+    assert response.context["form"].errors == {
+        "role": ["user-administrator は最後の有効な管理者です。先に別の管理者を任命してください。"]
+    }
     assert user_role(User.objects.get(pk=admin.pk)) is Role.ADMINISTRATOR
+
+
+def test_disabling_the_last_administrator_is_refused_at_the_active_field(
+    administrator_client: Client,
+) -> None:
+    admin = User.objects.get(username="user-administrator")
+    response = administrator_client.post(f"/system/users/{admin.pk}/", {"role": "administrator"})
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == ["is_active"]
+    assert User.objects.get(pk=admin.pk).is_active is True
+
+
+@pytest.mark.parametrize("username", ["ｔａｎａｋａ", "田中", "tanaka san", "josé"])
+def test_user_names_are_half_width_as_the_help_text_says(
+    administrator_client: Client, username: str
+) -> None:
+    response = administrator_client.post(
+        "/system/users/add/",
+        {
+            "username": username,
+            "role": "viewer",
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
+    )
+    assert response.status_code == 200
+    assert [e.code for e in response.context["form"].errors.as_data()["username"]] == ["invalid"]
+    assert not User.objects.filter(username=username).exists()
 
 
 def test_administrator_changes_role_and_password(
@@ -271,6 +306,95 @@ def test_a_user_without_a_role_is_told_to_ask_for_one(
     response = role_client(None).get("/")
     assert response.status_code == 403
     assertContains(response, "ロールがまだありません", status_code=403)
+
+
+def test_editor_reads_why_the_export_settings_are_locked_in_japanese(
+    editor_client: Client,
+) -> None:
+    response = editor_client.get("/system/settings/")
+    assertContains(
+        response,
+        '<p class="form-text" data-testid="export-locked">'
+        "出力先フォルダとエイリアス登録コマンドを変更できるのは管理者だけです。</p>",
+    )
+    assertContains(response, 'data-testid="settings-machine-relay" href="/relay/machines/">')
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_missing_page_is_japanese_with_the_layout_and_a_way_back(
+    viewer_client: Client, settings: Any, debug: bool
+) -> None:
+    settings.DEBUG = debug
+    response = viewer_client.get("/no-such-page/")
+    assert response.status_code == 404
+    if not debug:
+        assertContains(response, '<html lang="ja">', status_code=404)
+        assertContains(response, "このページは存在しません", status_code=404)
+        assertContains(response, '<a href="/">トップへ戻る</a>', status_code=404)
+        assertContains(response, 'class="navbar-brand', status_code=404)
+
+
+def test_server_error_page_is_japanese_with_the_layout_and_a_way_back() -> None:
+    from django.views.defaults import server_error
+
+    response = server_error(RequestFactory().get("/"))
+    text = response.content.decode()
+    assert response.status_code == 500
+    assert '<html lang="ja">' in text
+    assert "サーバーで問題が発生しました" in text
+    assert '<a href="/">トップへ戻る</a>' in text
+
+
+def test_forbidden_page_has_a_way_back(viewer_client: Client) -> None:
+    response = viewer_client.get("/system/users/")
+    assertContains(response, '<a href="/">トップへ戻る</a>', status_code=403)
+
+
+def test_admin_is_branded_as_the_product(administrator_client: Client) -> None:
+    response = administrator_client.get("/admin/")
+    assertContains(response, "E-POSTコントロールセンター 中継コントロールセンター(閲覧専用)")
+    assertContains(response, '<link rel="icon" href="/static/favicon.svg"')
+    assertNotContains(response, "Django")
+
+
+def test_favicon_is_served_locally_to_anyone(client: Client) -> None:
+    response = client.get("/favicon.ico")
+    assert (response.status_code, response["Location"]) == (302, "/static/favicon.svg")
+    assert (settings.BASE_DIR / "static" / "favicon.svg").read_text().startswith("<svg")
+
+
+def test_every_page_has_a_skip_link_to_the_content(viewer_client: Client) -> None:
+    response = viewer_client.get("/system/")
+    assertContains(response, 'href="#content">本文へ移動</a>')
+    assertContains(response, '<main class="container-xl pb-5" id="content" tabindex="-1">')
+
+
+def test_breadcrumbs_link_each_page_once_and_never_the_page_itself(viewer_client: Client) -> None:
+    response = viewer_client.get("/system/audit/")
+    assert [(str(label), url) for label, url in response.context["breadcrumbs"]] == [
+        ("トップ", "/"),
+        ("メールサーバ管理", None),
+        ("システム管理メニュー", "/system/"),
+        ("変更履歴", None),
+    ]
+    response = viewer_client.get("/system/")
+    assert [url for _label, url in response.context["breadcrumbs"]] == ["/", None, None]
+
+
+def test_dates_read_the_same_everywhere(administrator_client: Client) -> None:
+    from datetime import UTC, datetime
+
+    User.objects.filter(username="user-administrator").update(
+        last_login=datetime(2026, 12, 2, 10, 49, tzinfo=UTC)
+    )
+    response = administrator_client.get("/system/users/")
+    assertContains(response, '<td class="text-nowrap">2026-12-02 19:49</td>')  # JST
+
+
+def test_admin_refuses_a_logged_in_user_without_loop(viewer_client: Client) -> None:
+    response = viewer_client.get("/admin/", follow=True)
+    assert response.redirect_chain == [("/admin/login/?next=/admin/", 302)]
+    assertContains(response, "トップへ戻る", status_code=403)
 
 
 @pytest.fixture

@@ -141,6 +141,26 @@ def test_viewer_runs_a_simulation_on_the_page(
     assertContains(response, 'href="/relay/machines/#line-5"')
 
 
+@pytest.mark.parametrize(
+    ("mail_from", "shown"),
+    [
+        ("<>", "MAIL FROM:&lt;&gt;</td>"),  # the null sender, never <<>>
+        ("", "MAIL FROM:</td>"),  # an empty MAIL FROM: stays empty
+        ("x@example.co.jp", "MAIL FROM:&lt;x@example.co.jp&gt;</td>"),
+        ("<x@example.co.jp>", "MAIL FROM:&lt;x@example.co.jp&gt;</td>"),
+    ],
+)
+def test_page_shows_the_commands_as_typed(
+    viewer_client: Client, wildcard_gateway: None, mail_from: str, shown: str
+) -> None:
+    response = viewer_client.get(
+        "/relay/test/",
+        {"client_ip": "203.0.113.9", "mail_from": mail_from, "rcpt_to": "v@other.example"},
+    )
+    assertContains(response, shown)
+    assertContains(response, "RCPT TO:&lt;v@other.example&gt;</td>")
+
+
 def test_simulation_form_names_the_bad_field(viewer_client: Client) -> None:
     response = viewer_client.get("/relay/test/", {"client_ip": "999.1.1.1", "rcpt_to": ""})
     assert sorted(response.context["form"].errors) == ["client_ip", "rcpt_to"]
