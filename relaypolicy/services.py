@@ -153,7 +153,7 @@ def relay_table_snapshot() -> tuple[Table, int]:
     with transaction.atomic():
         RelayPolicy.load()  # the singleton exists before it can be locked
         policy = _policy_for_share()
-        rows = tuple(rule.as_row() for rule in RelayRule.objects.all())
+        rows = RelayRule.stored_rows()
     table = Table(
         header=policy.header,
         rows=rows,
@@ -167,7 +167,7 @@ def _read_table() -> Table:
     policy = RelayPolicy.load()
     return Table(
         header=policy.header,
-        rows=tuple(rule.as_row() for rule in RelayRule.objects.all()),
+        rows=RelayRule.stored_rows(),
         terminator=policy.terminator,
         terminator_pattern=policy.terminator_pattern,
     )
