@@ -138,7 +138,7 @@ def test_viewer_runs_a_simulation_on_the_page(
     result = response.context["result"]
     assert [r.verdict for r in result.rcpt] == ["reject"]
     assertContains(response, 'data-verdict="reject"')
-    assertContains(response, 'href="/relay/machines/#line-5"')
+    assertContains(response, 'href="/relay/machines/?line=5#line-5"')
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,9 @@ def test_import_previews_then_replaces_the_table(editor_client: Client) -> None:
     preview = response.context["preview"]
     assert [(f.code, f.line) for f in preview.findings if f.level.label == "error"] == []
     assert _stored() == []
+    # The count is of the file's lines, as the numbers beside them (6 here), not of the rows.
+    assertContains(response, "プレビュー: 6 行")
+    assertContains(response, "(既定の行と最終行の間に入る行 2 件)")
     response = editor_client.post(
         "/relay/machines/import/",
         {"confirm": "1", "token": response.context["token"]},
