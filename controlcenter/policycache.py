@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Max
 
 from aliases.models import Alias, LocalDomain
@@ -99,19 +100,48 @@ def policy_state() -> str:
             "outside_site_note",
         )
     )
-    # Separate reads, so that each uses its index (together they would scan the table).
-    top = Alias.objects.order_by("-id").values_list("id", flat=True).first()
-    at = Alias.objects.order_by("-updated_at").values_list("updated_at", flat=True).first()
-    domains = list(LocalDomain.objects.order_by("pk").values_list("pk", "name", "comment"))
     state = (
         CODE_VERSION,
         [(f.attname, getattr(server, f.attname)) for f in ServerSettings._meta.concrete_fields],
         [(f.attname, getattr(relay, f.attname)) for f in RelayPolicy._meta.concrete_fields],
         rules,
-        (top, at),
-        domains,
+        *_alias_inputs(),
     )
     return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
+def _alias_inputs() -> tuple[object, ...]:
+    # Separate reads, so that each uses its index (together they would scan the table).
+    top = Alias.objects.order_by("-id").values_list("id", flat=True).first()
+    at = Alias.objects.order_by("-updated_at").values_list("updated_at", flat=True).first()
+    domains = list(LocalDomain.objects.order_by("pk").values_list("pk", "name", "comment"))
+    return (top, at), domains
+
+
+def relay_inputs() -> str:
+    """A digest of what ``relay_check()`` depends on besides the relay table itself."""
+    server = ServerSettings.load()
+    settings = [
+        (f.attname, getattr(server, f.attname)) for f in ServerSettings._meta.concrete_fields
+    ]
+    return hashlib.sha256(repr((CODE_VERSION, settings, *_alias_inputs())).encode()).hexdigest()
+
+
+def remember_relay_report(report: RelayReport, inputs: str) -> None:
+    """Inside the transaction that stores ``report.table``: keep ``report`` as the stored
+    table's, so the first page after a save does not validate the table again. Only when
+    nothing else it depends on (``relay_inputs()`` when it was computed) changed meanwhile;
+    it is filed under the state being committed, and shared once that state is committed."""
+    if relay_inputs() != inputs:
+        return
+    key = policy_state()
+
+    def share() -> None:
+        cache.set(f"rcc:relay:{key}", report, TIMEOUT)
+        with _local_lock:
+            _local["relay"] = (key, report)
+
+    transaction.on_commit(share)
 
 
 _local_lock = threading.Lock()

@@ -236,6 +236,9 @@ def relay_table_save(
     the editor, so a non-ASCII comment it does not already hold is refused (``relay.E046``);
     a rollback restores exported comments as they were.
     """
+    from controlcenter import policycache  # it builds on this module
+
+    inputs = policycache.relay_inputs()
     report = relay_check(table)
     before = _read_table()  # no share lock here: two savers holding one would deadlock
     comments = _comment_findings(table, report.rendered, before) if typed else []
@@ -252,6 +255,7 @@ def relay_table_save(
     before = relay_table()
     _store_table(table, user)
     audit_relay_table(action=AuditAction.RELAY_SAVE, before=before, after=table, user=user)
+    policycache.remember_relay_report(report, inputs)
     return report
 
 
