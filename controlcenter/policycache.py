@@ -56,7 +56,13 @@ from controlcenter.selftest import (
 )
 from controlcenter.simulation import Policy
 from relaypolicy.models import RelayPolicy, RelayRule
-from relaypolicy.services import RelayReport, relay_check
+from relaypolicy.services import (
+    EffectFileView,
+    RelayReport,
+    next_export_number,
+    relay_check,
+    relay_effect_file,
+)
 
 _T = TypeVar("_T")
 _APPS = ("controlcenter", "relaypolicy", "aliases")
@@ -215,6 +221,13 @@ def selftest_report(state: str | None = None) -> SelftestReport:
 def relay_report(state: str | None = None) -> RelayReport:
     """``relay_check()`` of the stored table: the rules rendered and validated."""
     return _cached("relay", state or policy_state(), relay_check)
+
+
+def effect_file(state: str | None = None) -> EffectFileView:
+    """effect.dat as the next export writes it (テキスト表示), with its check."""
+    number = next_export_number()  # in the banner: a new export changes the file
+    key = f"{state or policy_state()}:{number}"
+    return _cached("effect", key, lambda: relay_effect_file(number))
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class EffectTextView(PermissionRequiredMixin, PageMixin, TemplateView):
     crumbs = MACHINE_CRUMBS
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        effect = services.relay_effect_file()
+        effect = policycache.effect_file()
         if request.GET.get("download"):
             response = HttpResponse(effect.data, content_type="text/plain; charset=shift_jis")
             response["Content-Disposition"] = 'attachment; filename="effect.dat"'
