@@ -391,7 +391,10 @@ class PolicyForm(forms.Form):
         widget=forms.Select(attrs={"translate": "no"}),
     )
     terminator = forms.ChoiceField(
-        label=_("Final line"), choices=TerminatorChoice.choices, required=False
+        label=_("Final line"),
+        choices=TerminatorChoice.choices,
+        required=False,
+        widget=forms.Select(attrs={"translate": "no"}),  # each choice starts with its keyword
     )
     terminator_pattern = forms.ChoiceField(
         label=_("Final line pattern"), choices=[("*.*.*.*", "*.*.*.*"), ("*", "*")]

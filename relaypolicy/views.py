@@ -189,7 +189,10 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
             ]
             if window.paged
             else [],
-            modifier_legend=MODIFIER_CHOICES,
+            # The keyword, then what it does (the labels say "keyword: what it does").
+            modifier_legend=[
+                (value, str(label).split(": ", 1)[-1]) for value, label in MODIFIER_CHOICES
+            ],
             can_change=self.request.user.has_perm(self.change_permission),
         )
         return render(self.request, "relaypolicy/relayrule_form.html", context, status=status)
