@@ -324,27 +324,19 @@ class PlanPreview:
         return any(diff.changed for diff in self.diffs)
 
 
+def diff_preview(diff: publishing.FileDiff) -> DiffPreview:
+    added = sum(1 for line in diff.lines if line.startswith("+") and not line.startswith("+++"))
+    removed = sum(1 for line in diff.lines if line.startswith("-") and not line.startswith("---"))
+    return DiffPreview(
+        diff.name, diff.lines[:DIFF_LINES_SHOWN], len(diff.lines), added, removed, diff.created
+    )
+
+
 def preview_of(plan: publishing.ExportPlan) -> PlanPreview:
-    diffs = []
-    for diff in plan.diffs:
-        added = sum(1 for line in diff.lines if line.startswith("+") and not line.startswith("+++"))
-        removed = sum(
-            1 for line in diff.lines if line.startswith("-") and not line.startswith("---")
-        )
-        diffs.append(
-            DiffPreview(
-                diff.name,
-                diff.lines[:DIFF_LINES_SHOWN],
-                len(diff.lines),
-                added,
-                removed,
-                diff.created,
-            )
-        )
     return PlanPreview(
         plan.export_number,
         plan.digest,
-        tuple(diffs),
+        tuple(diff_preview(diff) for diff in plan.diffs),
         plan.drift,
         plan.daemon_lines,
         plan.overwrites,
@@ -392,6 +384,22 @@ def plan_preview(
             _local.pop("plan", None)
         cache.delete(f"rcc:plan:{key}")
     return dest, preview, error
+
+
+def export_diffs(
+    export_pk: int, folder: Path, compute: Callable[[], list[publishing.FileDiff]]
+) -> tuple[DiffPreview, ...]:
+    """How today's policy differs from export ``export_pk`` (履歴's detail page), as shown:
+    kept per policy state and deployed files (the next export carries the daemon's lines
+    over from them)."""
+
+    def fresh() -> tuple[DiffPreview, ...]:
+        return tuple(diff_preview(diff) for diff in compute())
+
+    deployed = folder_state(folder)
+    if deployed is None:
+        return fresh()
+    return _cached("export-diff", f"{policy_state()}:{deployed}:{export_pk}", fresh)
 
 
 @dataclass(frozen=True)
