@@ -975,6 +975,7 @@ def test_export_detail_shows_the_start_of_a_long_file_and_offers_it_whole(
     rows = tuple(Row(RowKind.RULE, f"10.{n // 250}.{n % 250}.1", "default") for n in range(600))
     relay_table_save(table=Table(rows=rows), version=RelayPolicy.load().version)
     export = services.config_export(user=admin).export
+    assert export is not None
     page = viewer_client.get(f"/system/publish/history/{export.pk}/")
     assertContains(page, "全 604 行のうち先頭の 200 行です。")  # banner, 2 header lines, terminator
     assertContains(page, "10.0.196.1 default")  # line 200
