@@ -182,6 +182,7 @@ def test_selftest_page_passes_for_the_hardened_gateway(
     response = viewer_client.get("/relay/test/selftest/")
     assert response.context["report"].outside_relay_failures == ()
     assert [f.code for f in response.context["findings"] if f.is_error] == []
+    assertContains(response, '<h1 class="h3 mb-3">セルフテスト</h1>', html=True)  # the title
 
 
 @pytest.mark.parametrize(
