@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Max
 
 from aliases.models import Alias, LocalDomain
@@ -55,7 +56,13 @@ from controlcenter.selftest import (
 )
 from controlcenter.simulation import Policy
 from relaypolicy.models import RelayPolicy, RelayRule
-from relaypolicy.services import RelayReport, relay_check
+from relaypolicy.services import (
+    EffectFileView,
+    RelayReport,
+    next_export_number,
+    relay_check,
+    relay_effect_file,
+)
 
 _T = TypeVar("_T")
 _APPS = ("controlcenter", "relaypolicy", "aliases")
@@ -99,19 +106,48 @@ def policy_state() -> str:
             "outside_site_note",
         )
     )
-    # Separate reads, so that each uses its index (together they would scan the table).
-    top = Alias.objects.order_by("-id").values_list("id", flat=True).first()
-    at = Alias.objects.order_by("-updated_at").values_list("updated_at", flat=True).first()
-    domains = list(LocalDomain.objects.order_by("pk").values_list("pk", "name", "comment"))
     state = (
         CODE_VERSION,
         [(f.attname, getattr(server, f.attname)) for f in ServerSettings._meta.concrete_fields],
         [(f.attname, getattr(relay, f.attname)) for f in RelayPolicy._meta.concrete_fields],
         rules,
-        (top, at),
-        domains,
+        *_alias_inputs(),
     )
     return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
+def _alias_inputs() -> tuple[object, ...]:
+    # Separate reads, so that each uses its index (together they would scan the table).
+    top = Alias.objects.order_by("-id").values_list("id", flat=True).first()
+    at = Alias.objects.order_by("-updated_at").values_list("updated_at", flat=True).first()
+    domains = list(LocalDomain.objects.order_by("pk").values_list("pk", "name", "comment"))
+    return (top, at), domains
+
+
+def relay_inputs() -> str:
+    """A digest of what ``relay_check()`` depends on besides the relay table itself."""
+    server = ServerSettings.load()
+    settings = [
+        (f.attname, getattr(server, f.attname)) for f in ServerSettings._meta.concrete_fields
+    ]
+    return hashlib.sha256(repr((CODE_VERSION, settings, *_alias_inputs())).encode()).hexdigest()
+
+
+def remember_relay_report(report: RelayReport, inputs: str) -> None:
+    """Inside the transaction that stores ``report.table``: keep ``report`` as the stored
+    table's, so the first page after a save does not validate the table again. Only when
+    nothing else it depends on (``relay_inputs()`` when it was computed) changed meanwhile;
+    it is filed under the state being committed, and shared once that state is committed."""
+    if relay_inputs() != inputs:
+        return
+    key = policy_state()
+
+    def share() -> None:
+        cache.set(f"rcc:relay:{key}", report, TIMEOUT)
+        with _local_lock:
+            _local["relay"] = (key, report)
+
+    transaction.on_commit(share)
 
 
 _local_lock = threading.Lock()
@@ -185,6 +221,13 @@ def selftest_report(state: str | None = None) -> SelftestReport:
 def relay_report(state: str | None = None) -> RelayReport:
     """``relay_check()`` of the stored table: the rules rendered and validated."""
     return _cached("relay", state or policy_state(), relay_check)
+
+
+def effect_file(state: str | None = None) -> EffectFileView:
+    """effect.dat as the next export writes it (テキスト表示), with its check."""
+    number = next_export_number()  # in the banner: a new export changes the file
+    key = f"{state or policy_state()}:{number}"
+    return _cached("effect", key, lambda: relay_effect_file(number))
 
 
 @dataclass(frozen=True)
@@ -281,27 +324,19 @@ class PlanPreview:
         return any(diff.changed for diff in self.diffs)
 
 
+def diff_preview(diff: publishing.FileDiff) -> DiffPreview:
+    added = sum(1 for line in diff.lines if line.startswith("+") and not line.startswith("+++"))
+    removed = sum(1 for line in diff.lines if line.startswith("-") and not line.startswith("---"))
+    return DiffPreview(
+        diff.name, diff.lines[:DIFF_LINES_SHOWN], len(diff.lines), added, removed, diff.created
+    )
+
+
 def preview_of(plan: publishing.ExportPlan) -> PlanPreview:
-    diffs = []
-    for diff in plan.diffs:
-        added = sum(1 for line in diff.lines if line.startswith("+") and not line.startswith("+++"))
-        removed = sum(
-            1 for line in diff.lines if line.startswith("-") and not line.startswith("---")
-        )
-        diffs.append(
-            DiffPreview(
-                diff.name,
-                diff.lines[:DIFF_LINES_SHOWN],
-                len(diff.lines),
-                added,
-                removed,
-                diff.created,
-            )
-        )
     return PlanPreview(
         plan.export_number,
         plan.digest,
-        tuple(diffs),
+        tuple(diff_preview(diff) for diff in plan.diffs),
         plan.drift,
         plan.daemon_lines,
         plan.overwrites,
@@ -349,6 +384,22 @@ def plan_preview(
             _local.pop("plan", None)
         cache.delete(f"rcc:plan:{key}")
     return dest, preview, error
+
+
+def export_diffs(
+    export_pk: int, folder: Path, compute: Callable[[], list[publishing.FileDiff]]
+) -> tuple[DiffPreview, ...]:
+    """How today's policy differs from export ``export_pk`` (履歴's detail page), as shown:
+    kept per policy state and deployed files (the next export carries the daemon's lines
+    over from them)."""
+
+    def fresh() -> tuple[DiffPreview, ...]:
+        return tuple(diff_preview(diff) for diff in compute())
+
+    deployed = folder_state(folder)
+    if deployed is None:
+        return fresh()
+    return _cached("export-diff", f"{policy_state()}:{deployed}:{export_pk}", fresh)
 
 
 @dataclass(frozen=True)

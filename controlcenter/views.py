@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -10,7 +11,7 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
@@ -29,7 +30,7 @@ from django.views.generic import (
     View,
 )
 
-from controlcenter import policycache, services
+from controlcenter import policycache, publishing, services
 from controlcenter.audit import AuditAction
 from controlcenter.clientip import client_ip
 from controlcenter.forms import (
@@ -432,6 +433,10 @@ class ExportListView(PermissionRequiredMixin, PublishCrumbsMixin, ListView[Expor
         return context
 
 
+#: Lines of each written file shown on an export's page (the whole file is a download).
+FILE_LINES_SHOWN = 200
+
+
 class ExportDetailView(PermissionRequiredMixin, PublishCrumbsMixin, DetailView[Export]):
     permission_required = "controlcenter.view_export"
     model = Export
@@ -445,9 +450,31 @@ class ExportDetailView(PermissionRequiredMixin, PublishCrumbsMixin, DetailView[E
         trail.insert(-1, (_("Export history"), reverse("controlcenter:export-list")))
         return trail
 
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.object = self.get_object()
+        name = request.GET.get("file")
+        if name is not None:  # one written file, whole, as the export wrote it
+            if name not in self.object.files:
+                raise Http404
+            data = publishing.encode_file(name, self.object.files[name])
+            response = HttpResponse(data, content_type="application/octet-stream")
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        return self.render_to_response(self.get_context_data(object=self.object))
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["diffs"] = services.export_diff_against_now(self.object)
+        export = self.object
+        context["diffs"] = policycache.export_diffs(
+            export.pk, Path(export.dest), lambda: services.export_diff_against_now(export)
+        )
+        # Each written file's first lines; the whole file is a download.
+        context["files"] = [
+            (name, "\n".join(lines[:FILE_LINES_SHOWN]), len(lines), digest)
+            for name, text, digest in export.file_list()
+            for lines in [text.splitlines()]
+        ]
+        context["shown_lines"] = FILE_LINES_SHOWN
         context["changes"] = services.snapshot_changes(
             self.object.snapshot, services.policy_snapshot()
         )

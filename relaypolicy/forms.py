@@ -16,6 +16,7 @@ from relaypolicy.services import RelayReport
 from relaypolicy.table import (
     MAX_PATTERN,
     MAX_TEXT,
+    Owner,
     Part,
     Row,
     RowKind,
@@ -23,6 +24,7 @@ from relaypolicy.table import (
     line_control_character,
 )
 from relaypolicy.validation import MAX_LINE_BYTES, intended_modifier
+from relaypolicy.window import Window, apply_window
 
 _SITE_KINDS = frozenset({PatternKind.IPV4, PatternKind.CIDR, PatternKind.IPV6})
 
@@ -38,6 +40,19 @@ MODIFIER_CHOICES = [
     ("only", _("only: the manuals disagree; use norelay instead")),
 ]
 MISSING = "__missing__"
+
+
+_KNOWN_MODIFIERS = frozenset(value for value, _label in MODIFIER_CHOICES)
+#: Accepted (an imported line may carry them) but not offered for a new choice.
+_DISCOURAGED = frozenset({"norelay,1", "only"})
+
+
+def _option_keyword(value: str) -> str:
+    if not value:
+        return gettext("(none)")
+    if value not in _KNOWN_MODIFIERS:
+        return gettext("%(modifier)s (unknown: behaves like default)") % {"modifier": value}
+    return value
 
 
 def _with_written(choices: list[tuple[str, Any]], written: str) -> list[tuple[str, Any]]:
@@ -90,9 +105,11 @@ class RuleRowForm(forms.Form):
             written = self.initial.get("modifier", "")
         modifier = self.fields["modifier"]
         assert isinstance(modifier, forms.ChoiceField)
-        modifier.choices = _with_written(MODIFIER_CHOICES, written)
+        self.modifier_choices = _with_written(MODIFIER_CHOICES, written)
+        modifier.choices = self.modifier_choices
         self.findings: list[Finding] = []
         self.lines: list[int] = []
+        self.position = 0  # 1-based position in the whole table, once attached
 
     def clean_pattern(self) -> str:
         pattern: str = _one_line(self.cleaned_data["pattern"]).strip()
@@ -197,6 +214,38 @@ class RuleRowForm(forms.Form):
         }
 
     @property
+    def tone(self) -> str:
+        """The row's colour: red with an error, amber with a warning, none for notes."""
+        if self.errors or any(f.level is Level.ERROR for f in self.findings):
+            return "danger"
+        if any(f.level is Level.WARNING for f in self.findings):
+            return "warning"
+        return ""
+
+    @property
+    def modifier_options(self) -> list[tuple[str, str, bool]]:
+        """The modifier list as keywords (explained once, above the table): (value, label,
+        selected). The two the manuals discourage are offered only to a row that has one."""
+        chosen = self["modifier"].value()
+        chosen = "" if chosen is None else str(chosen)
+        return [
+            (str(value), _option_keyword(str(value)), value == chosen)
+            for value, _label in self.modifier_choices
+            if value not in _DISCOURAGED or value == chosen
+        ]
+
+    @property
+    def own_errors(self) -> list[str]:
+        """Errors of the row as a whole that are not findings shown below it already."""
+        found = {finding.code for finding in self.findings}
+        return [
+            message
+            for error in self.errors.as_data().get("__all__", [])
+            if error.code not in found
+            for message in error.messages
+        ]
+
+    @property
     def is_empty_rule(self) -> bool:
         data = self.cleaned_data
         return data.get("kind") == RowKind.RULE and not data.get("pattern")
@@ -290,8 +339,24 @@ def fix_row_data(data: Any, prefix: str) -> Any:
     return data
 
 
+class _RuleRowFormSet(forms.BaseFormSet):  # type: ignore[type-arg]
+    #: The position of the page's first row in the whole table (the editor shows a window).
+    offset = 0
+
+    def add_fields(self, form: forms.Form, index: int | None) -> None:
+        super().add_fields(form, index)
+        if index is not None and index < self.initial_form_count():
+            form.fields["ORDER"].initial = self.offset + index + 1
+
+
 RuleRowFormSet = forms.formset_factory(
-    RuleRowForm, extra=1, can_order=True, can_delete=True, max_num=5000, validate_max=True
+    RuleRowForm,
+    formset=_RuleRowFormSet,
+    extra=1,
+    can_order=True,
+    can_delete=True,
+    max_num=5000,
+    validate_max=True,
 )
 
 
@@ -316,10 +381,20 @@ def _header_choices(keyword: str) -> list[tuple[str, Any]]:
 
 
 class PolicyForm(forms.Form):
-    header_null = forms.ChoiceField(label="#<>", choices=_header_choices("#<>"))
-    header_blank = forms.ChoiceField(label="#blank", choices=_header_choices("#blank"))
+    # The choices are effect.dat keywords: not for translation (nor for the browser's).
+    header_null = forms.ChoiceField(
+        label="#<>", choices=_header_choices("#<>"), widget=forms.Select(attrs={"translate": "no"})
+    )
+    header_blank = forms.ChoiceField(
+        label="#blank",
+        choices=_header_choices("#blank"),
+        widget=forms.Select(attrs={"translate": "no"}),
+    )
     terminator = forms.ChoiceField(
-        label=_("Final line"), choices=TerminatorChoice.choices, required=False
+        label=_("Final line"),
+        choices=TerminatorChoice.choices,
+        required=False,
+        widget=forms.Select(attrs={"translate": "no"}),  # each choice starts with its keyword
     )
     terminator_pattern = forms.ChoiceField(
         label=_("Final line pattern"), choices=[("*.*.*.*", "*.*.*.*"), ("*", "*")]
@@ -327,6 +402,10 @@ class PolicyForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
     header_null_text = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
     header_blank_text = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
+    # The window of the table the page shows (a long table is edited a page at a time). Left
+    # out by a client that posts the whole table: then the page is every row.
+    start = forms.IntegerField(widget=forms.HiddenInput, min_value=0, required=False)
+    count = forms.IntegerField(widget=forms.HiddenInput, min_value=0, required=False)
 
     def clean_header_null_text(self) -> str:
         return _header_text(self.cleaned_data["header_null_text"], "#<>")
@@ -355,13 +434,15 @@ def _header_text(text: str, keyword: str) -> str:
     return text
 
 
-def policy_initial(table: Table, version: int) -> dict[str, Any]:
+def policy_initial(table: Table, version: int, window: Window) -> dict[str, Any]:
     initial: dict[str, Any] = {
         "header_null": MISSING,
         "header_blank": MISSING,
         "terminator": table.terminator,
         "terminator_pattern": table.terminator_pattern,
         "version": version,
+        "start": window.start,
+        "count": window.count,
     }
     for text in table.header:
         line = parse_line(text)
@@ -372,16 +453,31 @@ def policy_initial(table: Table, version: int) -> dict[str, Any]:
 
 
 class RelayTableForm:
-    """The whole マシンごとの中継 page: the pinned parts and one form per row, saved together."""
+    """The マシンごとの中継 page: the pinned parts and one form per row of the page's window,
+    saved together. A table longer than a page is edited a window at a time
+    (:mod:`relaypolicy.window`); the rows outside the window are kept as stored."""
 
-    def __init__(self, data: Any = None, *, table: Table | None = None, version: int = 0) -> None:
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        table: Table | None = None,
+        version: int = 0,
+        window: Window | None = None,
+    ) -> None:
         if data is None:
             assert table is not None
-            self.policy = PolicyForm(initial=policy_initial(table, version))
-            self.rows = RuleRowFormSet(initial=[row_initial(row) for row in table.rows])
+            total = len(table.rows)
+            window = window or Window(start=0, count=total, total=total)
+            self.policy = PolicyForm(initial=policy_initial(table, version, window))
+            shown = table.rows[window.start : window.start + window.count]
+            self.rows: _RuleRowFormSet = RuleRowFormSet(initial=[row_initial(row) for row in shown])  # type: ignore[assignment]
+            self.window = window
         else:
             self.policy = PolicyForm(data)
-            self.rows = RuleRowFormSet(data)
+            self.rows = RuleRowFormSet(data)  # type: ignore[assignment]
+            self.window = Window(start=0, count=0, total=0)  # placed by place()
+        self.rows.offset = self.window.start
         for name in ("header_null", "header_blank"):
             if data is None:
                 written = self.policy.initial[name]
@@ -393,28 +489,53 @@ class RelayTableForm:
             field = self.policy.fields[name]
             field.choices = _with_written(list(field.choices), written)  # type: ignore[attr-defined]
         self.row_forms: list[RuleRowForm] = []
+        self.row_index: list[int] = []  # the table index of each of row_forms
         self.findings: list[Finding] = []
+        self.table_findings: list[Finding] = []
+        self.elsewhere: list[tuple[int, Finding]] = []  # (row position, finding) off this page
         self.header_findings: list[Finding] = []
         self.terminator_findings: list[Finding] = []
 
     def is_valid(self) -> bool:
         return self.policy.is_valid() and self.rows.is_valid()
 
+    def place(self, total: int) -> Window:
+        """For a posted page: the window it was cut from, in a stored table of ``total`` rows
+        (a client that posts the whole table sends no window)."""
+        data = self.policy.data
+        start, count = _posted_int(data, "start"), _posted_int(data, "count")
+        if count is None:
+            start, count = 0, total
+        start = min(start or 0, total)
+        self.window = Window(start=start, count=min(count, total - start), total=total)
+        self.rows.offset = self.window.start
+        return self.window
+
     @property
     def version(self) -> int:
         return int(self.policy.cleaned_data["version"])
 
-    def table(self) -> Table:
-        """The table as submitted: rows in their new order, deleted and empty rows left out."""
+    def table(self, stored: Table) -> Table:
+        """The table as submitted: the page's rows in their new order, deleted and empty rows
+        left out, put in place of the window they were cut from in ``stored``."""
         kept = [
             form
-            for form in self.rows.ordered_forms
-            if not form.cleaned_data.get("DELETE") and not form.is_empty_rule
+            for form in self.rows.forms
+            if form.cleaned_data  # an extra row left untouched is not validated: no data
+            and not form.cleaned_data.get("DELETE")
+            and not form.is_empty_rule
         ]
-        self.row_forms = kept
+        window = self.place(len(stored.rows))
+        rows, landed = apply_window(
+            stored.rows,
+            window.start,
+            window.count,
+            [(form.cleaned_data.get("ORDER"), form.row()) for form in kept],
+        )
+        self.row_forms, self.row_index = kept, landed
         return Table(
             header=self.policy.header(),
-            rows=tuple(form.row() for form in self.row_forms),
+            rows=tuple(rows),
             terminator=self.policy.cleaned_data["terminator"],
             terminator_pattern=self.policy.cleaned_data["terminator_pattern"],
         )
@@ -423,30 +544,54 @@ class RelayTableForm:
         self, report: RelayReport, *, block: bool, refused: list[Finding] | None = None
     ) -> None:
         """Show findings on the rows they concern; with ``block``, the ``refused`` errors (all
-        errors if not given) become form errors."""
+        errors if not given) become form errors. Every finding is shown once: on its row
+        when the row is on this page, else in the list above the table with a link."""
         self.findings = report.findings
-        self.header_findings = [
-            *report.findings_for(Part.HEADER, 0),
-            *report.findings_for(Part.HEADER, 1),
-        ]
-        self.terminator_findings = report.findings_for(Part.TERMINATOR)
+        by_owner: dict[Owner | None, list[Finding]] = {}
+        for finding in report.findings:
+            owner = report.rendered.owner(finding.line) if finding.line else None
+            by_owner.setdefault(owner, []).append(finding)
         lines: dict[int, list[int]] = {}
         for number, owner in enumerate(report.rendered.owners, start=1):
             if owner.part is Part.ROW:
                 lines.setdefault(owner.index, []).append(number)
-        for index, form in enumerate(self.row_forms):
-            form.findings = report.findings_for(Part.ROW, index)
+        shown: set[int] = set()
+        for form, index in zip(self.row_forms, self.row_index, strict=True):
+            shown.add(index)
+            form.findings = by_owner.get(Owner(Part.ROW, index), [])
             form.lines = lines.get(index, [])
+            form.position = index + 1
             if block:
                 for finding in form.findings:
                     if finding.level is Level.ERROR and (refused is None or finding in refused):
                         form.add_error(
                             None, ValidationError(finding.render(gettext), code=finding.code)
                         )
+        window = self.window
+        header = [
+            *by_owner.get(Owner(Part.HEADER, 0), []),
+            *by_owner.get(Owner(Part.HEADER, 1), []),
+        ]
+        terminator = by_owner.get(Owner(Part.TERMINATOR), [])
+        self.header_findings = header if window.is_first else []
+        self.terminator_findings = terminator if window.is_last else []
+        self.table_findings = [
+            *by_owner.get(None, []),
+            *by_owner.get(Owner(Part.BANNER), []),
+            *([] if window.is_first else header),
+            *([] if window.is_last else terminator),
+        ]
+        self.elsewhere = sorted(
+            (owner.index + 1, finding)
+            for owner, found in by_owner.items()
+            if owner is not None and owner.part is Part.ROW and owner.index not in shown
+            for finding in found
+        )
 
     def bind_table_rows(self) -> None:
-        """For an unbound page, row forms line up with the stored rows."""
+        """For an unbound page, row forms line up with the stored rows of the window."""
         self.row_forms = list(self.rows.forms[: len(self.rows.initial or [])])
+        self.row_index = [self.window.start + number for number in range(len(self.row_forms))]
 
     @property
     def display_forms(self) -> list[RuleRowForm]:
@@ -459,10 +604,15 @@ class RelayTableForm:
             index, form = item
             raw = form.data.get(form.add_prefix("ORDER"), "")
             deleted = bool(form.data.get(form.add_prefix("DELETE")))
-            order = int(raw) if str(raw).isdigit() else len(forms_) + index
+            order = int(raw) if str(raw).isdigit() else self.window.start + len(forms_) + index
             return deleted, order, index
 
         return [form for _index, form in sorted(enumerate(forms_), key=position)]
+
+
+def _posted_int(data: Any, name: str) -> int | None:
+    raw = str(data.get(name, "")).strip()
+    return int(raw) if raw.isdigit() and len(raw) < 9 else None
 
 
 class RelayRestrictionForm(forms.ModelForm[ServerSettings]):

@@ -99,6 +99,18 @@ class RelayRule(models.Model):
     def __str__(self) -> str:
         return " / ".join(self.as_row().lines())
 
+    @classmethod
+    def stored_rows(cls) -> tuple[Row, ...]:
+        """Every row in order, read as plain values (a table may hold thousands)."""
+        kinds = {kind.value: kind for kind in RowKind}
+        values = cls.objects.order_by("position").values_list(
+            "kind", "pattern", "modifier", "comment", "text", "outside_site", "outside_site_note"
+        )
+        return tuple(
+            Row(kinds[kind], pattern, modifier, comment, text, bool(site), note)
+            for kind, pattern, modifier, comment, text, site, note in values
+        )
+
     def as_row(self) -> Row:
         return Row(
             RowKind(self.kind),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import signing
 from django.db import connection, transaction
-from django.db.models import F, Max
+from django.db.models import Count, F, Max, Min
 
 from aliases import aliasfile
 from aliases.models import Alias as AliasModel
@@ -153,7 +153,7 @@ def relay_table_snapshot() -> tuple[Table, int]:
     with transaction.atomic():
         RelayPolicy.load()  # the singleton exists before it can be locked
         policy = _policy_for_share()
-        rows = tuple(rule.as_row() for rule in RelayRule.objects.all())
+        rows = RelayRule.stored_rows()
     table = Table(
         header=policy.header,
         rows=rows,
@@ -167,7 +167,7 @@ def _read_table() -> Table:
     policy = RelayPolicy.load()
     return Table(
         header=policy.header,
-        rows=tuple(rule.as_row() for rule in RelayRule.objects.all()),
+        rows=RelayRule.stored_rows(),
         terminator=policy.terminator,
         terminator_pattern=policy.terminator_pattern,
     )
@@ -236,13 +236,16 @@ def relay_table_save(
     the editor, so a non-ASCII comment it does not already hold is refused (``relay.E046``);
     a rollback restores exported comments as they were.
     """
+    from controlcenter import policycache  # it builds on this module
+
+    inputs = policycache.relay_inputs()
     report = relay_check(table)
     before = _read_table()  # no share lock here: two savers holding one would deadlock
     comments = _comment_findings(table, report.rendered, before) if typed else []
     if comments:
         report = dataclasses.replace(report, findings=sort_findings([*report.findings, *comments]))
     if report.has_errors:
-        refused = _new_errors(report, relay_check(before))
+        refused = _new_errors(report, _report_of(before))
         if refused:
             raise RelayTableRefused(report, refused)
     _lock_policy()
@@ -250,9 +253,18 @@ def relay_table_save(
     if not bumped:
         raise StaleTableError(report)
     before = relay_table()
-    _store_table(table, user)
+    _store_table(table, user, before)
     audit_relay_table(action=AuditAction.RELAY_SAVE, before=before, after=table, user=user)
+    policycache.remember_relay_report(report, inputs)
     return report
+
+
+def _report_of(table: Table) -> RelayReport:
+    """``relay_check(table)`` for the stored table: the one kept for the current state."""
+    from controlcenter import policycache  # it builds on this module
+
+    kept = policycache.relay_report()
+    return kept if kept.table == table else relay_check(table)
 
 
 def _new_errors(report: RelayReport, stored: RelayReport) -> list[Finding]:
@@ -413,7 +425,12 @@ def _lock_policy() -> None:
     ServerSettings.objects.select_for_update().get(pk=1)
 
 
-def _store_table(table: Table, user: AbstractBaseUser | AnonymousUser | None) -> None:
+def _store_table(
+    table: Table, user: AbstractBaseUser | AnonymousUser | None, before: Table | None = None
+) -> None:
+    """Write ``table`` over the stored one (``before``, read under the same lock): only the
+    rows between the unchanged beginning and the unchanged end are rewritten, so saving one
+    page of a table of thousands of rows writes that page, not the table."""
     policy = RelayPolicy.objects.select_for_update().get(pk=1)
     header = (*table.header, "", "")
     policy.header_null, policy.header_blank = header[0], header[1]
@@ -421,7 +438,31 @@ def _store_table(table: Table, user: AbstractBaseUser | AnonymousUser | None) ->
     policy.terminator_pattern = table.terminator_pattern
     policy.updated_by = user if user is not None and user.is_authenticated else None  # type: ignore[assignment]
     policy.save()
-    RelayRule.objects.all().delete()
+    old = before.rows if before is not None else ()
+    new = table.rows
+    same_start = 0
+    limit = min(len(old), len(new))
+    while same_start < limit and old[same_start] == new[same_start]:
+        same_start += 1
+    same_end = 0
+    while same_end < limit - same_start and old[-1 - same_end] == new[-1 - same_end]:
+        same_end += 1
+    numbered = RelayRule.objects.aggregate(low=Min("position"), high=Max("position"), n=Count("pk"))
+    contiguous = numbered["n"] == len(old) and (
+        not old or (numbered["low"], numbered["high"]) == (1, len(old))
+    )
+    if before is None or not contiguous:  # rewrite everything
+        same_start = same_end = 0
+        RelayRule.objects.all().delete()
+    else:
+        # Positions are 1-based: rewrite old same_start+1 .. len(old)-same_end.
+        RelayRule.objects.filter(
+            position__gt=same_start, position__lte=len(old) - same_end
+        ).delete()
+        shift = len(new) - len(old)
+        if shift and same_end:
+            tail = RelayRule.objects.filter(position__gt=len(old) - same_end)
+            tail.update(position=F("position") + shift)
     RelayRule.objects.bulk_create(
         RelayRule(
             position=position,
@@ -433,7 +474,7 @@ def _store_table(table: Table, user: AbstractBaseUser | AnonymousUser | None) ->
             outside_site=row.outside_site,
             outside_site_note=row.site_note,
         )
-        for position, row in enumerate(table.rows, start=1)
+        for position, row in enumerate(new[same_start : len(new) - same_end], start=same_start + 1)
     )
 
 
@@ -447,15 +488,21 @@ class EffectFileView:
     report: RelayReport
 
 
-def relay_effect_file() -> EffectFileView:
-    """The bytes テキスト表示 shows and downloads: the export's rendering and encoding."""
+def next_export_number() -> int:
+    from controlcenter.models import Export  # the exporter imports this module
+
+    return (Export.objects.aggregate(last=Max("number"))["last"] or 0) + 1
+
+
+def relay_effect_file(number: int | None = None) -> EffectFileView:
+    """The bytes テキスト表示 shows and downloads: the export's rendering and encoding, with
+    the banner of export ``number`` (default: the next one)."""
     from controlcenter import publishing  # the exporter imports this module
-    from controlcenter.models import Export
 
     table = relay_table()
     server = ServerSettings.load()
     report = relay_check(table, server=server)
-    number = (Export.objects.aggregate(last=Max("number"))["last"] or 0) + 1
+    number = next_export_number() if number is None else number
     text = publishing.render_effect_dat(
         sanitize_table(table), export_number=number, newline=server.newline
     )

@@ -22,12 +22,15 @@ from controlcenter.simulation import Session, evaluate_session
 from controlcenter.views import PageMixin
 from relaypolicy import services
 from relaypolicy.forms import (
+    MODIFIER_CHOICES,
     EffectImportForm,
     RelayRestrictionForm,
     RelayTableForm,
     SimulationForm,
     fix_row_data,
 )
+from relaypolicy.table import Part
+from relaypolicy.window import PAGE_ROWS, Window
 
 RELAY_CRUMBS = (
     *PageMixin.crumbs,
@@ -83,7 +86,11 @@ STALE_MESSAGE = _(
 
 
 class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
-    """マシンごとの中継: every effect.dat line as a form row, saved together with [設定]."""
+    """マシンごとの中継: every effect.dat line as a form row, saved together with [設定].
+
+    A table longer than a page (:data:`relaypolicy.window.PAGE_ROWS`) is edited a page at a
+    time: ``?page=N``, or ``?line=N`` for the page holding effect.dat line N (the links of
+    findings, 中継テスト and セルフテスト)."""
 
     permission_required = "relaypolicy.view_relayrule"
     title = _("Per-machine relay")
@@ -91,24 +98,39 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         table, version = services.relay_table_snapshot()
-        form = RelayTableForm(table=table, version=version)
         # The validation of the stored table, computed once per policy state.
         report = policycache.relay_report()
         if report.table != table:  # saved in between: validate what the page shows
             report = services.relay_check(table)
+        window = self.requested_window(report)
+        form = RelayTableForm(table=table, version=version, window=window)
         form.bind_table_rows()
         form.attach(report, block=False)
         return self.show(form)
+
+    def requested_window(self, report: services.RelayReport) -> Window:
+        total = len(report.table.rows)
+        line = _number(self.request.GET.get("line"))
+        owner = report.rendered.owner(line) if line else None
+        if owner is not None and owner.part is Part.ROW:
+            return Window.for_position(owner.index + 1, total)
+        if owner is not None and owner.part is Part.TERMINATOR:
+            return Window.for_position(total, total)
+        if row := _number(self.request.GET.get("row")):
+            return Window.for_position(min(row, total), total)
+        return Window.for_page(_number(self.request.GET.get("page")) or 1, total)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         if "fix" in request.POST:
             return self.fix(str(request.POST["fix"]))
         form = RelayTableForm(request.POST)
+        stored, _version = services.relay_table_snapshot()
         if not form.is_valid():
+            form.place(len(stored.rows))
             return self.show(form, status=200)
         try:
             report = services.relay_table_save(
-                table=form.table(), version=form.version, user=request.user, typed=True
+                table=form.table(stored), version=form.version, user=request.user, typed=True
             )
         except services.RelayTableNotSaved as not_saved:
             form.attach(not_saved.report, block=True, refused=not_saved.refused)
@@ -133,23 +155,52 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
                 gettext("Saved with %(count)s warning(s); they are listed above the table.")
                 % {"count": len(warnings)},
             )
-        return HttpResponseRedirect(reverse("relaypolicy:machine-relay"))
+        url = reverse("relaypolicy:machine-relay")
+        page = Window.for_position(form.window.start + 1, len(report.table.rows)).page
+        return HttpResponseRedirect(f"{url}?page={page}" if page > 1 else url)
 
     def fix(self, prefix: str) -> HttpResponse:
         """Rewrite one row as the daemon will read it as meant; nothing is saved yet."""
         form = RelayTableForm(fix_row_data(self.request.POST, prefix))
+        stored, _version = services.relay_table_snapshot()
         if form.is_valid():
-            form.attach(services.relay_check(form.table()), block=False)
+            form.attach(services.relay_check(form.table(stored)), block=False)
             messages.info(
                 self.request, _("The row was rewritten with one space; press Set to save it.")
             )
+        else:
+            form.place(len(stored.rows))
         return self.show(form)
 
     def show(self, form: RelayTableForm, status: int = 200) -> HttpResponse:
+        window = form.window
+        url = reverse("relaypolicy:machine-relay")
         context = self.get_context_data(
-            form=form, can_change=self.request.user.has_perm(self.change_permission)
+            form=form,
+            window=window,
+            page_links=[
+                (
+                    page,
+                    (page - 1) * PAGE_ROWS + 1,
+                    min(page * PAGE_ROWS, window.total),
+                    f"{url}?page={page}" if page > 1 else url,
+                )
+                for page in range(1, window.pages + 1)
+            ]
+            if window.paged
+            else [],
+            # The keyword, then what it does (the labels say "keyword: what it does").
+            modifier_legend=[
+                (value, str(label).split(": ", 1)[-1]) for value, label in MODIFIER_CHOICES
+            ],
+            can_change=self.request.user.has_perm(self.change_permission),
         )
         return render(self.request, "relaypolicy/relayrule_form.html", context, status=status)
+
+
+def _number(raw: str | None) -> int:
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 9 else 0
 
 
 class EffectTextView(PermissionRequiredMixin, PageMixin, TemplateView):
@@ -161,7 +212,7 @@ class EffectTextView(PermissionRequiredMixin, PageMixin, TemplateView):
     crumbs = MACHINE_CRUMBS
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        effect = services.relay_effect_file()
+        effect = policycache.effect_file()
         if request.GET.get("download"):
             response = HttpResponse(effect.data, content_type="text/plain; charset=shift_jis")
             response["Content-Disposition"] = 'attachment; filename="effect.dat"'

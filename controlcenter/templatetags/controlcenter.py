@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django import template
 from django.forms import BoundField
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, pgettext
 
 from controlcenter import audit
@@ -39,6 +43,29 @@ def finding_level(finding: Finding) -> str:
         Level.INFO: pgettext("finding level", "Info"),
     }
     return labels[finding.level]
+
+
+@register.filter
+def numbered_lines(lines: Iterable[str]) -> str:
+    """Lines of a file, each in a span with the anchor ``line-N`` that findings link to
+    (written in one go: a file may have thousands of lines)."""
+    return mark_safe(  # every line is escaped here
+        "".join(
+            f'<span id="line-{number}">{escape(line)}</span>\n'
+            for number, line in enumerate(lines, start=1)
+        )
+    )
+
+
+@register.filter
+def finding_counts(findings: list[Finding]) -> dict[str, int]:
+    """How many errors, warnings and notes (info) a list of findings holds."""
+    levels = Counter(finding.level for finding in findings)
+    return {
+        "errors": levels[Level.ERROR],
+        "warnings": levels[Level.WARNING],
+        "infos": levels[Level.INFO],
+    }
 
 
 @register.filter
@@ -110,11 +137,13 @@ def smtp_path(value: str) -> str:
 
 
 @register.inclusion_tag("controlcenter/includes/norelay_advice.html")
-def norelay_advice() -> dict[str, object]:
-    """What the final norelay line costs staff outside the LAN, and the way out."""
+def norelay_advice(terminator: str | None = None, link: bool = True) -> dict[str, object]:
+    """What the final norelay line costs staff outside the LAN, and the way out: for the
+    stored final line, or for ``terminator`` (the one the editor shows); ``link``: point to
+    マシンごとの中継 (not on that page itself)."""
     from relaypolicy.models import RelayPolicy
 
     return {
-        "terminator": RelayPolicy.load().terminator,
-        "relay_url": reverse("relaypolicy:machine-relay"),
+        "terminator": RelayPolicy.load().terminator if terminator is None else terminator,
+        "relay_url": reverse("relaypolicy:machine-relay") if link else "",
     }

@@ -105,3 +105,71 @@ def test_half_the_internet_on_default_is_an_error_on_its_row_blocks_publishing_a
     status = page.get_by_test_id("relay-status")
     expect(status).to_have_attribute("data-status", "open")
     expect(status).to_contain_text("0.0.0.0/1")
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_a_long_table_is_edited_a_page_at_a_time_and_unsaved_changes_are_not_lost(
+    login: Callable[..., Any], width: int
+) -> None:
+    from relaypolicy import services
+    from relaypolicy.table import Row, RowKind, Table
+    from relaypolicy.window import PAGE_ROWS
+
+    patterns = [f"192.168.{n // 200}.{n % 200 + 1}" for n in range(PAGE_ROWS * 2 + 10)]
+    services.relay_table_save(
+        table=Table(rows=tuple(Row(RowKind.RULE, p, "default") for p in patterns)), version=0
+    )
+    page = login()
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto("/relay/machines/?page=2")
+    expect(page.get_by_test_id("table-pages").first).to_contain_text(
+        f"全 {len(patterns)} 行中 {PAGE_ROWS + 1}–{PAGE_ROWS * 2} 行"
+    )
+    rows = page.locator("#rule-table tbody[data-row]")
+    expect(rows.nth(0).locator(".row-no")).to_have_text(str(PAGE_ROWS + 1))
+
+    # ↓ by keyboard swaps the first two rows of the page; the numbers follow.
+    rows.nth(0).locator("[data-move='down']").focus()
+    page.keyboard.press("Enter")
+    expect(rows.nth(0).locator("input[name$='-pattern']")).to_have_value(patterns[PAGE_ROWS + 1])
+    expect(rows.nth(0).locator(".order-input")).to_have_value(str(PAGE_ROWS + 1))
+    # A row of this page is sent to No. 3, on the first page.
+    sent = rows.nth(5)
+    sent.locator(".order-input").fill("3")
+    sent.locator(".order-input").press("Tab")
+    expect(sent).to_have_attribute("data-moving", "3")
+    rows.nth(2).locator("input[name$='-pattern']").fill("10.0.0.1")
+
+    # Leaving for another page with these changes unsaved asks first; staying keeps them.
+    asked: list[str] = []
+
+    def stay(dialog: Any) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", stay)
+    page.get_by_test_id("table-pages").first.get_by_role(
+        "link", name=f"{PAGE_ROWS * 2 + 1}–"
+    ).click()
+    page.wait_for_timeout(300)
+    assert asked == ["beforeunload"]
+    expect(rows.nth(2).locator("input[name$='-pattern']")).to_have_value("10.0.0.1")
+
+    page.get_by_role("button", name="設定").click()
+    page.wait_for_url("**/relay/machines/?page=2")
+    expect(page.locator(".alert-success")).to_be_visible()
+    stored = list(RelayRule.objects.values_list("pattern", flat=True))
+    moved = patterns[PAGE_ROWS + 5]
+    assert stored[2] == moved  # the rows from No. 3 on moved down by one
+    assert stored[PAGE_ROWS + 1 : PAGE_ROWS + 4] == [
+        patterns[PAGE_ROWS + 1],
+        patterns[PAGE_ROWS],
+        "10.0.0.1",
+    ]
+    assert len(stored) == len(patterns)
+    # After the save, leaving asks nothing.
+    page.get_by_test_id("table-pages").first.get_by_role(
+        "link", name=f"1–{PAGE_ROWS}", exact=True
+    ).click()
+    page.wait_for_url("**/relay/machines/")
+    expect(rows.nth(2).locator("input[name$='-pattern']")).to_have_value(moved)

@@ -967,3 +967,20 @@ def test_an_audit_diff_is_capped_with_a_note() -> None:
     assert len(diff) <= DIFF_LIMIT + 100
     assert diff.splitlines()[-1] == "[truncated: the diff is longer than 65536 characters]"
     assert text_diff({"a": 1}, {"a": 2}).splitlines()[-3:] == ['-  "a": 1', '+  "a": 2', " }"]
+
+
+def test_export_detail_shows_the_start_of_a_long_file_and_offers_it_whole(
+    export_dir: Path, admin: User, viewer_client: Client
+) -> None:
+    rows = tuple(Row(RowKind.RULE, f"10.{n // 250}.{n % 250}.1", "default") for n in range(600))
+    relay_table_save(table=Table(rows=rows), version=RelayPolicy.load().version)
+    export = services.config_export(user=admin).export
+    assert export is not None
+    page = viewer_client.get(f"/system/publish/history/{export.pk}/")
+    assertContains(page, "全 604 行のうち先頭の 200 行です。")  # banner, 2 header lines, terminator
+    assertContains(page, "10.0.196.1 default")  # line 200
+    assertNotContains(page, "10.0.197.1 default")
+    download = viewer_client.get(f"/system/publish/history/{export.pk}/?file=effect.dat")
+    assert download["Content-Disposition"] == 'attachment; filename="effect.dat"'
+    assert download.content == (export_dir / EFFECT).read_bytes()
+    assert viewer_client.get(f"/system/publish/history/{export.pk}/?file=../x").status_code == 404

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -276,3 +277,30 @@ def test_a_failed_computation_releases_the_lock() -> None:
         policycache._shared("rcc:demo:s3", fail)
     assert cache.get("rcc:demo:s3:computing") is None
     assert policycache._shared("rcc:demo:s3", lambda: "again") == "again"
+
+
+def test_a_save_hands_its_report_to_the_next_page_view(
+    safe_gateway: None, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = Table(rows=(LAN, Row(RowKind.RULE, "192.168.2.0/24", "norelay")))
+    with django_capture_on_commit_callbacks(execute=True):
+        saved = relay_services.relay_table_save(table=table, version=RelayPolicy.load().version)
+    policycache.clear_local()  # another worker: from the shared cache, not computed again
+    monkeypatch.setattr(policycache, "relay_check", _must_not_run)
+    assert policycache.relay_report() == saved
+    assert saved == relay_services.relay_check()
+
+
+def test_a_report_is_not_kept_when_what_it_read_changed_meanwhile(
+    safe_gateway: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    inputs = policycache.relay_inputs()
+    report = relay_services.relay_check()
+    LocalDomain.objects.create(name="added-meanwhile.example")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        policycache.remember_relay_report(report, inputs)
+    assert callbacks == []
+
+
+def _must_not_run() -> None:
+    raise AssertionError("the report was computed again")

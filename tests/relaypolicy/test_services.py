@@ -88,3 +88,42 @@ def test_only_the_editor_refuses_a_new_non_ascii_comment() -> None:
 def test_the_snapshot_reads_the_table_and_its_version() -> None:
     services.relay_table_save(table=Table(rows=(LAN,)), version=0)
     assert services.relay_table_snapshot() == (Table(rows=(LAN,)), 1)
+
+
+def _rules(*patterns: str) -> Table:
+    return Table(rows=tuple(Row(RowKind.RULE, p, "default") for p in patterns))
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        ("a", "b", "X", "d", "e"),  # one row changed in the middle
+        ("a", "b", "d", "e"),  # one deleted
+        ("a", "b", "c", "N", "d", "e"),  # one added
+        ("b", "a", "c", "d", "e"),  # two swapped at the start
+        ("e",),  # most deleted
+        (),  # all deleted
+        ("a", "b", "c", "d", "e", "f", "g"),  # appended
+        ("Z", "a", "b", "c", "d", "e"),  # prepended
+        ("a", "a", "a"),
+    ],
+)
+def test_a_save_rewrites_only_the_changed_rows(after: tuple[str, ...]) -> None:
+    def ip(letter: str) -> str:
+        return f"192.168.{ord(letter)}.1"
+
+    services.relay_table_save(table=_rules(*map(ip, "abcde")), version=0)
+    kept = dict(RelayRule.objects.values_list("pattern", "pk"))
+    services.relay_table_save(table=_rules(*map(ip, after)), version=1)
+    stored = list(RelayRule.objects.order_by("position").values_list("position", "pattern", "pk"))
+    assert [(position, pattern) for position, pattern, _pk in stored] == [
+        (number, ip(letter)) for number, letter in enumerate(after, start=1)
+    ]
+    assert services.relay_table() == _rules(*map(ip, after))
+    # The unchanged beginning and end keep their rows (nothing else is written).
+    same = 0
+    while same < min(len(after), 5) and after[same] == "abcde"[same]:
+        same += 1
+    assert [pk for _position, _pattern, pk in stored[:same]] == [
+        kept[ip(letter)] for letter in after[:same]
+    ]

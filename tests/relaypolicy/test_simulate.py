@@ -138,7 +138,7 @@ def test_viewer_runs_a_simulation_on_the_page(
     result = response.context["result"]
     assert [r.verdict for r in result.rcpt] == ["reject"]
     assertContains(response, 'data-verdict="reject"')
-    assertContains(response, 'href="/relay/machines/#line-5"')
+    assertContains(response, 'href="/relay/machines/?line=5#line-5"')
 
 
 @pytest.mark.parametrize(
@@ -182,6 +182,7 @@ def test_selftest_page_passes_for_the_hardened_gateway(
     response = viewer_client.get("/relay/test/selftest/")
     assert response.context["report"].outside_relay_failures == ()
     assert [f.code for f in response.context["findings"] if f.is_error] == []
+    assertContains(response, '<h1 class="h3 mb-3">セルフテスト</h1>', html=True)  # the title
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,10 @@ def test_editor_shows_pinned_header_rows_and_terminator(editor_client: Client) -
     assertContains(response, 'value="192.168.1.0/24"')
     assertContains(response, 'data-testid="header-null"')
     assertContains(response, 'data-testid="terminator"')
-    assertContains(response, '<span class="small" data-testid="row-lines">4–5</span>', html=True)
+    # The first rule is No. 1 of the list, whatever lines the banner and header take.
+    assertContains(response, '<span class="row-no">1</span>', html=True)
+    assertContains(response, '<span id="line-4"></span><span id="line-5"></span>')
+    assertContains(response, "(4–5 行目)")
 
 
 def test_save_replaces_all_rows_in_the_submitted_order(editor_client: Client) -> None:
@@ -159,6 +162,9 @@ def test_import_previews_then_replaces_the_table(editor_client: Client) -> None:
     preview = response.context["preview"]
     assert [(f.code, f.line) for f in preview.findings if f.level.label == "error"] == []
     assert _stored() == []
+    # The count is of the file's lines, as the numbers beside them (6 here), not of the rows.
+    assertContains(response, "プレビュー: 6 行")
+    assertContains(response, "(既定の行と最終行の間に入る行 2 件)")
     response = editor_client.post(
         "/relay/machines/import/",
         {"confirm": "1", "token": response.context["token"]},
