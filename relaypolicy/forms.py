@@ -23,7 +23,7 @@ from relaypolicy.table import (
     Table,
     line_control_character,
 )
-from relaypolicy.validation import MAX_LINE_BYTES, intended_modifier
+from relaypolicy.validation.lines import MAX_LINE_BYTES, intended_modifier
 from relaypolicy.window import Window, apply_window
 
 _SITE_KINDS = frozenset({PatternKind.IPV4, PatternKind.CIDR, PatternKind.IPV6})
