@@ -72,7 +72,7 @@ Decisions this module makes where the daemon's behaviour is only observed (obs):
   under CRLF a line's CR is removed, under LF a stray CR stays in the line text. Rendering uses
   the one newline throughout, so every file with consistent line endings round-trips exactly;
   a CRLF file containing bare LF lines is rewritten with CRLF everywhere. An import
-  (:func:`relaypolicy.table.clean_effect_text`) also drops the CR ending a line of an LF file
+  (:func:`relaypolicy.tableinput.clean_effect_text`) also drops the CR ending a line of an LF file
   (mixed endings), and refuses CR-only line endings and every other control character.
 - **Encoding.** ASCII; CP932 (Shift_JIS) is tolerated and reported (:func:`decode_effect`).
 """

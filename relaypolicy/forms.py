@@ -13,16 +13,8 @@ from controlcenter.models import ServerSettings
 from relaypolicy.effectfile import LineKind, PatternKind, format_rule, parse_line
 from relaypolicy.models import TerminatorChoice
 from relaypolicy.services import RelayReport
-from relaypolicy.table import (
-    MAX_PATTERN,
-    MAX_TEXT,
-    Owner,
-    Part,
-    Row,
-    RowKind,
-    Table,
-    line_control_character,
-)
+from relaypolicy.table import Owner, Part, Row, RowKind, Table
+from relaypolicy.tableinput import MAX_PATTERN, MAX_TEXT, line_control_character
 from relaypolicy.validation.lines import MAX_LINE_BYTES, intended_modifier
 from relaypolicy.window import Window, apply_window
 
