@@ -131,15 +131,8 @@ from typing import Final, Literal
 from aliases.aliasfile import Alias, AliasIndex, AliasKind, AliasMatch
 from controlcenter.findings import gettext_noop as _
 from controlcenter.smtppath import REPLY_RCPT, Mailbox, PathError, PathKind, parse_path
-from relaypolicy.effectfile import (
-    CLIENT_KINDS,
-    CompiledRules,
-    EffectFile,
-    EffectLine,
-    Modifier,
-    PatternKind,
-    compile_rules,
-)
+from relaypolicy.effectfile import CLIENT_KINDS, EffectFile, EffectLine, Modifier, PatternKind
+from relaypolicy.effectmatch import CompiledRules, compile_rules
 
 MailVerdict = Literal["accept", "reject"]
 RcptVerdict = Literal["relay", "deliver", "reject"]

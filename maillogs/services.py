@@ -42,7 +42,8 @@ from maillogs.models import (
     LogSourceKind,
     LogUpload,
 )
-from relaypolicy.effectfile import CLIENT_KINDS, Modifier, PatternKind, compile_rules
+from relaypolicy.effectfile import CLIENT_KINDS, Modifier, PatternKind
+from relaypolicy.effectmatch import compile_rules
 
 Progress = Callable[[int, int, str], None]
 BATCH = 5000

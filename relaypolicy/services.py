@@ -35,13 +35,15 @@ from relaypolicy.table import (
     Row,
     RowKind,
     Table,
-    clean_effect_text,
     outside_site_lines,
-    read_effect_bytes,
     render_table,
+    table_from_effect,
+)
+from relaypolicy.tableinput import (
+    clean_effect_text,
+    read_effect_bytes,
     sanitize_table,
     table_field_findings,
-    table_from_effect,
 )
 from relaypolicy.validation import validate_rules
 

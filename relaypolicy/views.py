@@ -21,15 +21,10 @@ from controlcenter.services import server_settings_save
 from controlcenter.simulation import Session, evaluate_session
 from controlcenter.views import PageMixin
 from relaypolicy import services
-from relaypolicy.forms import (
-    MODIFIER_CHOICES,
-    EffectImportForm,
-    RelayRestrictionForm,
-    RelayTableForm,
-    SimulationForm,
-    fix_row_data,
-)
+from relaypolicy.forms import EffectImportForm, RelayRestrictionForm, SimulationForm
+from relaypolicy.rowforms import MODIFIER_CHOICES, fix_row_data
 from relaypolicy.table import Part
+from relaypolicy.tableforms import RelayTableForm
 from relaypolicy.window import PAGE_ROWS, Window
 
 RELAY_CRUMBS = (

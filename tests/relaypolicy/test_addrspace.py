@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from relaypolicy import addrspace
 from relaypolicy.addrspace import Space, analyse, client_space, global_space, space_text
-from relaypolicy.effectfile import compile_rules, parse_effect, parse_line, render_lines
+from relaypolicy.effectfile import parse_effect, parse_line, render_lines
+from relaypolicy.effectmatch import compile_rules
 
 
 @pytest.mark.parametrize(

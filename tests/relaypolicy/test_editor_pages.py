@@ -12,8 +12,8 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from controlcenter.findings import Level, make
 from relaypolicy import services
-from relaypolicy.forms import RuleRowForm
 from relaypolicy.models import RelayPolicy, RelayRule
+from relaypolicy.rowforms import RuleRowForm
 from relaypolicy.table import Row, RowKind, Table, render_table
 from relaypolicy.window import PAGE_ROWS
 

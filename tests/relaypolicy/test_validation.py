@@ -1,4 +1,6 @@
+import importlib
 import inspect
+import pkgutil
 import re
 from pathlib import Path
 
@@ -9,8 +11,9 @@ from hypothesis import strategies as st
 from aliases.aliasfile import Alias
 from controlcenter.findings import Finding, Level
 from relaypolicy import effectfile, validation
+from relaypolicy.addrspace import octet_values
 from relaypolicy.effectfile import EffectFile, decode_effect, parse_effect, render_lines
-from relaypolicy.validation import octet_values, validate_rules
+from relaypolicy.validation import validate_rules
 
 DATA = Path(__file__).parent / "data"
 HEADER = ["#<> default", "#blank false"]
@@ -98,8 +101,13 @@ def test_validate_never_raises_and_line_findings_point_at_real_lines(texts, gate
 
 
 def test_every_code_in_the_sources_is_in_the_docstring_table():
-    used = set(re.findall(r'"(relay\.[EWI]\d{3})"', inspect.getsource(validation)))
-    used |= set(re.findall(r'"(relay\.[EWI]\d{3})"', inspect.getsource(effectfile)))
+    parts = pkgutil.iter_modules(validation.__path__, prefix="relaypolicy.validation.")
+    modules = [validation, effectfile, *(importlib.import_module(part.name) for part in parts)]
+    used = {
+        code
+        for module in modules
+        for code in re.findall(r'"(relay\.[EWI]\d{3})"', inspect.getsource(module))
+    }
     documented = set(re.findall(r"^(relay\.[EWI]\d{3}) ", validation.__doc__ or "", re.M))
 
     retired = {"relay.W008"}
