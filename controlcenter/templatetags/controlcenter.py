@@ -42,6 +42,15 @@ def finding_level(finding: Finding) -> str:
 
 
 @register.filter
+def finding_counts(findings: list[Finding]) -> dict[str, int]:
+    """How many findings of each level: {"error": n, "warning": n, "info": n}."""
+    counts = dict.fromkeys((level.label for level in Level), 0)
+    for finding in findings:
+        counts[finding.level.label] += 1
+    return counts
+
+
+@register.filter
 def finding_class(finding: Finding) -> str:
     return _CLASSES[finding.level][0]
 
