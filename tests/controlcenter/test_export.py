@@ -381,8 +381,15 @@ def test_publish_button_is_disabled_while_errors_exist(
     response = administrator_client.get("/system/publish/")
     assertContains(response, 'data-testid="blocked"')
     assertContains(response, 'disabled data-testid="publish-button"')
-    administrator_client.post("/system/publish/")
+    response = administrator_client.post("/system/publish/", follow=True)
     assert not export_dir.exists()
+    # The message says what happened and how many, and points at the list: no finding again.
+    errors = sum(1 for f in response.context["status"].findings if f.is_error)
+    assert errors >= 1
+    assert [str(m.message) for m in response.context["messages"]] == [
+        f"何も書き込んでいません(出力 #1 は拒否されました)。先に修正が必要なエラーが {errors} "
+        "件あります。下の検査結果をご覧ください。"
+    ]
 
 
 def test_history_lists_exports_and_detail_diffs_against_now(
