@@ -13,7 +13,10 @@ not here.`` (``relaypolicy.table.BANNER_PREFIX`` is a prefix of it, so a re-impo
 
 Before writing, :func:`plan_export` compares with what is deployed:
 
-- a unified diff per file (deployed -> new);
+- a unified diff per file (deployed -> new). effect.dat's banner names the export number, so
+  it differs in every export: a deployed effect.dat that differs from the new one only in the
+  banner line is unchanged (no diff); when anything else differs, the diff is the whole one,
+  banner included;
 - **drift**: a deployed file whose sha256 is not the manifest's (changed by hand), a file the
   manifest lists that is missing, or files present without any manifest (not written by us);
 - **daemon lines**: the daemon appends ``<client IP> false`` below the terminator when a mail
@@ -94,7 +97,7 @@ from relaypolicy.effectfile import (
     render_effect,
     render_lines,
 )
-from relaypolicy.table import Part, Row, RowKind, Table, render_table
+from relaypolicy.table import BANNER_PREFIX, Part, Row, RowKind, Table, render_table
 
 EFFECT = "effect.dat"
 SCRIPT = "register_aliases.sh"
@@ -540,6 +543,19 @@ def unified_diff(name: str, old: str | None, new: str) -> FileDiff:
     return FileDiff(name, tuple(lines), created=old is None)
 
 
+def file_diff(name: str, old: str | None, new: str) -> FileDiff:
+    """The diff of an exported file, deployed -> new: none for an effect.dat whose only
+    difference is the banner line (the export number), else :func:`unified_diff`'s."""
+    if name == EFFECT and old is not None and _without_banner(old) == _without_banner(new):
+        return FileDiff(name, ())
+    return unified_diff(name, old, new)
+
+
+def _without_banner(text: str) -> list[str]:
+    lines = text.splitlines()
+    return lines[1:] if lines and lines[0].startswith(BANNER_PREFIX) else lines
+
+
 def line_opcodes(a: Sequence[str], b: Sequence[str]) -> list[Opcode]:
     """difflib-style opcodes turning ``a`` into ``b``, in time linear in their length.
 
@@ -815,7 +831,7 @@ def plan_export(source: ExportSource, deployed: Deployed, *, export_number: int)
     files = {name: encode_file(name, text) for name, text in texts.items()}
     texts = {name: decode_file(name, data) for name, data in files.items()}
     diffs = tuple(
-        unified_diff(name, _deployed_text(deployed, name), texts[name]) for name in FILE_NAMES
+        file_diff(name, _deployed_text(deployed, name), texts[name]) for name in FILE_NAMES
     )
     manifest = render_manifest(
         export_number=export_number, files=files, daemon_lines=[d.text for d in daemon]

@@ -18,7 +18,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.functional import Promise
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import (
     DetailView,
@@ -149,6 +149,7 @@ class ServerSettingsView(PermissionRequiredMixin, PageMixin, UpdateView[ServerSe
         context = super().get_context_data(**kwargs)
         context["can_change"] = self.request.user.has_perm("controlcenter.change_serversettings")
         context["export_default"] = ServerSettings(export_dir="").export_path
+        context["findings"] = services.server_settings_findings(self.object)
         return context
 
     def form_valid(self, form: ServerSettingsForm) -> HttpResponse:
@@ -157,9 +158,20 @@ class ServerSettingsView(PermissionRequiredMixin, PageMixin, UpdateView[ServerSe
         except ValidationError:
             # Checked again under the row lock: the aliases or the settings changed meanwhile.
             return self.form_invalid(form)
-        messages.success(self.request, _("The server settings were saved."))
-        for finding in services.server_settings_findings(self.object):
-            messages.warning(self.request, finding.render(gettext))
+        findings = services.server_settings_findings(self.object)
+        if findings:
+            # The page shows the findings themselves; the message only points at them.
+            messages.warning(
+                self.request,
+                ngettext(
+                    "The server settings were saved, with %(count)s warning: see below.",
+                    "The server settings were saved, with %(count)s warnings: see below.",
+                    len(findings),
+                )
+                % {"count": len(findings)},
+            )
+        else:
+            messages.success(self.request, _("The server settings were saved."))
         return HttpResponseRedirect(self.get_success_url())
 
 
@@ -404,10 +416,17 @@ def _export_message(request: HttpRequest, report: services.ExportReport) -> None
             % {"number": number, "dest": report.dest},
         )
     elif report.status == ExportStatus.REFUSED:
+        errors = sum(1 for finding in report.findings if finding.is_error)
         messages.error(
             request,
-            _("Nothing was written: fix the errors first (export #%(number)s refused).")
-            % {"number": number},
+            ngettext(
+                "Nothing was written (export #%(number)s refused): %(count)s error must be "
+                "fixed first, see the findings below.",
+                "Nothing was written (export #%(number)s refused): %(count)s errors must be "
+                "fixed first, see the findings below.",
+                errors,
+            )
+            % {"number": number, "count": errors},
         )
     else:
         messages.error(

@@ -14,7 +14,10 @@ class GatewayForm(forms.ModelForm[Gateway]):
         label=_("Private key"),
         required=False,
         strip=False,
-        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        # translate="no": a key (and the placeholder showing its first line) is not prose.
+        widget=forms.Textarea(
+            attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false", "translate": "no"}
+        ),
         help_text=_(
             "Paste an OpenSSH or PEM private key. It is stored encrypted and never shown again; "
             "leave empty to keep the stored key."

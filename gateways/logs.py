@@ -27,7 +27,7 @@ from pathlib import Path
 
 import asyncssh
 
-from gateways.transport import RemoteFolder, RemoteIOError
+from gateways.transport import RemoteFolder, sftp_failure
 from maillogs.logfile import LOG_NAMES
 
 QUEUE_FOLDERS = ("domains", "holding", "incoming")
@@ -163,5 +163,5 @@ async def mirror_work_folder(
         progress("retry queue")
         await _pull_queue(remote, mirror, report)
     except asyncssh.SFTPError as error:
-        raise RemoteIOError(f"{remote.folder}: {error}") from error
+        raise sftp_failure(remote.folder, error) from error
     return report

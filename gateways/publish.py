@@ -32,10 +32,12 @@ from controlcenter import publishing
 from gateways.transport import (
     SCRIPT_TIMEOUT,
     RemoteFolder,
+    RemoteIOError,
     ScriptResult,
     SshTarget,
     TransportError,
     open_folder,
+    os_failure,
 )
 
 Progress = Callable[[str], None]
@@ -55,9 +57,10 @@ class Outcome:
     ok: bool = False
     code: str = ""
     error: str = ""
+    failure: TransportError | None = None  # what the connection said, when it failed
     written: bool = False
     verified: bool = False
-    recovered: str = ""
+    recovered: tuple[str, ...] | None = None  # files an interrupted run's rollback put back
     drift: list[dict[str, str]] = field(default_factory=list)
     daemon_lines: list[dict[str, object]] = field(default_factory=list)
     replaced: dict[str, str] = field(default_factory=dict)
@@ -122,10 +125,14 @@ async def publish_ssh(
     except GatewayFailed as failure:
         outcome.code, outcome.error = failure.code, str(failure)
     except TransportError as failure:
-        outcome.code, outcome.error = failure.code, str(failure)
+        outcome.code, outcome.error, outcome.failure = failure.code, str(failure), failure
         outcome.offered_host_key = getattr(failure, "offered", "")
-    except (OSError, TimeoutError) as failure:
-        outcome.code, outcome.error = "io", f"{target.label}: {failure}"
+    except TimeoutError:
+        outcome.failure = RemoteIOError(target.label, "timeout")
+        outcome.code, outcome.error = "io", str(outcome.failure)
+    except OSError as failure:
+        outcome.failure = os_failure(target.label, failure)
+        outcome.code, outcome.error = "io", str(outcome.failure)
     return outcome
 
 
@@ -217,7 +224,8 @@ def _publish_local(
     except GatewayFailed as failure:
         outcome.code, outcome.error = failure.code, str(failure)
     except OSError as failure:
-        outcome.code, outcome.error = "io", str(failure)
+        outcome.failure = os_failure(str(failure.filename or folder), failure)
+        outcome.code, outcome.error = "io", str(outcome.failure)
     else:
         outcome.ok = True
         progress(STAGE_DONE)

@@ -27,7 +27,7 @@ from controlcenter.findings import has_errors
 from controlcenter.models import ExportStatus, ServerSettings
 from controlcenter.services import export as export_service
 from controlcenter.services.policy import policy_compile
-from gateways import keys, smtpcheck
+from gateways import errors, keys, smtpcheck
 from gateways.models import (
     Gateway,
     GatewayKind,
@@ -44,6 +44,7 @@ from gateways.transport import (
     TransportError,
     fetch_host_key,
     open_folder,
+    os_failure,
     run_sync,
 )
 from jobs.models import Job, JobStatus
@@ -427,7 +428,7 @@ def _finish(result: GatewayResult, outcome: Outcome) -> None:
     result.diff = outcome.diff
     result.hashes = outcome.hashes
     result.verified = outcome.verified
-    result.recovered = outcome.recovered[:300]
+    result.recovered = _recovered_message(outcome)[:300]
     if outcome.script is not None:
         result.script_status = outcome.script.exit_status
         result.script_output = outcome.script.output
@@ -465,8 +466,21 @@ def _failure_message(outcome: Outcome) -> str:
         return _("The alias registration script failed (exit status %(status)s).") % {
             "status": outcome.script.exit_status
         }
+    detail = outcome.error
+    if outcome.failure is not None:
+        detail = errors.transport_message(outcome.failure)
+        if outcome.code == "host_key_changed":
+            detail = outcome.failure.where
     template = reasons.get(outcome.code, "%(detail)s")
-    return template % {"detail": outcome.error}
+    return template % {"detail": detail}
+
+
+def _recovered_message(outcome: Outcome) -> str:
+    if outcome.recovered is None:
+        return ""
+    return _("A publish interrupted earlier was rolled back first (files put back: %(files)s).") % {
+        "files": ", ".join(outcome.recovered) or "—"
+    }
 
 
 def _publication_finish(publication: Publication) -> dict[str, Any]:
@@ -574,6 +588,7 @@ def smtp_check_run(
     for gateway, result in zip(gateways, checks, strict=True):
         data = result.as_dict()
         data["gateway"] = gateway.name
+        data["error"] = _smtp_error(result)
         results.append(data)
     with transaction.atomic():
         check.results = results
@@ -587,10 +602,17 @@ def smtp_check_run(
             if len(failed) < len(checks)
             else PublicationStatus.FAILED
         )
-        check.error = "; ".join(c.error for c in failed)
+        check.error = "; ".join(_smtp_error(c) for c in failed)
         check.finished_at = timezone.now()
         check.save()
     return {"mismatches": check.mismatches, "dangerous": check.dangerous}
+
+
+def _smtp_error(check: smtpcheck.GatewayCheck) -> str:
+    if not check.error:
+        return ""
+    where = SshTarget(check.host, check.port, "").label
+    return errors.smtp_message(where, check.error_reason, check.error_detail)
 
 
 def job_for(job_id: Any) -> Job | None:
@@ -674,6 +696,10 @@ def gateway_logs_run(
     return _gateway_logs_pull(ctx, gateway_id=gateway_id)
 
 
+def _pull_failed(reason: str) -> str:
+    return _("The logs could not be pulled: %(error)s") % {"error": reason}
+
+
 def _gateway_logs_pull(ctx: JobContext | None, *, gateway_id: int) -> dict[str, Any]:
     from gateways.logs import mirror_work_folder
     from maillogs import analysis
@@ -690,8 +716,15 @@ def _gateway_logs_pull(ctx: JobContext | None, *, gateway_id: int) -> dict[str, 
                 return await mirror_work_folder(remote, mirror)
 
         pulled = run_sync(pull())
-    except (TransportError, keys.KeyUnavailable, OSError) as error:
-        raise JobError(_("The logs could not be pulled: %(error)s") % {"error": error}) from error
+    except TransportError as error:
+        raise JobError(_pull_failed(errors.transport_message(error))) from error
+    except keys.KeyUnavailable as error:
+        raise JobError(
+            _pull_failed(_("The stored private key cannot be decrypted: enter it again."))
+        ) from error
+    except OSError as error:  # the mirror on this machine
+        failure = os_failure(str(error.filename or mirror), error)
+        raise JobError(_pull_failed(errors.transport_message(failure))) from error
     sources, files = maillogs_services.folder_sources(mirror)
     run = None
     if sources:

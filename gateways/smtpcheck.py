@@ -23,7 +23,9 @@ round (the gateway refuses what the simulator accepts) is a mismatch too, shown 
 
 from __future__ import annotations
 
+import errno
 import smtplib
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -82,7 +84,9 @@ class GatewayCheck:
     client_ip: str = ""
     tls: bool = False
     banner: str = ""
-    error: str = ""
+    error: str = ""  # one English line; error_reason and error_detail word it for the page
+    error_reason: str = ""
+    error_detail: str = ""
     probes: list[ProbeOutcome] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -186,6 +190,36 @@ def _open(host: str, port: int, timeout: float, ehlo_name: str) -> tuple[smtplib
     return smtp, f"{code} {banner.decode('utf-8', 'replace')}", tls
 
 
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "refused",
+    errno.ETIMEDOUT: "timeout",
+    errno.EHOSTUNREACH: "host_unreachable",
+    errno.ENETUNREACH: "network_unreachable",
+    errno.ECONNRESET: "reset",
+}
+
+
+def _fail(result: GatewayCheck, error: OSError | smtplib.SMTPException) -> None:
+    """Record why the session failed: a stable reason, the system's words and one English line."""
+    detail = ""
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        reason = "disconnected"
+    elif isinstance(error, smtplib.SMTPConnectError):
+        reason, detail = "greeting", str(error.smtp_code)
+    elif isinstance(error, smtplib.SMTPException):
+        reason, detail = "smtp", str(error)
+    elif isinstance(error, TimeoutError):
+        reason = "timeout"
+    elif isinstance(error, socket.gaierror):
+        reason = "unknown_host"
+    elif error.errno in _ERRNO_REASONS:
+        reason = _ERRNO_REASONS[error.errno]
+    else:
+        reason, detail = "system", error.strerror or str(error)
+    result.error_reason, result.error_detail = reason, detail
+    result.error = f"{result.host}:{result.port}: {error}"
+
+
 def check_gateway(
     host: str,
     port: int,
@@ -206,7 +240,7 @@ def check_gateway(
         try:
             smtp, banner, tls = _open(host, port, timeout, ehlo_name)
         except (OSError, smtplib.SMTPException) as error:
-            result.error = f"{host}:{port}: {error}"
+            _fail(result, error)
             break
         try:
             result.banner = result.banner or " ".join(banner.split())
@@ -243,7 +277,7 @@ def check_gateway(
             _command(smtp, "RSET")
             _command(smtp, "QUIT")
         except (OSError, smtplib.SMTPException) as error:
-            result.error = f"{host}:{port}: {error}"
+            _fail(result, error)
             break
         finally:
             smtp.close()

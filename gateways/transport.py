@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import posixpath
 import secrets
 import shlex
+import socket
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,9 +73,44 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 class TransportError(Exception):
-    """A gateway could not be reached or used; the message is one line for the administrator."""
+    """A gateway could not be reached or used.
+
+    ``reason`` names what went wrong (a stable key: the web layer words it in the
+    administrator's language, gateways.errors), ``where`` is the host and port or the remote
+    path, ``detail`` the underlying library's or system's own words ("" when the reason says it
+    all). ``str()`` is one English line, for logs and the command line.
+    """
 
     code = "transport"
+
+    def __init__(self, where: str, reason: str, detail: str = "") -> None:
+        self.where, self.reason, self.detail = where, reason, detail
+        super().__init__(ENGLISH[reason].format(where=where, detail=detail))
+
+
+#: The English line of each reason; the web layer has the same reasons in the catalogue.
+ENGLISH = {
+    "timeout": "{where}: no answer (timed out)",
+    "refused": "{where}: connection refused",
+    "unknown_host": "{where}: the host name cannot be resolved ({detail})",
+    "host_unreachable": "{where}: no route to the host",
+    "network_unreachable": "{where}: the network is unreachable",
+    "reset": "{where}: the connection was reset",
+    "system": "{where}: {detail}",
+    "ssh": "{where}: SSH failed: {detail}",
+    "no_host_key": "{where} presented no host key",
+    "unconfirmed": "{where}: the host key has not been confirmed yet",
+    "changed": "{where}: the host key changed ({detail})",
+    "denied": "{where}: the login was refused ({detail})",
+    "key_unreadable": "{where}: the private key cannot be read: {detail}",
+    "no_key": "{where}: no private key is configured",
+    "no_sftp": "{where}: no SFTP: {detail}",
+    "no_such_file": "{where}: no such file",
+    "permission": "{where}: permission denied",
+    "no_space": "{where}: no space left on the gateway",
+    "sftp": "{where}: {detail}",
+    "cannot_run": "{where}: cannot run {detail}",
+}
 
 
 class Unreachable(TransportError):
@@ -93,13 +130,38 @@ class HostKeyChanged(TransportError):
 
     code = "host_key_changed"
 
-    def __init__(self, message: str, *, offered: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, where: str, detail: str = "", *, offered: str = "") -> None:
+        super().__init__(where, "changed", detail)
         self.offered = offered  # the key now presented (OpenSSH line), "" when unknown
 
 
 class RemoteIOError(TransportError):
     code = "io"
+
+
+def os_failure(where: str, error: OSError) -> RemoteIOError:
+    """A local or socket OSError while reading or writing, with its reason where known."""
+    reasons = {
+        errno.ENOENT: "no_such_file",
+        errno.EACCES: "permission",
+        errno.EPERM: "permission",
+        errno.ENOSPC: "no_space",
+        errno.EDQUOT: "no_space",
+    }
+    reason = reasons.get(error.errno or 0, "system")
+    return RemoteIOError(where, reason, "" if reason != "system" else error.strerror or str(error))
+
+
+def sftp_failure(where: str, error: asyncssh.SFTPError) -> RemoteIOError:
+    """An SFTP status as a RemoteIOError whose reason is known where the status is."""
+    reasons = {
+        asyncssh.FX_NO_SUCH_FILE: "no_such_file",
+        asyncssh.FX_PERMISSION_DENIED: "permission",
+        asyncssh.FX_NO_SPACE_ON_FILESYSTEM: "no_space",
+        asyncssh.FX_QUOTA_EXCEEDED: "no_space",
+    }
+    reason = reasons.get(error.code, "sftp")
+    return RemoteIOError(where, reason, "" if reason != "sftp" else str(error.reason or error))
 
 
 @dataclass(frozen=True)
@@ -131,24 +193,35 @@ def _options(target: SshTarget) -> dict[str, object]:
 
 async def fetch_host_key(host: str, port: int, *, timeout: float = CONNECT_TIMEOUT) -> str:
     """The host key ``host:port`` presents (OpenSSH line), from the key exchange only."""
+    where = SshTarget(host, port, "").label
     try:
         key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port, config=None), timeout)
     except (OSError, asyncssh.Error, TimeoutError) as error:
-        raise Unreachable(_describe(error, f"{host}:{port}")) from error
+        raise _unreachable(error, where) from error
     if key is None:
-        raise Unreachable(f"{host}:{port} presented no host key")
+        raise Unreachable(where, "no_host_key")
     return key.export_public_key("openssh").decode("ascii").strip()
 
 
-def _describe(error: BaseException, label: str) -> str:
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "refused",
+    errno.ETIMEDOUT: "timeout",
+    errno.EHOSTUNREACH: "host_unreachable",
+    errno.ENETUNREACH: "network_unreachable",
+    errno.ECONNRESET: "reset",
+}
+
+
+def _unreachable(error: BaseException, where: str) -> Unreachable:
     if isinstance(error, TimeoutError | asyncio.TimeoutError):
-        return f"{label}: no answer (timed out)"
-    if isinstance(error, ConnectionRefusedError):
-        return f"{label}: connection refused"
+        return Unreachable(where, "timeout")
+    if isinstance(error, socket.gaierror):
+        return Unreachable(where, "unknown_host", error.strerror or str(error))
     if isinstance(error, OSError):
-        return f"{label}: {error.strerror or error}"
-    reason = getattr(error, "reason", "") or str(error)
-    return f"{label}: {reason}"
+        if error.errno in _ERRNO_REASONS:
+            return Unreachable(where, _ERRNO_REASONS[error.errno])
+        return Unreachable(where, "system", error.strerror or str(error))
+    return Unreachable(where, "ssh", getattr(error, "reason", "") or str(error))
 
 
 def _client_keys(target: SshTarget) -> list[asyncssh.SSHKey]:
@@ -158,17 +231,15 @@ def _client_keys(target: SshTarget) -> list[asyncssh.SSHKey]:
         if target.key_path:
             return [asyncssh.read_private_key(target.key_path)]
     except (OSError, asyncssh.KeyImportError, ValueError) as error:
-        raise AuthenticationFailed(
-            f"{target.label}: the private key cannot be read: {error}"
-        ) from error
-    raise AuthenticationFailed(f"{target.label}: no private key is configured")
+        raise AuthenticationFailed(target.label, "key_unreadable", str(error)) from error
+    raise AuthenticationFailed(target.label, "no_key")
 
 
 @contextlib.asynccontextmanager
 async def open_connection(target: SshTarget) -> AsyncIterator[asyncssh.SSHClientConnection]:
     """An authenticated connection whose server proved it holds the pinned host key."""
     if not target.host_key:
-        raise HostKeyUnconfirmed(f"{target.label}: the host key has not been confirmed yet")
+        raise HostKeyUnconfirmed(target.label, "unconfirmed")
     pinned = asyncssh.import_public_key(target.host_key)
     keys = _client_keys(target)
     try:
@@ -186,13 +257,11 @@ async def open_connection(target: SshTarget) -> AsyncIterator[asyncssh.SSHClient
         offered = ""
         with contextlib.suppress(TransportError):
             offered = await fetch_host_key(target.host, target.port, timeout=target.connect_timeout)
-        raise HostKeyChanged(
-            f"{target.label}: the host key changed ({error.reason})", offered=offered
-        ) from error
+        raise HostKeyChanged(target.label, error.reason, offered=offered) from error
     except asyncssh.PermissionDenied as error:
-        raise AuthenticationFailed(_describe(error, target.label)) from error
+        raise AuthenticationFailed(target.label, "denied", error.reason) from error
     except (OSError, asyncssh.Error, TimeoutError) as error:
-        raise Unreachable(_describe(error, target.label)) from error
+        raise _unreachable(error, target.label) from error
     try:
         yield connection
     finally:
@@ -240,8 +309,10 @@ class RemoteFolder:
                 return await _read_bytes(stream)
         except asyncssh.SFTPNoSuchFile:
             return None
-        except (asyncssh.SFTPError, OSError) as error:
-            raise RemoteIOError(f"{self.path(name)}: {error}") from error
+        except asyncssh.SFTPError as error:
+            raise sftp_failure(self.path(name), error) from error
+        except OSError as error:
+            raise os_failure(self.path(name), error) from error
 
     async def exists(self, name: str) -> bool:
         return bool(await self.sftp.exists(self.path(name)))
@@ -265,12 +336,13 @@ class RemoteFolder:
             if data is not None:
                 await self._upload(backup, data, 0o600)
 
-    async def recover(self) -> str:
-        """Roll back a set left half-written by an interrupted run; what was done ("" if none)."""
+    async def recover(self) -> tuple[str, ...] | None:
+        """Roll back a set left half-written by an interrupted run: the names it put back (or
+        removed), None when there was nothing to roll back."""
         raw = await self.read_optional(JOURNAL)
         if raw is None:
             await self._sweep(keep=())
-            return ""
+            return None
         try:
             journal = json.loads(raw)
             temps: dict[str, str] = journal["temps"]
@@ -285,7 +357,7 @@ class RemoteFolder:
                 await self.sftp.posix_rename(self.path(backup), self.path(name))
         await self._remove(JOURNAL)
         await self._sweep(keep=())
-        return f"rolled back an interrupted publish of {', '.join(sorted(temps))}"
+        return tuple(sorted(temps))
 
     async def _sweep(self, *, keep: Sequence[str]) -> None:
         """Remove our temporary and backup files not in ``keep`` (left by a crash)."""
@@ -305,7 +377,9 @@ class RemoteFolder:
         except (asyncssh.SFTPError, OSError) as error:
             with contextlib.suppress(asyncssh.Error, OSError):
                 await self.recover()
-            raise RemoteIOError(f"{self.folder}: {error}") from error
+            if isinstance(error, asyncssh.SFTPError):
+                raise sftp_failure(self.folder, error) from error
+            raise os_failure(self.folder, error) from error
 
     async def _write_set(self, files: Mapping[str, bytes], modes: Mapping[str, int]) -> None:
         await self.recover()
@@ -338,7 +412,7 @@ class RemoteFolder:
         except asyncssh.TimeoutError as error:
             return ScriptResult(None, _clip(str(error.stdout or "")), timed_out=True)
         except asyncssh.ChannelOpenError as error:
-            raise RemoteIOError(f"{self.folder}: cannot run {script}: {error.reason}") from error
+            raise RemoteIOError(self.folder, "cannot_run", f"{script}: {error.reason}") from error
         return ScriptResult(result.exit_status, _clip(str(result.stdout or "")))
 
 
@@ -348,7 +422,7 @@ async def open_folder(target: SshTarget, folder: str) -> AsyncIterator[RemoteFol
         try:
             sftp = await connection.start_sftp_client()
         except (asyncssh.Error, OSError) as error:
-            raise RemoteIOError(f"{target.label}: no SFTP: {error}") from error
+            raise RemoteIOError(target.label, "no_sftp", str(error)) from error
         async with sftp:
             yield RemoteFolder(connection, sftp, folder)
 
@@ -373,7 +447,7 @@ async def list_folder(target: SshTarget, folder: str) -> list[RemoteEntry]:
         except asyncssh.SFTPNoSuchFile:
             return []
         except asyncssh.SFTPError as error:
-            raise RemoteIOError(f"{folder}: {error}") from error
+            raise sftp_failure(folder, error) from error
     found = []
     for entry in entries:
         attrs = entry.attrs
@@ -410,8 +484,6 @@ async def read_from(
                 start = 0 if size < offset else offset
                 await stream.seek(start)
                 data = await _read_bytes(stream, limit) if size > start else b""
-        except asyncssh.SFTPNoSuchFile as error:
-            raise RemoteIOError(f"{path}: no such file") from error
         except asyncssh.SFTPError as error:
-            raise RemoteIOError(f"{path}: {error}") from error
+            raise sftp_failure(path, error) from error
     return Chunk(path, start, data, size)

@@ -13,7 +13,7 @@ from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
 from controlcenter.views import PageMixin
-from gateways import services
+from gateways import errors, services
 from gateways.forms import ConfirmHostKeyForm, GatewayForm, RetryForm
 from gateways.models import Gateway, Publication, SmtpCheck
 from gateways.transport import TransportError
@@ -91,7 +91,11 @@ class HostKeyFetchView(_Admin, View):
         try:
             offered = services.gateway_fetch_host_key(gateway=gateway)
         except TransportError as error:
-            messages.error(request, gettext("Cannot fetch the host key: %(e)s") % {"e": error})
+            messages.error(
+                request,
+                gettext("Cannot fetch the host key: %(e)s")
+                % {"e": errors.transport_message(error)},
+            )
         else:
             if offered:
                 messages.warning(

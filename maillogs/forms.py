@@ -31,9 +31,11 @@ class MultipleFileField(forms.FileField):
 class LogUploadForm(forms.Form):
     logs = MultipleFileField(
         label=_("Log files or an archive"),
+        # Markup: crispy-forms renders help texts as HTML (the names are file names, not prose).
         help_text=_(
-            "inlog, acceptlog and the other logs, one file per day, as they are, as .gz, or a "
-            ".zip of the log folder (<log>/<computer name>/)."
+            "<code>inlog</code>, <code>acceptlog</code> and the other logs, one file per day, "
+            "as they are, as <code>.gz</code>, or a <code>.zip</code> of the log folder "
+            "(<code>&lt;log&gt;/&lt;computer name&gt;/</code>)."
         ),
     )
 

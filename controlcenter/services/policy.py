@@ -117,4 +117,27 @@ def dashboard_status() -> dict[str, Any]:
     unexported changes; computed once per state of the policy (controlcenter.policycache)."""
     from controlcenter.policycache import dashboard_overview
 
-    return dashboard_overview()
+    overview = dashboard_overview()
+    overview["relay_lines"] = relay_line_counts(rules=overview["rule_count"])
+    return overview
+
+
+@dataclasses.dataclass(frozen=True)
+class RelayLineCounts:
+    """The rule lines of effect.dat as マシンごとの中継 shows them: the fixed default lines on
+    top, the rules in between, the final line."""
+
+    header: int
+    rules: int
+    terminator: int
+
+    @property
+    def total(self) -> int:
+        return self.header + self.rules + self.terminator
+
+
+def relay_line_counts(*, rules: int) -> RelayLineCounts:
+    from relaypolicy.models import RelayPolicy
+
+    policy = RelayPolicy.load()
+    return RelayLineCounts(len(policy.header), rules, 1 if policy.terminator else 0)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -59,13 +58,11 @@ def numbered_lines(lines: Iterable[str]) -> str:
 
 @register.filter
 def finding_counts(findings: list[Finding]) -> dict[str, int]:
-    """How many errors, warnings and notes (info) a list of findings holds."""
-    levels = Counter(finding.level for finding in findings)
-    return {
-        "errors": levels[Level.ERROR],
-        "warnings": levels[Level.WARNING],
-        "infos": levels[Level.INFO],
-    }
+    """How many findings of each level: {"error": n, "warning": n, "info": n}."""
+    counts = dict.fromkeys((level.label for level in Level), 0)
+    for finding in findings:
+        counts[finding.level.label] += 1
+    return counts
 
 
 @register.filter

@@ -38,7 +38,7 @@ ALLOWED_WORDS = {
     "DNS", "TLS", "epstman", "NA", "root", "CR", "LF", "CRLF", "URL", "PC", "IPv4", "IPv6",
     "CIDR", "RFC", "English", "MB", "KB", "ASCII", "CC", "BCC", "Linux", "Windows", "SHA-256",
     "E-Post", "Mail", "Server", "POP", "IMAP", "Shift", "JIS", "CP932",
-    "SSH", "SFTP", "OpenSSH", "PEM",
+    "SSH", "SFTP", "OpenSSH", "PEM", "STARTTLS", "RSET", "QUIT",
 }  # fmt: skip
 _NOT_PROSE = re.compile(
     r"[\w.+*-]*@[\w.-]*|"  # addresses and patterns (also "user@", "*@domain")
@@ -62,12 +62,6 @@ USER_NAMES = {"kanri", "sweep-viewer", "sweep-editor", "sweep-administrator"}
 OWNED_ELSEWHERE: dict[tuple[str, str], str] = {
     ("relaypolicy:machine-relay", "japanese-only"): "owned by the safety engineer this session",
     ("aliases:alias-upload", "japanese-only"): "owned by the imports engineer this session",
-    ("gateways:gateway-add", "japanese-only"): "owned by the gateways engineer this session",
-    # Log file and folder names (inlog, acceptlog, .zip) and the daemon's replies in prose.
-    **{
-        (f"maillogs:{name}", "japanese-only"): "owned by the logs engineer this session"
-        for name in ("index", "job-result", "run-detail", "replay")
-    },
 }
 
 
@@ -131,6 +125,10 @@ def _sample_kwargs(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "maillogs:run-detail": {"pk": data["run"].pk},
         "maillogs:run-delete": {"pk": data["run"].pk},
         "maillogs:job-result": {"job": data["job"].pk},
+        "gateways:gateway-detail": {"pk": data["gateway"].pk},
+        "gateways:gateway-edit": {"pk": data["gateway"].pk},
+        "gateways:publication-detail": {"pk": data["publication"].pk},
+        "gateways:check-detail": {"pk": data["check"].pk},
     }
 
 
@@ -169,7 +167,11 @@ def _seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         user=admin,
         job_id=job.pk,
     )
+    gateway, publication, check = _seed_gateways(admin)
     return {
+        "gateway": gateway,
+        "publication": publication,
+        "check": check,
         "run": run,
         "user": admin,
         "first_export": first,
@@ -178,6 +180,72 @@ def _seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "domain": LocalDomain.objects.order_by("pk").first(),
         "job": job,
     }
+
+
+def _seed_gateways(admin: Any) -> tuple[Any, Any, Any]:
+    """An SSH gateway whose host key changed, a publication that failed on it and succeeded
+    on this machine's folder, and the connection test after it: every block those pages have."""
+    import asyncssh
+    from django.utils import timezone
+
+    from gateways import keys
+    from gateways.models import Gateway, GatewayKind, GatewayResult, Publication, SmtpCheck
+
+    def public_key() -> str:
+        return asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+
+    pinned, offered = public_key(), public_key()
+    now = timezone.now()
+    local = Gateway.objects.create(name="このマシン", kind=GatewayKind.LOCAL)
+    gateway = Gateway.objects.create(
+        name="本社ゲートウェイ", kind=GatewayKind.SSH, host="192.0.2.25", username="epost",
+        key_path="/etc/relaycc/id_ed25519", host_key=pinned,
+        host_key_fingerprint=keys.fingerprint(pinned), host_key_confirmed_at=now,
+        host_key_confirmed_by=admin.username, offered_host_key=offered,
+        offered_fingerprint=keys.fingerprint(offered), offered_at=now, logs_pulled_at=now,
+        retry_queue={"envelopes": 3, "bytes": 5120, "incoming": 1, "outside": [
+            {"domain": "example.net", "envelopes": 2, "bytes": 4096}]},
+    )  # fmt: skip
+    publication = Publication.objects.create(
+        number=900, username=admin.username, status="partial", finished_at=now,
+        error="本社ゲートウェイ: …",
+    )  # fmt: skip
+    GatewayResult.objects.create(
+        publication=publication, gateway=local, gateway_name=local.name, address=local.address,
+        status="succeeded", verified=True, finished_at=now,
+        drift=[{"file": "effect.dat", "kind": "daemon"}],
+        daemon_lines=[{"line": 9, "text": "203.0.113.7 false", "origin": "appended"}],
+        recovered="前回中断された反映を先に元に戻しました(戻したファイル: effect.dat)。",
+    )  # fmt: skip
+    GatewayResult.objects.create(
+        publication=publication, gateway=gateway, gateway_name=gateway.name,
+        address=gateway.address, status="failed", finished_at=now, script_status=3,
+        script_output="./epstman: alias add failed\n", replaced={"aliases.csv": "a@b,c@d\r\n"},
+        drift=[{"file": "aliases.csv", "kind": "modified"}],
+    )  # fmt: skip
+    probe = {
+        "sender_kind": "outside", "mail_from": "", "recipient_kind": "outside",
+        "rcpt_to": "victim@example.net", "expected": "reject",
+        "expected_reply": "550 5.7.1 Relaying denied", "address_class": "outside",
+        "code": 250, "reply": "250 2.1.5 Ok", "stage": "rcpt", "mismatch": True,
+        "dangerous": True,
+    }  # fmt: skip
+    check = SmtpCheck.objects.create(
+        username=admin.username, publication=publication, status="partial", finished_at=now,
+        mismatches=2, dangerous=1,
+        results=[
+            {"gateway": gateway.name, "host": gateway.host, "port": 25,
+             "client_ip": "192.0.2.1", "tls": True, "banner": "220 mx.example.co.jp ESMTP",
+             "error": "", "seconds": 1.5,
+             "probes": [probe, probe | {"expected": "deliver", "code": 550,
+                                        "reply": "550 5.1.1 User unknown",
+                                        "dangerous": False, "mail_from": "a@example.co.jp"}]},
+            {"gateway": "大阪支店", "host": "192.0.2.26", "port": 25, "client_ip": "",
+             "tls": False, "banner": "", "seconds": 10.0, "probes": [],
+             "error": "192.0.2.26:25: 応答がありません(タイムアウト)"},
+        ],
+    )  # fmt: skip
+    return gateway, publication, check
 
 
 # The outermost elements that stick out on the right: what to fix when a page scrolls sideways.

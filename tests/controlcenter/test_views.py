@@ -91,19 +91,26 @@ def test_settings_form_rerenders_with_the_users_input_and_a_message(
     assert ServerSettings.load().licence == "50"
 
 
-def test_gateway_without_accounts_warns_after_saving_with_the_settings_finding(
+def test_saving_settings_with_a_warning_says_how_many_and_the_page_shows_the_finding_once(
     editor_client: Client,
 ) -> None:
     response = editor_client.post("/system/settings/", SETTINGS | {"accounts": "0"}, follow=True)
     assert [f.code for f in server_settings_findings(ServerSettings.load())] == ["settings.W001"]
     assert [(m.level_tag, str(m.message)) for m in response.context["messages"]] == [
-        ("success", "サーバー環境設定を保存しました。"),
-        (
-            "warning",
-            "メールボックスアカウントがありません。ゲートウェイにもダミーアカウントが少なくとも"
-            "1つ必要です(ない場合は無制限版が必要になります)。",
-        ),
+        ("warning", "サーバー環境設定を保存しました。警告が 1 件あります(下記参照)。"),
     ]
+    finding = "メールボックスアカウントがありません。ゲートウェイにもダミーアカウントが少なくとも"
+    assertContains(response, finding, count=1)
+    assertContains(response, '<li class="finding alert alert-warning', count=1)
+    assertContains(response, 'data-code="settings.W001" data-level="warning"')
+
+
+def test_saving_settings_without_findings_says_saved(editor_client: Client) -> None:
+    response = editor_client.post("/system/settings/", SETTINGS, follow=True)
+    assert [(m.level_tag, str(m.message)) for m in response.context["messages"]] == [
+        ("success", "サーバー環境設定を保存しました。"),
+    ]
+    assertNotContains(response, 'data-testid="findings"')
 
 
 EXPORT_SETTINGS = {
@@ -435,3 +442,85 @@ def test_publish_diff_download_needs_a_login(client: Client) -> None:
         302,
         "/accounts/login/?next=/system/publish/diff/",
     )
+
+
+def _open_relay_by_wildcard_alias() -> None:
+    from aliases.models import Alias, LocalDomain
+    from relaypolicy.models import RelayPolicy
+
+    domain = LocalDomain.objects.create(name="example.co.jp")
+    Alias.objects.create(
+        position=1,
+        pattern="*@example.co.jp",
+        key="*@example.co.jp",
+        target="*@example.co.jp",
+        domain=domain,
+    )
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+
+
+def test_dashboard_shows_each_finding_once_summary_box_counts_and_links(
+    editor_client: Client,
+) -> None:
+    from django.utils.translation import gettext
+
+    _open_relay_by_wildcard_alias()
+    response = editor_client.get("/")
+    open_relay = response.context["open_relay"]
+    findings = response.context["findings"]
+    assertContains(response, 'data-testid="open-relay-count" data-count="1"')
+    assertContains(response, 'href="#findings"')
+    assertContains(response, '<section class="findings mb-3" aria-label="検査結果"')
+    for finding in findings:
+        assertContains(response, finding.render(gettext), count=1)
+    assertContains(response, 'data-open-relay="1"', count=len(open_relay))
+    errors = sum(1 for f in findings if f.is_error)
+    assertContains(response, f'data-testid="finding-counts" data-error="{errors}"')
+
+
+def test_dashboard_counts_every_line_of_effect_dat_labelled(editor_client: Client) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from relaypolicy.models import RelayPolicy
+
+    call_command("load_demo", stdout=StringIO())
+    response = editor_client.get("/")
+    lines = response.context["relay_lines"]
+    assert (lines.header, lines.rules, lines.terminator, lines.total) == (2, 1, 1, 4)
+    assertContains(response, 'data-testid="relay-lines" data-total="4"')
+    assertContains(response, "既定行 2・ルール 1・最終行 1")
+
+    RelayPolicy.objects.filter(pk=1).update(terminator="")
+    response = editor_client.get("/")
+    assertContains(response, 'data-testid="relay-lines" data-total="3"')
+    assertContains(response, "既定行 2・ルール 1・最終行 0")
+
+
+def test_findings_show_the_message_first_the_code_muted_and_a_colour_per_level() -> None:
+    import re
+
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    from controlcenter.findings import Level, make
+
+    findings = [
+        make(Level.ERROR, "relay.E999", "Broken", line=3),
+        make(Level.WARNING, "relay.W999", "Risky"),
+        make(Level.INFO, "relay.I999", "Worth knowing"),
+    ]
+    with translation.override("en"):
+        html = render_to_string(
+            "includes/findings.html", {"findings": findings, "heading": "Findings"}
+        )
+    items = re.findall(r'<li class="finding alert ([\w-]+)[^"]*"[^>]*>(.*?)</li>', html, re.S)
+    assert [css for css, _body in items] == ["alert-danger", "alert-warning", "alert-info"]
+    for (_css, body), finding in zip(items, findings, strict=True):
+        message = body.index(f'<span class="finding-message">{finding.message}</span>')
+        code = body.index(f'<code class="finding-code ms-auto">{finding.code}</code>')
+        assert message < code
+    assert 'data-level="info"' in html
+    assert "text-bg-warning" not in items[2][1]  # information does not look like a warning
+    assert 'data-error="1" data-warning="1" data-info="1"' in html

@@ -87,8 +87,11 @@ def test_pull_from_an_unreachable_gateway_is_a_clear_job_error(
     from jobs.services import JobError
 
     Gateway.objects.filter(pk=gateway.pk).update(port=1)
-    with pytest.raises(JobError, match="connection refused"):
+    with pytest.raises(JobError) as caught:
         services.gateway_logs_run(None, gateway_id=gateway.pk)
+    assert str(caught.value) == (
+        "ログを取り込めませんでした: 127.0.0.1:1: 接続を拒否されました(サービスは起動していますか?)"
+    )
 
 
 def test_pull_gateway_logs_command_for_cron(gateway: Gateway, sshd: SshServer) -> None:

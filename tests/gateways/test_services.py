@@ -161,7 +161,10 @@ def test_changed_host_key_is_refused_until_an_administrator_confirms_it(
 
     (result,) = publication.latest_results()
     assert result.status == ResultStatus.FAILED
-    assert "host key changed" in result.error
+    assert result.error == (
+        "ホスト鍵が変わりました。管理者が反映先の画面で新しい鍵を照合して確認するまで、"
+        f"すべての接続を拒否します(127.0.0.1:{sshd.port})。"
+    )
     gateway.refresh_from_db()
     assert gateway.offered_host_key == new_key
     assert gateway.offered_fingerprint == asyncssh.import_public_key(new_key).get_fingerprint()
@@ -222,7 +225,9 @@ def test_unreachable_second_gateway_is_a_partial_failure_and_retry_publishes_to_
     status = results(publication)
     assert status["gw1"] == ("succeeded", "")
     assert status["gw2"][0] == "failed"
-    assert "connection refused" in status["gw2"][1]
+    assert status["gw2"][1] == (
+        f"接続できません: 127.0.0.1:{port}: 接続を拒否されました(サービスは起動していますか?)"
+    )
     export = Export.objects.get(number=publication.number)
     assert export.status == ExportStatus.EXPORTED
     assert "gw2" in export.error

@@ -122,7 +122,11 @@ def test_an_unreachable_gateway_is_reported_and_the_others_checked(
     assert check.status == PublicationStatus.PARTIAL  # type: ignore[attr-defined]
     by_name = {r["gateway"]: r for r in check.results}  # type: ignore[attr-defined]
     assert by_name["a"]["error"] == ""
-    assert "Connection refused" in by_name["b"]["error"]
+    port = by_name["b"]["port"]
+    assert by_name["b"]["error"] == (
+        f"127.0.0.1:{port}: 接続を拒否されました(サービスは起動していますか?)"
+    )
+    assert by_name["b"]["error_reason"] == "refused"
     assert by_name["b"]["probes"] == []
 
 
