@@ -680,8 +680,9 @@ def _stored_order() -> tuple[list[int], list[int]]:
 
 
 def _move_row(alias: Alias, *, to: int, wildcard: str = "") -> AliasMoveReport:
-    """Move the (locked) alias to 0-based row ``to`` (clamped), shifting the rows between by
-    one in a single UPDATE under their row locks; inside the caller's transaction."""
+    """Move the (locked) alias to 0-based row ``to`` (clamped); inside the caller's
+    transaction. The other rows keep their order and, where a free position number lies
+    at the target, their numbers too (:func:`_free_position`)."""
     ids, positions = _stored_order()
     old = ids.index(alias.pk)
     new = min(max(to, 0), len(ids) - 1)
@@ -690,26 +691,17 @@ def _move_row(alias: Alias, *, to: int, wildcard: str = "") -> AliasMoveReport:
     now = timezone.now()
     if any(a >= b for a, b in itertools.pairwise(positions)):
         # Tied positions (a writer around the services): number every row first, in the
-        # order the list shows, so that shifting by one cannot tie or swap two rows.
+        # order the list shows, so that no row can tie with or pass another.
         positions = list(range(1, len(ids) + 1))
         Alias.objects.bulk_update(
             [Alias(pk=i, position=p, updated_at=now) for i, p in zip(ids, positions, strict=True)],
             ["position", "updated_at"],
             batch_size=_BATCH,
         )
-    start, target = positions[old], positions[new]
-    low, high = min(start, target), max(start, target)
-    rows = Alias.objects.select_for_update().filter(position__gte=low, position__lte=high)
-    list(rows.values_list("id", flat=True))  # the row locks alias_move takes, for the span
-    between = Alias.objects.exclude(pk=alias.pk)
-    if new < old:
-        between.filter(position__gte=target, position__lt=start).update(
-            position=F("position") + 1, updated_at=now
-        )
-    else:
-        between.filter(position__gt=start, position__lte=target).update(
-            position=F("position") - 1, updated_at=now
-        )
+    others = positions[:old] + positions[old + 1 :]
+    target = _free_position(alias.pk, others, new, positions[old])
+    # The rows that only shifted keep their updated_at: the moved alias's is the latest,
+    # which is what the table's fingerprint reads (and the alias revision was counted).
     Alias.objects.filter(pk=alias.pk).update(position=target, updated_at=now)
     alias.position = target
     audit_record(
@@ -722,10 +714,47 @@ def _move_row(alias: Alias, *, to: int, wildcard: str = "") -> AliasMoveReport:
     return AliasMoveReport(alias, old + 1, new + 1, wildcard)
 
 
+def _free_position(alias_id: int, others: list[int], new: int, start: int) -> int:
+    """A position number for the alias (now at ``start``) between ``others[new - 1]`` and
+    ``others[new]`` (the other rows' numbers, ascending): a free one when there is one, else
+    one made by shifting by one the fewest rows that keep the order, in one UPDATE (which
+    takes their row locks): the rows after the slot up, the rows before it down, or the rows
+    between the slot and the place the alias leaves toward it."""
+    before = others[new - 1] if new > 0 else None
+    after = others[new] if new < len(others) else None
+    if after is None:
+        return others[-1] + 1
+    if before is None and after > 0:
+        return after - 1
+    if before is not None and after - before > 1:
+        return before + 1
+    rest = Alias.objects.exclude(pk=alias_id)
+    moving_up = start > after
+    shifts = {
+        "after": len(others) - new,
+        "before": new if others[0] > 0 else len(others) + 1,
+        "between": sum(1 for p in others if after <= p < start)
+        if moving_up
+        else sum(1 for p in others if start < p <= (before or 0)),
+    }
+    cheapest = min(shifts, key=lambda name: shifts[name])
+    if cheapest == "after":
+        rest.filter(position__gte=after).update(position=F("position") + 1)
+        return after
+    if cheapest == "before":
+        rest.filter(position__lte=before).update(position=F("position") - 1)
+        return cast(int, before)
+    if moving_up:
+        rest.filter(position__gte=after, position__lt=start).update(position=F("position") + 1)
+        return after
+    rest.filter(position__gt=start, position__lte=before).update(position=F("position") - 1)
+    return cast(int, before)
+
+
 @transaction.atomic
 def alias_move_to(*, alias: Alias, row: int) -> AliasMoveReport:
-    """Move an alias to ``row`` (1-based, clamped to the table); the rows between shift by
-    one. Raises ``Alias.DoesNotExist`` when it was deleted meanwhile."""
+    """Move an alias to ``row`` (1-based, clamped to the table); the other rows keep their
+    order. Raises ``Alias.DoesNotExist`` when it was deleted meanwhile."""
     _lock_aliases()
     current = Alias.objects.select_for_update().get(pk=alias.pk)
     return _move_row(current, to=row - 1)

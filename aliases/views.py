@@ -275,7 +275,7 @@ class AliasMoveView(PermissionRequiredMixin, View):
 
 
 class AliasMoveToView(PermissionRequiredMixin, View):
-    """「N 番目へ移動」 from the list: the rows between shift by one."""
+    """「移動…」 from the list: the alias to position N, the other rows in their order."""
 
     permission_required = "aliases.change_alias"
 
