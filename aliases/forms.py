@@ -19,10 +19,21 @@ from aliases.models import Alias, AliasOption, LocalDomain
 from controlcenter.findings import Finding
 
 ENCODING_CHOICES = [
-    ("auto", _("Automatic (UTF-8, otherwise Shift_JIS/CP932)")),
+    ("auto", _("Automatic detection (recommended)")),
     ("utf-8", _("UTF-8")),
     ("cp932", _("Shift_JIS (CP932)")),
 ]
+
+
+class EncodingSelect(forms.Select):
+    """The encodings' own names are terms, not text to translate (``translate="no"``)."""
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        if option["value"] != "auto":
+            option["attrs"]["translate"] = "no"
+        return option
+
 
 _MONO = {"class": "mono", "spellcheck": "false", "autocomplete": "off"}
 
@@ -112,9 +123,19 @@ class LocalDomainForm(forms.ModelForm[LocalDomain]):
 class AliasUploadForm(forms.Form):
     file = forms.FileField(
         label=_("CSV file"),
-        help_text=_("Columns alias, mapped_to and an optional comment; the header is optional."),
+        help_text=_(
+            "Columns: the alias, the real address and an optional comment; the header row "
+            "is optional."
+        ),
     )
-    encoding = forms.ChoiceField(label=_("Character encoding"), choices=ENCODING_CHOICES)
+    encoding = forms.ChoiceField(
+        label=_("Character encoding"),
+        choices=ENCODING_CHOICES,
+        widget=EncodingSelect,
+        help_text=_(
+            "Automatic detection reads the file in whichever of the two encodings Excel saved it."
+        ),
+    )
     add_domains = forms.BooleanField(
         label=_("Add missing local domains"),
         required=False,
@@ -131,6 +152,10 @@ class AliasUploadForm(forms.Form):
                 params={"size": filesizeformat(upload.size), "limit": filesizeformat(limit)},
             )
         return upload
+
+
+class AliasMoveForm(forms.Form):
+    row = forms.IntegerField(label=_("Move to position"), min_value=1)
 
 
 class AliasSearchForm(forms.Form):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import csv
 import hashlib
 import io
 import itertools
 import secrets
 import threading
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+import unicodedata
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
@@ -649,6 +651,214 @@ def alias_move(*, alias: Alias, direction: Literal["up", "down"]) -> bool:
         after={"position": alias.position},
     )
     return True
+
+
+@dataclass(frozen=True)
+class AliasMoveReport:
+    """Where a move left an alias: its row before and after (1-based, as the list numbers
+    them) and, for a move above a wildcard, that wildcard's pattern."""
+
+    alias: Alias
+    before: int
+    after: int
+    wildcard: str = ""
+
+    @property
+    def moved(self) -> bool:
+        return self.before != self.after
+
+
+def _stored_order() -> tuple[list[int], list[int]]:
+    """The ids and positions of every alias in storage order (one ``fetchall``)."""
+    sql, params = (
+        Alias.objects.order_by("position").values_list("id", "position").query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    return [alias_id for alias_id, _p in fetched], [position for _i, position in fetched]
+
+
+def _move_row(alias: Alias, *, to: int, wildcard: str = "") -> AliasMoveReport:
+    """Move the (locked) alias to 0-based row ``to`` (clamped); inside the caller's
+    transaction. The other rows keep their order and, where a free position number lies
+    at the target, their numbers too (:func:`_free_position`)."""
+    ids, positions = _stored_order()
+    old = ids.index(alias.pk)
+    new = min(max(to, 0), len(ids) - 1)
+    if new == old:
+        return AliasMoveReport(alias, old + 1, old + 1, wildcard)
+    now = timezone.now()
+    if any(a >= b for a, b in itertools.pairwise(positions)):
+        # Tied positions (a writer around the services): number every row first, in the
+        # order the list shows, so that no row can tie with or pass another.
+        positions = list(range(1, len(ids) + 1))
+        Alias.objects.bulk_update(
+            [Alias(pk=i, position=p, updated_at=now) for i, p in zip(ids, positions, strict=True)],
+            ["position", "updated_at"],
+            batch_size=_BATCH,
+        )
+    others = positions[:old] + positions[old + 1 :]
+    target = _free_position(alias.pk, others, new, positions[old])
+    # The rows that only shifted keep their updated_at: the moved alias's is the latest,
+    # which is what the table's fingerprint reads (and the alias revision was counted).
+    Alias.objects.filter(pk=alias.pk).update(position=target, updated_at=now)
+    alias.position = target
+    audit_record(
+        action=AuditAction.ALIAS_MOVE,
+        target=alias.pattern,
+        summary="up" if new < old else "down",
+        before={"position": old + 1},
+        after={"position": new + 1},
+    )
+    return AliasMoveReport(alias, old + 1, new + 1, wildcard)
+
+
+def _free_position(alias_id: int, others: list[int], new: int, start: int) -> int:
+    """A position number for the alias (now at ``start``) between ``others[new - 1]`` and
+    ``others[new]`` (the other rows' numbers, ascending): a free one when there is one, else
+    one made by shifting by one the fewest rows that keep the order, in one UPDATE (which
+    takes their row locks): the rows after the slot up, the rows before it down, or the rows
+    between the slot and the place the alias leaves toward it."""
+    before = others[new - 1] if new > 0 else None
+    after = others[new] if new < len(others) else None
+    if after is None:
+        return others[-1] + 1
+    if before is None and after > 0:
+        return after - 1
+    if before is not None and after - before > 1:
+        return before + 1
+    rest = Alias.objects.exclude(pk=alias_id)
+    moving_up = start > after
+    shifts = {
+        "after": len(others) - new,
+        "before": new if others[0] > 0 else len(others) + 1,
+        "between": sum(1 for p in others if after <= p < start)
+        if moving_up
+        else sum(1 for p in others if start < p <= (before or 0)),
+    }
+    cheapest = min(shifts, key=lambda name: shifts[name])
+    if cheapest == "after":
+        rest.filter(position__gte=after).update(position=F("position") + 1)
+        return after
+    if cheapest == "before":
+        rest.filter(position__lte=before).update(position=F("position") - 1)
+        return cast(int, before)
+    if moving_up:
+        rest.filter(position__gte=after, position__lt=start).update(position=F("position") + 1)
+        return after
+    rest.filter(position__gt=start, position__lte=before).update(position=F("position") - 1)
+    return cast(int, before)
+
+
+@transaction.atomic
+def alias_move_to(*, alias: Alias, row: int) -> AliasMoveReport:
+    """Move an alias to ``row`` (1-based, clamped to the table); the other rows keep their
+    order. Raises ``Alias.DoesNotExist`` when it was deleted meanwhile."""
+    _lock_aliases()
+    current = Alias.objects.select_for_update().get(pk=alias.pk)
+    return _move_row(current, to=row - 1)
+
+
+@transaction.atomic
+def alias_move_above_wildcard(*, alias: Alias) -> AliasMoveReport:
+    """Move an alias just above the first wildcard of its domain that shadows it
+    (``alias.W002``), so that it is used again; not moved when none does."""
+    _lock_aliases()
+    current = Alias.objects.select_for_update().get(pk=alias.pk)
+    ids, positions = _stored_order()
+    row = ids.index(current.pk)
+    entry = current.as_entry()
+    row_by_id = {alias_id: index for index, alias_id in enumerate(ids)}
+    wildcards = Alias.objects.filter(
+        key__endswith=f"@{entry.domain}",
+        pattern__contains=WILDCARD,
+        position__lte=positions[row],
+    ).values_list("id", "pattern")
+    above = sorted(
+        (row_by_id[i], pattern)
+        for i, pattern in wildcards
+        if i != current.pk and row_by_id.get(i, row) < row
+    )
+    index = AliasIndex.build([Entry(pattern, "") for _row, pattern in above])
+    shadow = index.shadowing_of(Entry(current.pattern, ""), len(above))
+    if shadow is None:
+        return AliasMoveReport(current, row + 1, row + 1)
+    wild_row, pattern = above[shadow]
+    return _move_row(current, to=wild_row, wildcard=pattern)
+
+
+# --- the preview's refused lines ------------------------------------------------------------
+
+#: Characters of a refused line (and of each of its cells) that the preview shows.
+RAW_LINE_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class RawLine:
+    """A physical line of an uploaded file as the preview shows it: its text with control
+    characters made visible, and the cells the CSV rules read from it (as far as they got)."""
+
+    text: str
+    cells: tuple[str, ...]
+
+    @property
+    def extra_cells(self) -> int:
+        """Cells past the alias, mapped_to and comment columns."""
+        return max(0, len(self.cells) - 3)
+
+
+def _shown(text: str) -> str:
+    """``text`` with control and format characters (bidi overrides, zero-width ones) as
+    ``\\xNN`` / ``\\uNNNN`` escapes, cut at :data:`RAW_LINE_LIMIT` characters."""
+    visible = "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Cf")
+        else ch
+        for ch in text
+    )
+    return visible if len(visible) <= RAW_LINE_LIMIT else visible[:RAW_LINE_LIMIT] + "…"
+
+
+def _physical_lines(stream: BinaryIO, codec: str) -> Iterator[str]:
+    """Decoded physical lines (CRLF, LF or CR), ends kept, as the CSV reader numbers them."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+    rest = ""
+    while True:
+        block = stream.read(1 << 20)
+        lines = io.StringIO(rest + decoder.decode(block, final=not block), newline="")
+        split = lines.readlines()
+        if not block:
+            yield from split
+            return
+        # The last line may go on in the next block (or be a CR whose LF comes next).
+        rest = split.pop() if split else ""
+        yield from split
+
+
+def upload_lines(
+    *, data: bytes | memoryview | BinaryIO, encoding: str, lines: Iterable[int]
+) -> dict[int, RawLine]:
+    """The given physical lines (1-based) of an uploaded file, decoded as the import read
+    it (``ImportReport.encoding``), for the preview's refused rows; undecodable bytes show
+    as U+FFFD."""
+    wanted = set(lines)
+    if not wanted:
+        return {}
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+    stream.seek(0)
+    codec = "utf-8-sig" if encoding == "utf-8" else encoding
+    last = max(wanted)
+    found: dict[int, RawLine] = {}
+    for number, line in enumerate(_physical_lines(stream, codec), start=1):
+        if number in wanted:
+            text = line.rstrip("\r\n")
+            cells = next(csv.reader([text], strict=False), [])
+            found[number] = RawLine(_shown(text), tuple(_shown(cell) for cell in cells))
+        if number >= last:
+            break
+    stream.seek(0)
+    return found
 
 
 # --- domains --------------------------------------------------------------------------------

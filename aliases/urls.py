@@ -11,6 +11,12 @@ urlpatterns = [
     path("<int:pk>/delete/", views.AliasDeleteView.as_view(), name="alias-delete"),
     path("<int:pk>/up/", views.AliasMoveView.as_view(direction="up"), name="alias-move-up"),
     path("<int:pk>/down/", views.AliasMoveView.as_view(direction="down"), name="alias-move-down"),
+    path("<int:pk>/move/", views.AliasMoveToView.as_view(), name="alias-move-to"),
+    path(
+        "<int:pk>/above-wildcard/",
+        views.AliasMoveAboveWildcardView.as_view(),
+        name="alias-move-above-wildcard",
+    ),
     path("delete/", views.AliasBulkDeleteView.as_view(), name="alias-bulk-delete"),
     path("aliases.csv", views.AliasExportView.as_view(), name="alias-export"),
     path("upload/", views.AliasUploadView.as_view(), name="alias-upload"),

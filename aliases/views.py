@@ -1,15 +1,18 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Literal
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse, reverse_lazy
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -18,7 +21,14 @@ from django.views.generic import FormView, ListView, TemplateView
 from django.views.generic.base import ContextMixin
 
 from aliases import services
-from aliases.forms import AliasForm, AliasSearchForm, AliasUploadForm, LocalDomainForm
+from aliases.aliasfile import COLUMNS, COLUMNS_JA
+from aliases.forms import (
+    AliasForm,
+    AliasMoveForm,
+    AliasSearchForm,
+    AliasUploadForm,
+    LocalDomainForm,
+)
 from aliases.models import Alias, LocalDomain
 from controlcenter.findings import Finding, Level, sort_findings
 from controlcenter.views import PageMixin
@@ -36,6 +46,17 @@ def _back(request: HttpRequest) -> HttpResponseRedirect:
     ) or not target.startswith(reverse("aliases:alias-list")):
         target = reverse("aliases:alias-list")
     return HttpResponseRedirect(target)
+
+
+def _back_to_row(request: HttpRequest, alias: Alias, row: int) -> HttpResponseRedirect:
+    """Back to the list, on the page that now shows the moved alias (unless the list was
+    filtered: the row numbers are the whole table's), scrolled to it."""
+    parts = urlsplit(_back(request).url)
+    params = QueryDict(parts.query, mutable=True)
+    if not params.get("q") and not params.get("domain"):
+        params["page"] = str((row - 1) // AliasListView.paginate_by + 1)
+    query = f"?{params.urlencode()}" if params else ""
+    return HttpResponseRedirect(f"{parts.path}{query}#alias-{alias.pk}")
 
 
 def _warn(request: HttpRequest, findings: list[Finding]) -> None:
@@ -57,6 +78,28 @@ def _filtered(
     queryset = services.alias_search(query=query, domain=domain)
     scope = services.alias_search(domain=domain) if query else None
     return form, queryset, scope
+
+
+@dataclass(frozen=True)
+class AliasRow:
+    """A row of the list: the alias, its row number in the whole table, its findings and,
+    when an earlier wildcard shadows it (alias.W002), that wildcard and its row."""
+
+    alias: Alias
+    row: int
+    findings: tuple[Finding, ...]
+    wildcard: str = ""
+    wildcard_row: int = 0
+
+    @classmethod
+    def of(cls, alias: Alias, row: int, findings: tuple[Finding, ...]) -> AliasRow:
+        for finding in findings:
+            if finding.code == "alias.W002":
+                params = dict(finding.params)
+                return cls(
+                    alias, row, findings, str(params["earlier"]), int(str(params["earlier_row"]))
+                )
+        return cls(alias, row, findings)
 
 
 class AliasListView(PermissionRequiredMixin, PageMixin, ListView[Alias]):
@@ -92,9 +135,12 @@ class AliasListView(PermissionRequiredMixin, PageMixin, ListView[Alias]):
         context["search_exact_count"] = services.SEARCH_EXACT_COUNT
         overview = services.alias_overview(limit=SUMMARY_LIMIT)
         context["rows"] = [
-            (alias, overview.row_by_id.get(alias.pk, -1) + 1, overview.findings_for(alias.pk))
+            AliasRow.of(
+                alias, overview.row_by_id.get(alias.pk, -1) + 1, overview.findings_for(alias.pk)
+            )
             for alias in context["object_list"]
         ]
+        context["total"] = len(overview.row_by_id)
         context["summary"] = list(overview.summary)
         context["summary_more"] = max(0, overview.total - SUMMARY_LIMIT)
         context["usage"] = overview.usage
@@ -173,14 +219,27 @@ class AliasDeleteView(PermissionRequiredMixin, PageMixin, TemplateView):
         return HttpResponseRedirect(reverse("aliases:alias-list"))
 
 
-class AliasBulkDeleteView(PermissionRequiredMixin, View):
+class AliasBulkDeleteView(PermissionRequiredMixin, PageMixin, ContextMixin, View):
+    """The list's selection: a first POST shows what will be deleted and asks (the count and
+    every address), the second (``confirm``) deletes; works without JavaScript."""
+
     permission_required = "aliases.delete_alias"
+    title = _("Delete the selected aliases")
+    crumbs = ALIAS_CRUMBS
 
     def post(self, request: HttpRequest) -> HttpResponse:
         ids = [int(value) for value in request.POST.getlist("selected") if value.isdigit()]
         if not ids:
-            messages.info(request, gettext("Select the aliases to delete first."))
+            messages.error(
+                request,
+                gettext(
+                    "No alias is selected: tick the aliases to delete in the list, then "
+                    "press “Delete the selected aliases”."
+                ),
+            )
             return _back(request)
+        if request.POST.get("confirm") != "yes":
+            return self.confirm(ids)
         deleted = services.aliases_delete(ids=ids)
         messages.success(
             request,
@@ -188,6 +247,18 @@ class AliasBulkDeleteView(PermissionRequiredMixin, View):
             % {"count": deleted},
         )
         return _back(request)
+
+    def confirm(self, ids: list[int]) -> HttpResponse:
+        aliases = list(Alias.objects.filter(pk__in=ids).order_by("position"))
+        if not aliases:
+            messages.error(self.request, gettext("The selected aliases no longer exist."))
+            return _back(self.request)
+        row_by_id = services.alias_overview(limit=SUMMARY_LIMIT).row_by_id
+        context = self.get_context_data(
+            rows=[(alias, row_by_id.get(alias.pk, -1) + 1) for alias in aliases],
+            next=_back(self.request).url,
+        )
+        return render(self.request, "aliases/alias_bulk_delete.html", context)
 
 
 class AliasMoveView(PermissionRequiredMixin, View):
@@ -203,6 +274,74 @@ class AliasMoveView(PermissionRequiredMixin, View):
         return _back(request)
 
 
+class AliasMoveToView(PermissionRequiredMixin, View):
+    """「移動…」 from the list: the alias to position N, the other rows in their order."""
+
+    permission_required = "aliases.change_alias"
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        alias = get_object_or_404(Alias, pk=pk)
+        form = AliasMoveForm(request.POST)
+        if not form.is_valid():
+            typed = request.POST.get("row", "")
+            for error in form.errors["row"]:
+                messages.error(
+                    request,
+                    gettext("%(alias)s was not moved: “%(typed)s”: %(error)s")
+                    % {"alias": alias.pattern, "typed": typed, "error": error},
+                )
+            return _back(request)
+        try:
+            report = services.alias_move_to(alias=alias, row=form.cleaned_data["row"])
+        except Alias.DoesNotExist:
+            raise Http404 from None
+        return _moved(request, report)
+
+
+class AliasMoveAboveWildcardView(PermissionRequiredMixin, View):
+    permission_required = "aliases.change_alias"
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        alias = get_object_or_404(Alias, pk=pk)
+        try:
+            report = services.alias_move_above_wildcard(alias=alias)
+        except Alias.DoesNotExist:
+            raise Http404 from None
+        if not report.moved:
+            messages.info(
+                request,
+                gettext("%(alias)s is not below a wildcard that catches its mail.")
+                % {"alias": alias.pattern},
+            )
+            return _back(request)
+        return _moved(request, report)
+
+
+def _moved(request: HttpRequest, report: services.AliasMoveReport) -> HttpResponse:
+    params = {
+        "alias": report.alias.pattern,
+        "row": report.after,
+        "before": report.before,
+        "wildcard": report.wildcard,
+    }
+    if not report.moved:
+        messages.info(request, gettext("%(alias)s is already at position %(row)s.") % params)
+    elif report.wildcard:
+        messages.success(
+            request,
+            gettext(
+                "%(alias)s was moved from position %(before)s to %(row)s, above the wildcard "
+                "%(wildcard)s: it is used again."
+            )
+            % params,
+        )
+    else:
+        messages.success(
+            request, gettext("%(alias)s was moved from position %(before)s to %(row)s.") % params
+        )
+    return _back_to_row(request, report.alias, report.after)
+
+
 class AliasExportView(PermissionRequiredMixin, View):
     permission_required = "aliases.view_alias"
 
@@ -215,6 +354,10 @@ class AliasExportView(PermissionRequiredMixin, View):
         return response
 
 
+#: How the preview names the encoding a file was read in (ImportReport.encoding).
+ENCODING_NAMES = {"utf-8": "UTF-8", "cp932": "Shift_JIS (CP932)", "utf-16": "UTF-16"}
+
+
 class UploadMixin(PermissionRequiredMixin, PageMixin, ContextMixin):
     permission_required = CHANGE_PERMISSIONS
     title = _("CSV upload")
@@ -225,17 +368,43 @@ class UploadMixin(PermissionRequiredMixin, PageMixin, ContextMixin):
         self, form: AliasUploadForm | None = None, status: int = 200, **extra: Any
     ) -> HttpResponse:
         form = form or AliasUploadForm(initial={"encoding": "auto"})
-        context = self.get_context_data(form=form, **extra)
+        context = self.get_context_data(
+            form=form,
+            header_ja=format_html('<code translate="no">{}</code>', ",".join(COLUMNS_JA)),
+            header_en=format_html('<code translate="no">{}</code>', ",".join(COLUMNS)),
+            **extra,
+        )
         return render(self.request, "aliases/alias_upload.html", context, status=status)
 
     def show_preview(
-        self, preview: services.UploadPreview, form: AliasUploadForm | None = None, **extra: Any
+        self,
+        preview: services.UploadPreview,
+        form: AliasUploadForm | None = None,
+        *,
+        data: bytes | memoryview | BinaryIO | None = None,
+        **extra: Any,
     ) -> HttpResponse:
+        """The preview; ``data`` is the file (the stored upload's by default), for what was
+        on the lines the import could not read."""
+        report = preview.report
+        raw = services.upload_lines(
+            data=preview.upload.data if data is None else data,
+            encoding=report.encoding,
+            lines=[row.line for row in preview.rows if row.entry is None],
+        )
         return self.show(
             form,
             upload=preview.upload,
-            report=preview.report,
-            preview_rows=preview.rows,
+            report=report,
+            filename=format_html('<span translate="no">{}</span>', preview.upload.filename),
+            encoding=format_html(
+                '<span translate="no">{}</span>',
+                ENCODING_NAMES.get(report.encoding, report.encoding),
+            ),
+            changes=bool(report.created or report.updated or report.domains_added),
+            # Stored aliases the file does not name: an import keeps them as they are.
+            kept=max(0, Alias.objects.count() - report.updated - report.unchanged),
+            preview_rows=[(row, raw.get(row.line)) for row in preview.rows],
             preview_hidden=preview.hidden,
             findings=sort_findings(preview.report.findings)[:SUMMARY_LIMIT],
             findings_more=max(
@@ -262,7 +431,7 @@ class AliasUploadView(UploadMixin, View):
             encoding=form.cleaned_data["encoding"],
             add_domains=form.cleaned_data["add_domains"],
         )
-        return self.show_preview(preview)
+        return self.show_preview(preview, data=uploaded)
 
 
 #: After an import that brought policy risks with it (cli.md: import_aliases, "policy_risks").

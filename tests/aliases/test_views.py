@@ -50,7 +50,7 @@ def test_list_shows_rows_numbered_with_inline_findings(viewer_client: Client) ->
     response = viewer_client.get(LIST)
     assert response.status_code == 200
     rows = response.context["rows"]
-    assert [(a.pattern, n, [f.code for f in fs]) for a, n, fs in rows] == [
+    assert [(r.alias.pattern, r.row, [f.code for f in r.findings]) for r in rows] == [
         (f"2009*@{DOMAIN}", 1, ["alias.I001", "alias.I002"]),
         (f"2009abe@{DOMAIN}", 2, ["alias.W002"]),
     ]
@@ -65,17 +65,17 @@ def test_list_search_and_domain_filter(viewer_client: Client) -> None:
     other = LocalDomain.objects.create(name="other.jp")
     services.alias_create(pattern="sales@other.jp", target="s@inner.jp")
     response = viewer_client.get(LIST, {"q": "team"})
-    assert [a.pattern for a, _n, _f in response.context["rows"]] == [f"sales@{DOMAIN}"]
+    assert [r.alias.pattern for r in response.context["rows"]] == [f"sales@{DOMAIN}"]
     response = viewer_client.get(LIST, {"q": "sales", "domain": str(other.pk)})
-    assert [a.pattern for a, _n, _f in response.context["rows"]] == ["sales@other.jp"]
-    assert [n for _a, n, _f in response.context["rows"]] == [3]
+    assert [r.alias.pattern for r in response.context["rows"]] == ["sales@other.jp"]
+    assert [r.row for r in response.context["rows"]] == [3]
 
 
 def test_list_paginates_by_50(viewer_client: Client) -> None:
     for i in range(51):
         make_alias(f"u{i}")
     response = viewer_client.get(LIST, {"page": 2})
-    assert [(a.pattern, n) for a, n, _f in response.context["rows"]] == [(f"u50@{DOMAIN}", 51)]
+    assert [(r.alias.pattern, r.row) for r in response.context["rows"]] == [(f"u50@{DOMAIN}", 51)]
 
 
 def test_viewer_can_list_but_not_change(viewer_client: Client) -> None:
@@ -138,13 +138,86 @@ def test_delete_needs_post_and_confirms(editor_client: Client) -> None:
     assert Alias.objects.count() == 0
 
 
-def test_bulk_delete_selected(editor_client: Client) -> None:
+def test_list_has_a_labelled_select_all_and_an_order_column_that_does_not_wrap(
+    editor_client: Client,
+) -> None:
+    make_alias("a")
+    response = editor_client.get(LIST)
+    assertContains(
+        response,
+        '<input class="form-check-input" type="checkbox" id="select-all" data-select-all '
+        'data-testid="select-all" aria-label="このページのエイリアスをすべて選択" hidden>',
+        count=1,
+    )
+    assertContains(response, '<th scope="col" class="text-nowrap">順序</th>', count=1)
+    assertContains(response, '<td class="text-end text-nowrap">1</td>', count=1)
+    assertContains(response, 'src="/static/js/aliases.js"', count=1)
+
+
+def test_viewer_has_no_selection_and_no_move_controls(viewer_client: Client) -> None:
+    alias = make_alias("a")
+    response = viewer_client.get(LIST)
+    assertNotContains(response, "data-select-all")
+    assertNotContains(response, 'data-testid="move-to"')
+    assert viewer_client.post(f"/aliases/{alias.pk}/move/", {"row": "1"}).status_code == 403
+    assert viewer_client.post(f"/aliases/{alias.pk}/above-wildcard/").status_code == 403
+    assert viewer_client.post("/aliases/delete/", {"selected": [alias.pk]}).status_code == 403
+
+
+def test_bulk_delete_first_asks_naming_the_count_and_every_address(editor_client: Client) -> None:
     a, b, c = make_alias("a"), make_alias("b"), make_alias("c")
     response = editor_client.post(
-        "/aliases/delete/", {"selected": [a.pk, c.pk], "next": "/aliases/?q=x"}
+        "/aliases/delete/", {"selected": [c.pk, a.pk], "next": "/aliases/?q=x"}
+    )
+    assert response.status_code == 200
+    assert [(alias.pattern, row) for alias, row in response.context["rows"]] == [
+        (f"a@{DOMAIN}", 1),
+        (f"c@{DOMAIN}", 3),
+    ]
+    assertContains(
+        response,
+        "次の 2 件のエイリアスを削除しますか？変更を反映すると、これらのアドレス宛てのメール"
+        "は拒否されます。",
+        count=1,
+    )
+    assertContains(response, f'<td class="mono">a@{DOMAIN}</td>', count=1)
+    assertContains(response, f'<td class="mono">c@{DOMAIN}</td>', count=1)
+    assertContains(response, "2 件のエイリアスを削除</button>", count=1)
+    assertContains(response, '<input type="hidden" name="confirm" value="yes">', count=1)
+    assertContains(response, '<a class="btn btn-link" href="/aliases/?q=x">', count=1)
+    assert Alias.objects.count() == 3
+
+    response = editor_client.post(
+        "/aliases/delete/",
+        {"selected": [a.pk, c.pk], "next": "/aliases/?q=x", "confirm": "yes"},
     )
     assert response["Location"] == "/aliases/?q=x"
     assert list(Alias.objects.values_list("pk", flat=True)) == [b.pk]
+    assert messages_of(response, "success") == ["2 件のエイリアスを削除しました。"]
+
+
+@pytest.mark.parametrize("confirm", ["", "yes"])
+def test_bulk_delete_refuses_an_empty_selection_with_a_message(
+    editor_client: Client, confirm: str
+) -> None:
+    make_alias("a")
+    response = editor_client.post(
+        "/aliases/delete/", {"next": "/aliases/?page=2", "confirm": confirm}
+    )
+    assert response["Location"] == "/aliases/?page=2"
+    assert messages_of(response, "danger") == [
+        "エイリアスが選択されていません。一覧で削除するエイリアスにチェックを付けてから"
+        "「選択したエイリアスを削除」を押してください。"
+    ]
+    assert Alias.objects.count() == 1
+
+
+def test_bulk_delete_of_aliases_deleted_meanwhile_says_so(editor_client: Client) -> None:
+    a = make_alias("a")
+    services.aliases_delete(ids=[a.pk])
+    response = editor_client.post("/aliases/delete/", {"selected": [a.pk]})
+    assert response["Location"] == LIST
+    assert messages_of(response, "danger") == ["選択したエイリアスはすでに存在しません。"]
 
 
 def test_bulk_delete_ignores_foreign_next(editor_client: Client) -> None:
@@ -152,7 +225,113 @@ def test_bulk_delete_ignores_foreign_next(editor_client: Client) -> None:
     response = editor_client.post(
         "/aliases/delete/", {"selected": [a.pk], "next": "https://evil.example/"}
     )
+    assertContains(response, f'<input type="hidden" name="next" value="{LIST}">', count=1)
+    response = editor_client.post(
+        "/aliases/delete/",
+        {"selected": [a.pk], "next": "https://evil.example/", "confirm": "yes"},
+    )
     assert response["Location"] == LIST
+
+
+def order() -> list[str]:
+    return [p.split("@")[0] for p in Alias.objects.values_list("pattern", flat=True)]
+
+
+def test_move_to_position_shifts_the_rows_between_and_says_where(editor_client: Client) -> None:
+    a, b, _c, d = (make_alias(name) for name in "abcd")
+    response = editor_client.post(f"/aliases/{d.pk}/move/", {"row": "2", "next": "/aliases/"})
+    assert order() == ["a", "d", "b", "c"]
+    assert response["Location"] == f"/aliases/?page=1#alias-{d.pk}"
+    assert messages_of(response, "success") == [f"d@{DOMAIN} を 4 番目から 2 番目へ移動しました。"]
+    editor_client.post(f"/aliases/{a.pk}/move/", {"row": "99"})
+    assert order() == ["d", "b", "c", "a"]
+    response = editor_client.post(f"/aliases/{b.pk}/move/", {"row": "2"})
+    assert messages_of(response, "info") == [f"b@{DOMAIN} はすでに 2 番目です。"]
+    assert order() == ["d", "b", "c", "a"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("abc", "整数を入力してください。"),
+        ("0", "この値は 1 以上でなければなりません。"),
+        ("", "このフィールドは必須です。"),
+    ],
+)
+def test_move_to_position_refuses_bad_input_naming_it(
+    editor_client: Client, typed: str, error: str
+) -> None:
+    a, _b = make_alias("a"), make_alias("b")
+    response = editor_client.post(f"/aliases/{a.pk}/move/", {"row": typed, "next": "/aliases/"})
+    assert response["Location"] == LIST
+    assert messages_of(response, "danger") == [
+        f"a@{DOMAIN} は移動していません。「{typed}」: {error}"
+    ]
+    assert order() == ["a", "b"]
+
+
+def test_move_to_position_returns_to_the_page_that_now_shows_the_alias(
+    editor_client: Client,
+) -> None:
+    services.aliases_import_csv(
+        data="".join(f"u{i:02d}@{DOMAIN},x@inner.jp\n" for i in range(60)).encode(),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+    first = Alias.objects.get(pattern=f"u00@{DOMAIN}")
+    response = editor_client.post(
+        f"/aliases/{first.pk}/move/", {"row": "55", "next": "/aliases/?page=1"}
+    )
+    assert response["Location"] == f"/aliases/?page=2#alias-{first.pk}"
+    response = editor_client.get(response["Location"].split("#")[0])
+    assert [r.row for r in response.context["rows"] if r.alias.pk == first.pk] == [55]
+    # A search keeps its page: the rows are numbered in the whole table, not in the search.
+    response = editor_client.post(
+        f"/aliases/{first.pk}/move/", {"row": "1", "next": "/aliases/?q=u0&page=1"}
+    )
+    assert response["Location"] == f"/aliases/?q=u0&page=1#alias-{first.pk}"
+
+
+def test_shadowed_alias_offers_and_makes_the_move_above_its_wildcard(
+    editor_client: Client,
+) -> None:
+    ServerSettings.objects.filter(pk=1).update(licence="100")
+    make_alias("first")
+    make_alias("2009*", "2009*@inner.jp")
+    make_alias("other")
+    shadowed = make_alias("2009abe")
+    response = editor_client.get(LIST)
+    assert [(r.alias.pk, r.wildcard, r.wildcard_row) for r in response.context["rows"]][3] == (
+        shadowed.pk,
+        f"2009*@{DOMAIN}",
+        2,
+    )
+    assertContains(response, 'data-testid="move-above-wildcard"', count=1)
+    assertContains(response, f"2009*@{DOMAIN} (2 番目) の上へ移動", count=1)
+
+    response = editor_client.post(f"/aliases/{shadowed.pk}/above-wildcard/", {"next": "/aliases/"})
+    assert order() == ["first", "2009abe", "2009*", "other"]
+    assert response["Location"] == f"/aliases/?page=1#alias-{shadowed.pk}"
+    assert messages_of(response, "success") == [
+        f"2009abe@{DOMAIN} を 4 番目から 2 番目 (ワイルドカード 2009*@{DOMAIN} の上) へ移動"
+        "しました。このエイリアスが再び使われます。"
+    ]
+    response = editor_client.get(LIST)
+    assertNotContains(response, 'data-testid="move-above-wildcard"')
+    assertNotContains(response, 'data-code="alias.W002"')
+
+    response = editor_client.post(f"/aliases/{shadowed.pk}/above-wildcard/")
+    assert messages_of(response, "info") == [
+        f"2009abe@{DOMAIN} の上に、このエイリアス宛てのメールを先に受けるワイルドカードは"
+        "ありません。"
+    ]
+    assert order() == ["first", "2009abe", "2009*", "other"]
+
+
+def test_move_of_a_deleted_alias_is_not_found(editor_client: Client) -> None:
+    assert editor_client.post("/aliases/999/move/", {"row": "1"}).status_code == 404
+    assert editor_client.post("/aliases/999/above-wildcard/").status_code == 404
 
 
 def test_move_down_then_up(editor_client: Client) -> None:
@@ -299,7 +478,7 @@ def test_upload_confirm_refused_as_stale_shows_the_current_preview_and_why(
 
     assert response.status_code == 409
     assert response.context["upload"].token == token
-    assert [(row.line, row.status) for row in response.context["preview_rows"]] == [
+    assert [(row.line, row.status) for row, _raw in response.context["preview_rows"]] == [
         (1, "created"),
         (2, "updated"),
     ]
@@ -315,7 +494,7 @@ def test_upload_with_errors_is_not_kept_and_cannot_be_confirmed(editor_client: C
     token = response.context["upload"].token
     stored = AliasUpload.objects.get(token=token)
     assert (stored.refused, bytes(stored.data), stored.sha256) == (True, b"", "")
-    assert [(row.line, row.status) for row in response.context["preview_rows"]] == [
+    assert [(row.line, row.status) for row, _raw in response.context["preview_rows"]] == [
         (1, "created"),
         (2, "error"),
     ]
@@ -331,6 +510,90 @@ def test_upload_with_errors_is_not_kept_and_cannot_be_confirmed(editor_client: C
     report = editor_client.get(f"/aliases/upload/{token}/report.csv")
     assert report.status_code == 200
     assert report.content.decode("utf-8-sig").splitlines()[1].startswith("2,error,csv.E006,")
+
+
+def test_upload_page_says_aliases_missing_from_the_file_are_kept(editor_client: Client) -> None:
+    kept = (
+        "ファイルにないエイリアスはそのまま残ります。アップロードはエイリアスを追加・変更する"
+        "だけで、削除はしません。"
+    )
+    response = editor_client.get("/aliases/upload/")
+    assertContains(response, kept, count=1)
+    assertContains(response, '<code translate="no">エイリアス,実アドレス,コメント</code>', count=1)
+    assertContains(response, '<code translate="no">alias,mapped_to,comment</code>', count=1)
+    make_alias("a")
+    make_alias("b")
+    response = upload(editor_client, f"b@{DOMAIN},b2@inner.jp\nc@{DOMAIN},c@inner.jp\n".encode())
+    assertContains(response, kept, count=1)
+    assert response.context["kept"] == 1
+    assertContains(
+        response,
+        '<span class="badge text-bg-light border" data-count="kept">'
+        "ファイルにない (そのまま残す): 1</span>",
+        count=1,
+    )
+    assertContains(response, 'data-testid="confirm"', count=1)
+
+
+def test_upload_preview_without_changes_offers_no_import(editor_client: Client) -> None:
+    make_alias("a", "a@inner.jp")
+    response = upload(editor_client, f"a@{DOMAIN},a@inner.jp\n".encode())
+    assert response.context["changes"] is False
+    assertNotContains(response, 'data-testid="confirm"')
+    assertContains(
+        response,
+        "このファイルのエイリアスはすべて同じ内容で登録済みです。取り込むものはありません。",
+        count=1,
+    )
+    response = upload(editor_client, f"a@{DOMAIN},a@inner.jp,営業\n".encode())
+    assert response.context["changes"] is True
+    assertContains(response, 'data-testid="confirm"', count=1)
+    assertNotContains(response, 'data-testid="preview-no-changes"')
+
+
+def test_upload_preview_error_row_shows_what_was_on_the_line(editor_client: Client) -> None:
+    content = (
+        "エイリアス,実アドレス,コメント\r\n"
+        "ok@example.co.jp,ok@inner.jp,山田\r\n"
+        "<b>bad</b>,x@inner.jp,営業\x07部\r\n"
+        "four@example.co.jp,x@inner.jp,a,b\r\n"
+        ",\r\n"
+        'q@example.co.jp,"x@inner.jp\r\n'
+    ).encode("cp932")
+    response = upload(editor_client, content)
+    rows = {row.line: raw for row, raw in response.context["preview_rows"]}
+    assert rows[2] is None
+    assert rows[3] == services.RawLine(
+        "<b>bad</b>,x@inner.jp,営業\\x07部", ("<b>bad</b>", "x@inner.jp", "営業\\x07部")
+    )
+    assert rows[4] == services.RawLine(
+        "four@example.co.jp,x@inner.jp,a,b", ("four@example.co.jp", "x@inner.jp", "a", "b")
+    )
+    assert rows[6] == services.RawLine(
+        'q@example.co.jp,"x@inner.jp', ("q@example.co.jp", "x@inner.jp")
+    )
+    html = response.content.decode()
+    assert (
+        '<code data-testid="raw-line">&lt;b&gt;bad&lt;/b&gt;,x@inner.jp,営業\\x07部</code>' in html
+    )
+    assert '<td class="mono" data-cell="alias"><span translate="no">&lt;b&gt;bad&lt;/b&gt;' in html
+    assert "<b>bad</b>" not in html
+    assertContains(response, "(ほかに 1 個のセル)", count=1)
+    assertContains(response, '<span class="text-body-secondary">(空欄)</span>', count=0)
+    assertContains(response, "read as", count=0)
+    assertContains(response, '(<span translate="no">Shift_JIS (CP932)</span> として読み取り)')
+
+
+def test_upload_preview_marks_empty_cells_of_a_refused_line(editor_client: Client) -> None:
+    response = upload(editor_client, b"ok@example.co.jp,ok@inner.jp\n ,x@inner.jp\n")
+    raw = dict((row.line, raw) for row, raw in response.context["preview_rows"])[2]
+    assert raw == services.RawLine(" ,x@inner.jp", (" ", "x@inner.jp"))
+    assertContains(
+        response,
+        '<td class="mono" data-cell="alias"><span class="text-body-secondary">(空欄)</span></td>',
+        count=1,
+    )
+    assertContains(response, '<code data-testid="raw-line"> ,x@inner.jp</code>', count=1)
 
 
 def test_domain_add_list_and_delete(editor_client: Client, domain: LocalDomain) -> None:
