@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aliases import services
+from aliases import importing, services
 from aliases.aliasfile import Alias as Entry
 from aliases.models import Alias, AliasUpload, LocalDomain
 from controlcenter.findings import sort_findings
@@ -881,7 +881,7 @@ def test_expired_uploads_are_cleaned_on_the_next_upload(
 def test_import_report_counts_findings_past_the_limit_and_keeps_the_first(
     domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "FINDINGS_LIMIT", 3)
+    monkeypatch.setattr(importing, "FINDINGS_LIMIT", 3)
     data = csv_bytes(*[f"bad{i},x@inner.jp" for i in range(10)], f"ok@{DOMAIN},ok@inner.jp")
 
     report = services.aliases_import_csv(
@@ -1003,7 +1003,7 @@ def test_search_uses_the_trigram_index_on_postgresql(domain: LocalDomain) -> Non
 
 def search_index_exists() -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [services.SEARCH_INDEX])
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [importing.SEARCH_INDEX])
         return cursor.fetchone() is not None
 
 
@@ -1014,8 +1014,8 @@ def search_index_exists() -> bool:
 def test_large_import_rebuilds_the_search_index_or_keeps_it_when_refused(
     domain: LocalDomain, monkeypatch: pytest.MonkeyPatch, late_error: bool
 ) -> None:
-    monkeypatch.setattr(services, "REBUILD_INDEX_ROWS", 5)
-    monkeypatch.setattr(services, "_BATCH", 4)
+    monkeypatch.setattr(importing, "REBUILD_INDEX_ROWS", 5)
+    monkeypatch.setattr(importing, "BATCH", 4)
     rows = [f"u{i:04d}@{DOMAIN},u{i:04d}@inner.jp" for i in range(30)]
     assert search_index_exists()
 
