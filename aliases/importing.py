@@ -217,9 +217,9 @@ class _Writer:
     every row back when the file turns out to have errors; use it as a context manager, so
     that an exception ends a COPY in progress.
 
-    The first new rows are held until they reach :data:`REBUILD_INDEX_ROWS` (or a third of
-    the table): a smaller import writes them with the indexes in place, a larger one first
-    sets the secondary indexes and constraints aside (:meth:`_set_aside`)."""
+    The first :data:`REBUILD_INDEX_ROWS` new rows are held: a smaller import writes them with
+    the indexes in place, a larger one first sets the secondary indexes and constraints aside
+    (:meth:`_set_aside`), or later, once its new rows reach a third of a large table."""
 
     def __init__(self, *, top: int) -> None:
         meta = Alias._meta
@@ -257,7 +257,9 @@ class _Writer:
             f"WHERE {quote(str(meta.pk.column))} = %s"
         )
         self.bulk_at = max(REBUILD_INDEX_ROWS, top // 3)
-        self.limit = self.bulk_at  # rows held before the first write
+        self.count = 0  # new rows so far
+        # The first rows are held until they decide a small import; never more than this.
+        self.limit = REBUILD_INDEX_ROWS
         # Set aside by _set_aside: (constraint name, definition) and index definitions.
         self.constraints: list[tuple[str, str]] | None = None
         self.indexes: list[str] = []
@@ -290,6 +292,7 @@ class _Writer:
         self, pattern: str, key: str, target: str, option: str, comment: str, domain: str
     ) -> None:
         self.position += 1
+        self.count += 1
         domain_id = self.domain_ids.get(domain) or self.domain_id(domain)
         if self.postgresql:
             # Addresses hold none of the characters COPY escapes (the CSV grammar refuses
@@ -338,7 +341,9 @@ class _Writer:
     def _write_created(self) -> None:
         if not self.created:
             return
-        if self.constraints is None and len(self.created) >= self.bulk_at:
+        if self.constraints is None and self.count >= self.bulk_at:
+            # Usually before the first row; past a third of a large table, half-way.
+            self._end_copy(None, None, None)
             self._set_aside()
         self.limit = BATCH
         rows, self.created = self.created, []

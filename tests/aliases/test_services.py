@@ -1190,3 +1190,48 @@ def test_alias_writes_each_count_a_revision_the_import_included(domain: LocalDom
     )
 
     assert ServerSettings.load().alias_revision == before + 1
+
+
+def test_import_into_a_large_table_sets_indexes_aside_half_way(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "REBUILD_INDEX_ROWS", 2)
+    monkeypatch.setattr(importing, "BATCH", 2)
+    make_rows(12)  # a third of the table is 4 rows: more than the 2 held first
+    before = table_schema()
+    rows = [f"n{i:02d}@{DOMAIN},n{i:02d}@inner.jp" for i in range(9)]
+
+    report = services.aliases_import_csv(
+        data=csv_bytes(*rows), encoding="auto", add_domains=False, dry_run=False
+    )
+
+    assert (report.created, report.written) == (9, True)
+    assert table_schema() == before
+    assert [p for p, _t, _o, _c in stored()][11:] == [f"u0011@{DOMAIN}"] + [
+        f"n{i:02d}@{DOMAIN}" for i in range(9)
+    ]
+
+
+@pytest.mark.usefixtures("small_bulk")
+def test_an_exception_half_way_through_an_import_writes_nothing(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = table_schema()
+    records = importing.AliasCsvReader.records
+
+    def failing(self: importing.AliasCsvReader) -> Any:
+        for number, record in enumerate(records(self)):
+            if number == 25:
+                raise RuntimeError("disk gone")
+            yield record
+
+    monkeypatch.setattr(importing.AliasCsvReader, "records", failing)
+    rows = [f"u{i:02d}@{DOMAIN},u{i:02d}@inner.jp" for i in range(30)]
+
+    with pytest.raises(RuntimeError, match="disk gone"):
+        services.aliases_import_csv(
+            data=csv_bytes(*rows), encoding="auto", add_domains=False, dry_run=False
+        )
+
+    assert (table_schema(), Alias.objects.count()) == (before, 0)
+    assert Alias.objects.filter(pattern__startswith="x").count() == 0  # the connection works
