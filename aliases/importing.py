@@ -210,6 +210,11 @@ _INSERT_FIELDS = ("position", "pattern", "key", "target", "option", "comment", "
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def _plain(text: str) -> bool:
+    """No character COPY escapes (isprintable() is False for tabs and line breaks)."""
+    return text.isprintable() and "\\" not in text
+
+
 class _Writer:
     """Writes an import's rows as they are read: new aliases in batches of :data:`BATCH`
     (one COPY stream on PostgreSQL, one ``executemany`` per batch on SQLite), changed ones
@@ -235,8 +240,7 @@ class _Writer:
             if self.postgresql
             else meta.get_field("updated_at").get_db_prep_save(now, connection)
         )
-        # PostgreSQL: COPY lines; SQLite: parameter tuples.
-        self.created: list[Any] = []
+        self.created: list[Record] = []  # held until the next write
         self.updated: list[tuple[Any, ...]] = []
         columns = [
             quote(str(meta.get_field(name).column))  # type: ignore[union-attr]
@@ -257,7 +261,7 @@ class _Writer:
             f"WHERE {quote(str(meta.pk.column))} = %s"
         )
         self.bulk_at = max(REBUILD_INDEX_ROWS, top // 3)
-        self.count = 0  # new rows so far
+        self.count = 0  # new rows written or being written
         # The first rows are held until they decide a small import; never more than this.
         self.limit = REBUILD_INDEX_ROWS
         # Set aside by _set_aside: (constraint name, definition) and index definitions.
@@ -288,25 +292,9 @@ class _Writer:
             self.domains_added.append(name)
         return domain_id
 
-    def create(
-        self, pattern: str, key: str, target: str, option: str, comment: str, domain: str
-    ) -> None:
-        self.position += 1
-        self.count += 1
-        domain_id = self.domain_ids.get(domain) or self.domain_id(domain)
-        if self.postgresql:
-            # Addresses hold none of the characters COPY escapes (the CSV grammar refuses
-            # backslashes and control characters in them); a comment may hold tabs or breaks.
-            if "\\" in comment or not comment.isprintable():
-                comment = comment.translate(_COPY_ESCAPES)
-            self.created.append(
-                f"{self.position}\t{pattern}\t{key}\t{target}\t{option}\t{comment}\t"
-                f"{domain_id}\t{self.stamp}\n"
-            )
-        else:
-            self.created.append(
-                (self.position, pattern, key, target, option, comment, domain_id, self.stamp)
-            )
+    def create(self, record: Record) -> None:
+        """Store a new row (a reader record) after the others."""
+        self.created.append(record)
         if len(self.created) >= self.limit:
             self._write_created()
 
@@ -341,23 +329,44 @@ class _Writer:
     def _write_created(self) -> None:
         if not self.created:
             return
+        records, self.created = self.created, []
+        self.count += len(records)
         if self.constraints is None and self.count >= self.bulk_at:
             # Usually before the first row; past a third of a large table, half-way.
             self._end_copy(None, None, None)
             self._set_aside()
         self.limit = BATCH
-        rows, self.created = self.created, []
+        ids = self.domain_ids
+        for domain in {record[6] for record in records} - ids.keys():
+            self.domain_id(domain)
+        top, stamp = self.position, self.stamp
+        self.position += len(records)
+        # One comprehension per batch: the rows as the database takes them, in file order.
         if not self.postgresql:
+            rows = [
+                (top + n, pattern, key, target, option, comment, ids[domain], stamp)
+                for n, (_l, pattern, target, option, comment, key, domain) in enumerate(records, 1)
+            ]
             with connection.cursor() as cursor:
                 cursor.executemany(self.insert_sql, rows)
             return
+        # COPY's text format. Addresses hold none of the characters it escapes (the CSV
+        # grammar refuses backslashes and control characters in them); a comment may.
+        text = "".join(
+            [
+                f"{top + n}\t{pattern}\t{key}\t{target}\t{option}\t"
+                f"{comment if _plain(comment) else comment.translate(_COPY_ESCAPES)}"
+                f"\t{ids[domain]}\t{stamp}\n"
+                for n, (_l, pattern, target, option, comment, key, domain) in enumerate(records, 1)
+            ]
+        )
         if self._copy is None:
             # One COPY for every batch: the server stores rows while the file is still read.
             self._cursor = connection.cursor()
             sql = f"COPY {connection.ops.quote_name(self.table)} ({self.insert_columns}) FROM STDIN"
             self._copying = self._cursor.cursor.copy(sql)
             self._copy = self._copying.__enter__()
-        self._copy.write("".join(rows))
+        self._copy.write(text)
 
     def _end_copy(
         self,
@@ -477,7 +486,7 @@ class _Import:
                 change = RowStatus.CREATED
                 new_domains.add(domain)
                 if create is not None:
-                    create(pattern, key, target, option, comment, domain)
+                    create(record)
             else:
                 position, alias_id, stored_pattern, *mapping = stored
                 if mapping == [target, option, comment]:
