@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from aliases import importing, services
 from aliases.aliasfile import Alias as Entry
+from aliases.aliasfile import AliasCsvReader
 from aliases.models import Alias, AliasUpload, LocalDomain
 from controlcenter.findings import sort_findings
 from controlcenter.models import AuditEntry, ServerSettings
@@ -1217,15 +1218,15 @@ def test_an_exception_half_way_through_an_import_writes_nothing(
     domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = table_schema()
-    records = importing.AliasCsvReader.records
+    records = AliasCsvReader.records
 
-    def failing(self: importing.AliasCsvReader) -> Any:
+    def failing(self: AliasCsvReader) -> Any:
         for number, record in enumerate(records(self)):
             if number == 25:
                 raise RuntimeError("disk gone")
             yield record
 
-    monkeypatch.setattr(importing.AliasCsvReader, "records", failing)
+    monkeypatch.setattr(AliasCsvReader, "records", failing)
     rows = [f"u{i:02d}@{DOMAIN},u{i:02d}@inner.jp" for i in range(30)]
 
     with pytest.raises(RuntimeError, match="disk gone"):
