@@ -91,7 +91,9 @@ The upload and export format (``aliases.csv``)::
   every line decodes as CP932 (a file with UTF-8 text besides its CP932 lines then warns,
   ``csv.W003``, on the first line that is not UTF-8: that line decided), else the encoding
   with fewer undecodable lines.
-- The file is read as a stream, one physical line at a time (:class:`AliasCsvReader`):
+- The file is read as a stream, a block of whole lines at a time, the usual unquoted row
+  matched in place and anything else handed to the csv module line by line
+  (:class:`AliasCsvReader`; :meth:`~AliasCsvReader.records` gives the rows as plain tuples):
   memory stays bounded by the findings kept and one key per row, whatever the file holds.
 - Line endings CRLF, LF (or old-Mac CR). Line numbers count **physical** lines from 1, header
   included: a row that starts on line 7 and spans two lines is line 7, the next row is line 9.
