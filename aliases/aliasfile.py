@@ -91,7 +91,9 @@ The upload and export format (``aliases.csv``)::
   every line decodes as CP932 (a file with UTF-8 text besides its CP932 lines then warns,
   ``csv.W003``, on the first line that is not UTF-8: that line decided), else the encoding
   with fewer undecodable lines.
-- The file is read as a stream, one physical line at a time (:class:`AliasCsvReader`):
+- The file is read as a stream, a block of whole lines at a time, the usual unquoted row
+  matched in place and anything else handed to the csv module line by line
+  (:class:`AliasCsvReader`; :meth:`~AliasCsvReader.records` gives the rows as plain tuples):
   memory stays bounded by the findings kept and one key per row, whatever the file holds.
 - Line endings CRLF, LF (or old-Mac CR). Line numbers count **physical** lines from 1, header
   included: a row that starts on line 7 and spans two lines is line 7, the next row is line 9.
@@ -309,16 +311,21 @@ _FAST_DOMAIN = (
     rf"(?=[^@]{{1,{MAX_DOMAIN}}}(?:\Z|[ \t]*,))((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})"
 )
 _FAST_ADDRESS = re.compile(rf"{_FAST_LOCAL}@{_FAST_DOMAIN}")
-# A whole unquoted line ``alias,target[,comment]`` (no option: that needs quotes), each
-# address starting with a character that no formula guard or quoting can precede.
+# A whole unquoted line ``alias,target[,comment]`` (no option: that needs quotes) matched in
+# place inside a block of decoded lines, each address starting with a character that no
+# formula guard or quoting can precede. Groups: the alias, its local part, its domain, the
+# target, the comment.
 _FAST_LINE = re.compile(
-    rf"(?=[A-Za-z0-9*._])(?=[^@,]{{1,{MAX_LOCAL}}}@)({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
-    rf"@(?=[^,]{{1,{MAX_DOMAIN}}},)((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL}),"
-    rf"(?=[A-Za-z0-9*._])(?=[^@,]{{1,{MAX_LOCAL}}}@)({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
-    rf"@(?=[^,\r\n]{{1,{MAX_DOMAIN}}}(?:,|\r?\n?\Z|\r\Z))"
-    rf"((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})"
-    r"(?:,([^\",\r\n]*))?(?:\r\n|\r|\n)?"
+    rf"(?=[A-Za-z0-9*._])(?=[^@,\r\n]{{1,{MAX_LOCAL}}}@)"
+    rf"(({_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?)"
+    rf"@(?=[^,\r\n]{{1,{MAX_DOMAIN}}},)((?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})),"
+    rf"((?=[A-Za-z0-9*._])(?=[^@,\r\n]{{1,{MAX_LOCAL}}}@){_LOCAL_CHAR}*+(?:\*{_LOCAL_CHAR}*+)?"
+    rf"@(?=[^,\r\n]{{1,{MAX_DOMAIN}}}(?:,|\r|\n|\Z))"
+    rf"(?:{_ANY_LABEL}\.)+(?![0-9]+\b){_ANY_LABEL})"
+    r"(?:,([^\",\r\n]*))?(?:\r\n|\r|\n|\Z)"
 )
+# One physical line (CRLF, LF or CR ending), as io.StringIO(newline="") splits them.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
 _FAST_TARGET = re.compile(rf"{_FAST_LOCAL}@{_FAST_DOMAIN}(?:[ \t]*,[ \t]*([01]))?")
 
 
@@ -764,6 +771,12 @@ def _sniff(stream: BinaryIO, skip: int) -> _Sniffed:
     UTF-8 when every line decodes as UTF-8, else CP932 when every line decodes as CP932,
     else the one with fewer undecodable lines (CP932 on a tie, as Japanese Excel writes)."""
     stream.seek(skip)
+    # The usual file is UTF-8 throughout: one decode per block says so, without the per-line
+    # counts that only a file with a line that is not UTF-8 needs.
+    if all(block.isascii() or _decodes(block, "utf-8") for block in _blocks(stream)):
+        stream.seek(skip)
+        return _Sniffed("utf-8")
+    stream.seek(skip)
     number = utf8_bad = cp932_bad = 0
     first_bad: int | None = None
     first_utf8: int | None = None
@@ -809,6 +822,45 @@ _PROBLEM_CODES = {
 }
 # A cell starting with one of these takes the slow path (formula guard, quoting, spaces).
 _PLAIN_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789*._")
+
+
+# A valid row as the import stores it: (line, pattern, target, option, comment, key, domain).
+Record = tuple[int, str, str, str, str, str, str]
+
+
+class _LineSource:
+    """The decoded stream for :meth:`AliasCsvReader.records`: the current segment ``text``
+    (a block of whole lines, or one line of a block that did not decode) read from ``pos``,
+    either matched in place or one physical line at a time for the csv module."""
+
+    __slots__ = ("clean", "pos", "reader", "segments", "text")
+
+    def __init__(self, reader: AliasCsvReader, segments: Iterator[tuple[str, bool]]) -> None:
+        self.reader = reader
+        self.segments = segments
+        self.text = ""
+        self.pos = 0
+        self.clean = True
+
+    def advance(self) -> bool:
+        """Move to the next segment; False at the end of the stream."""
+        for text, clean in self.segments:
+            self.text, self.pos, self.clean = text, 0, clean
+            return True
+        return False
+
+    def readline(self) -> str:
+        """The next physical line, its end kept; ``""`` at the end of the stream. Reading a
+        line that did not decode marks the reader's current record."""
+        while self.pos >= len(self.text):
+            if not self.advance():
+                return ""
+        if not self.clean:
+            self.reader._touched = True
+        line = _LINE.match(self.text, self.pos)
+        assert line is not None  # matches any text, and there is some
+        self.pos = line.end()
+        return line.group()
 
 
 class AliasCsvReader:
@@ -872,9 +924,10 @@ class AliasCsvReader:
 
     # --- lines
 
-    def _lines(self, codec: str) -> Iterator[str]:
-        """Decoded physical lines, ends kept, for :mod:`csv`; a line that does not decode
-        is reported (``csv.E001``) and marks the record it belongs to."""
+    def _segments(self, codec: str) -> Iterator[tuple[str, bool]]:
+        """The stream decoded, as ``(text, clean)``: a whole block of lines when it decodes,
+        else its lines one at a time; a line that does not decode is reported
+        (``csv.E001``), read with replacement characters and not ``clean``."""
         number = 0
         for block in _blocks(self.stream):
             try:
@@ -882,16 +935,14 @@ class AliasCsvReader:
             except UnicodeDecodeError:
                 pass
             else:
-                for line in io.StringIO(text, newline=""):
-                    yield line
+                yield text, True
                 number += _line_count(block)
                 continue
             for raw in block.splitlines(keepends=True):
                 number += 1
                 try:
-                    line = raw.decode(codec)
+                    yield raw.decode(codec), True
                 except UnicodeDecodeError:
-                    self._touched = True
                     self._add(
                         make(
                             Level.ERROR,
@@ -903,10 +954,9 @@ class AliasCsvReader:
                             encoding=codec,
                         )
                     )
-                    line = raw.decode(codec, errors="replace")
-                yield line
+                    yield raw.decode(codec, errors="replace"), False
 
-    def _open(self) -> Iterator[str] | None:
+    def _open(self) -> _LineSource | None:
         head = self.stream.read(3)
         self.stream.seek(0)
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -948,37 +998,67 @@ class AliasCsvReader:
                 )
         else:
             self.encoding = "cp932" if self.requested == "cp932" else "utf-8"
-        return self._lines(self.encoding)
+        return _LineSource(self, self._segments(self.encoding))
 
     # --- rows
 
     def __iter__(self) -> Iterator[CsvRow]:
+        for line, pattern, target, option, comment, key, domain in self.records():
+            yield CsvRow(line, Alias(pattern, target, option, comment), key, domain)
+
+    def records(self) -> Iterator[Record]:
+        """The valid rows as plain tuples (:data:`Record`), what an import stores: the same
+        rows as iterating the reader, without an object per row."""
         if self._started:
             raise RuntimeError("an AliasCsvReader reads its stream once")
         self._started = True
-        lines = self._open()
-        if lines is None:
+        source = self._open()
+        if source is None:
             return
+        fast_line = _FAST_LINE.match
+        first_seen = self.first_seen
+        local_domains = self.local_domains
         number = 0  # physical lines read
         seen_content = False
         while True:
-            self._touched = False
-            text = next(lines, None)
-            if text is None:
+            text, pos = source.text, source.pos
+            if pos >= len(text):
+                if source.advance():
+                    continue
                 break
+            if seen_content and source.clean:
+                # Most lines: one unquoted row, matched in place by one regular expression;
+                # anything it cannot vouch for takes the csv module's path below.
+                plain = fast_line(text, pos)
+                if plain is not None:
+                    pattern, local, domain, target, comment = plain.groups()
+                    if comment:
+                        comment = comment.strip()
+                    if not comment:
+                        comment = ""
+                    elif comment[0] == "'" or comment in OPTIONS or not comment.isprintable():
+                        plain = None
+                    if plain is not None and WILDCARD in target and WILDCARD not in local:
+                        plain = None
+                    if plain is not None:
+                        domain = domain.lower()
+                        if local_domains is not None and domain not in local_domains:
+                            plain = None
+                    if plain is not None:
+                        key = f"{local.lower()}@{domain}"
+                        # A duplicate takes the slow path, which names the first line.
+                        if first_seen.setdefault(key, number + 1) == number + 1:
+                            number += 1
+                            source.pos = plain.end()
+                            self.rows_read += 1
+                            yield number, pattern, target, "", comment, key, domain
+                            continue
+            # Anything else through the csv module, which reads on while a quote is open.
+            self._touched = False
             number += 1
             start = number
-            if seen_content and not self._touched:
-                # Most lines: one unquoted row, read by one regular expression.
-                plain = _FAST_LINE.fullmatch(text)
-                if plain is not None:
-                    row = self._line_row(start, text, plain)
-                    if row is not None:
-                        self.rows_read += 1
-                        yield row
-                        continue
-            # Anything else through the csv module, which reads on while a quote is open.
-            reader = csv.reader(itertools.chain((text,), lines), strict=True)
+            first = source.readline()
+            reader = csv.reader(itertools.chain((first,), iter(source.readline, "")), strict=True)
             try:
                 cells = next(reader)
             except csv.Error as error:
@@ -1019,30 +1099,18 @@ class AliasCsvReader:
                 self.refused_lines += 1
                 continue
             self.rows_read += 1
-            yield row
+            alias = row.alias
+            yield (
+                start,
+                alias.pattern,
+                alias.target,
+                alias.option,
+                alias.comment,
+                row.key,
+                row.domain,
+            )
         if not self.rows_read and not self.errors:
             self._add(make(Level.WARNING, "csv.W002", _("the file holds no alias rows"), line=None))
-
-    def _line_row(self, line: int, text: str, plain: re.Match[str]) -> CsvRow | None:
-        """A row matched by :data:`_FAST_LINE`; ``None`` when it needs the full checks."""
-        comment = plain.group(5)
-        if comment:
-            comment = comment.strip()
-            if comment and (comment[0] == "'" or comment in OPTIONS or not comment.isprintable()):
-                return None
-        else:
-            comment = ""
-        alias_local, domain, target_local = plain.group(1, 2, 3)
-        if WILDCARD in target_local and WILDCARD not in alias_local:
-            return None
-        domain = domain.lower()
-        if self.local_domains is not None and domain not in self.local_domains:
-            return None
-        key = f"{alias_local.lower()}@{domain}"
-        if self.first_seen.setdefault(key, line) != line:
-            return None  # a duplicate: the slow path names the first line
-        entry = Alias(text[: plain.end(2)], text[plain.start(3) : plain.end(4)], "", comment)
-        return CsvRow(line, entry, key, domain)
 
     @staticmethod
     def _quoting_error(start: int, end: int, detail: str) -> Finding:

@@ -1,4 +1,5 @@
-"""Alias table services: validation, CRUD, CSV import/export and the upload confirmation.
+"""Alias table services: validation, CRUD, CSV export and the upload confirmation; the CSV
+import itself is :mod:`aliases.importing` (its names are re-exported here).
 
 Every write runs in one transaction, under the settings row lock (:func:`_lock_aliases`), and
 re-validates the table as it would be after the change: an error-level finding or a licence
@@ -11,7 +12,6 @@ import bisect
 import codecs
 import csv
 import hashlib
-import io
 import itertools
 import secrets
 import threading
@@ -19,7 +19,6 @@ import unicodedata
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any, BinaryIO, Literal, TypeVar, cast
 
 from django.conf import settings
@@ -32,15 +31,19 @@ from django.utils.translation import gettext as _
 
 from aliases.aliasfile import (
     WILDCARD,
-    AliasCsvReader,
     AliasIndex,
     AliasSyntaxError,
-    CsvRow,
     parse_alias_pattern,
     render_csv_table,
 )
 from aliases.aliasfile import Alias as Entry
 from aliases.aliasfile import render_alias_csv as render_csv
+from aliases.importing import PREVIEW_LIMIT as PREVIEW_LIMIT
+from aliases.importing import ImportReport as ImportReport
+from aliases.importing import ImportRow as ImportRow
+from aliases.importing import RowStatus as RowStatus
+from aliases.importing import StaleImportError as StaleImportError
+from aliases.importing import aliases_import_csv as aliases_import_csv
 from aliases.models import Alias, AliasUpload, LocalDomain
 from aliases.validation import (
     AliasValidation,
@@ -55,10 +58,7 @@ from controlcenter.audit import AuditAction, alias_state, audit_record
 from controlcenter.findings import (
     Finding,
     Level,
-    blocking_errors,
-    gettext_noop,
     is_policy_risk,
-    make,
     sort_findings,
 )
 from controlcenter.models import ServerSettings
@@ -66,9 +66,6 @@ from relaypolicy.services import relay_table
 
 UPLOAD_LIFETIME = timedelta(hours=24)
 UPLOADS_PER_USER = 5
-PREVIEW_LIMIT = 1000
-# Errors (and as many warnings) an import report keeps; the rest are counted.
-FINDINGS_LIMIT = 10_000
 _BATCH = 2000
 _T = TypeVar("_T")
 
@@ -911,547 +908,7 @@ def domain_delete(*, domain: LocalDomain) -> None:
     domain.delete()
 
 
-# --- CSV import -----------------------------------------------------------------------------
-
-
-class RowStatus(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True)
-class ImportRow:
-    line: int
-    entry: Entry | None
-    change: RowStatus
-    findings: tuple[Finding, ...] = ()
-
-    @property
-    def status(self) -> RowStatus:
-        """One status per row: an error or warning outranks the kind of change."""
-        if any(f.is_error for f in self.findings):
-            return RowStatus.ERROR
-        if any(f.level is Level.WARNING for f in self.findings):
-            return RowStatus.WARNING
-        return self.change
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    """What an import did (or would do): the counts of the cli.md contract and every row."""
-
-    created: int
-    updated: int
-    unchanged: int
-    findings: tuple[Finding, ...]
-    domains_added: tuple[str, ...]
-    rows: tuple[ImportRow, ...]
-    encoding: str
-    written: bool
-    dry_run: bool
-    # Every error and warning, counting those past the limit that ``findings`` keeps.
-    error_count: int = 0
-    warning_count: int = 0
-    findings_omitted: int = 0
-    # The rows of the file (valid or refused); ``rows`` holds the preview's share of them.
-    rows_total: int = 0
-    # Errors that refuse the import (every error but the policy risks), kept or not.
-    blocking_count: int = 0
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.is_error]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.level is Level.WARNING]
-
-    @property
-    def has_errors(self) -> bool:
-        return self.error_count > 0 or bool(self.errors)
-
-    @property
-    def rows_hidden(self) -> int:
-        return max(0, self.rows_total - len(self.rows))
-
-    @property
-    def blocking(self) -> list[Finding]:
-        """The errors that refuse the import: malformed rows, not policy risks."""
-        return blocking_errors(self.findings)
-
-    @property
-    def refused(self) -> bool:
-        return self.blocking_count > 0 or bool(self.blocking)
-
-    @property
-    def risks(self) -> list[Finding]:
-        """Policy risks (a wildcard without the final norelay line, a licence overflow): an
-        import is not refused for them, since the file is what the server has today."""
-        return [f for f in self.findings if is_policy_risk(f)]
-
-    def as_dict(self) -> dict[str, object]:
-        """The JSON report of ``import_aliases`` (../shared/spec/cli.md)."""
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "errors": [
-                {"line": f.line, "message": f.render(_), "code": f.code} for f in self.errors
-            ],
-            "warnings": [
-                {"line": f.line, "code": f.code, "message": f.render(_)} for f in self.warnings
-            ],
-            "policy_risks": [
-                {"line": f.line, "code": f.code, "message": f.render(_)} for f in self.risks
-            ],
-            "domains_added": list(self.domains_added),
-            "error_count": self.error_count,
-            "warning_count": self.warning_count,
-            "findings_omitted": self.findings_omitted,
-            "blocking_count": self.blocking_count,
-            "dry_run": self.dry_run,
-            "written": self.written,
-            "encoding": self.encoding,
-        }
-
-
-_COMMENT_LIMIT = Alias._meta.get_field("comment").max_length or 0
-_ADDRESS_LIMIT = min(
-    Alias._meta.get_field("pattern").max_length or 0,
-    Alias._meta.get_field("target").max_length or 0,
-)
-_LENGTH_MESSAGES = {
-    "pattern": gettext_noop("the alias is %(length)s characters long; at most %(limit)s"),
-    "target": gettext_noop("the real address is %(length)s characters long; at most %(limit)s"),
-    "comment": gettext_noop("the comment is %(length)s characters long; at most %(limit)s"),
-}
-
-
-def _length_findings(row: CsvRow) -> list[Finding]:
-    """``csv.E040`` for a field longer than its column: checked here, so that SQLite (which
-    would store it) and PostgreSQL (which would fail) refuse the same file. (A domain is at
-    most 253 characters by the CSV grammar, as long as its column.)"""
-    limits = {"pattern": _ADDRESS_LIMIT, "target": _ADDRESS_LIMIT, "comment": _COMMENT_LIMIT}
-    return [
-        make(
-            Level.ERROR,
-            "csv.E040",
-            _LENGTH_MESSAGES[name],
-            line=row.line,
-            hint=gettext_noop("Shorten it and upload the file again."),
-            length=len(value),
-            limit=limit,
-        )
-        for name, limit in limits.items()
-        if len(value := str(getattr(row.alias, name))) > limit
-    ]
-
-
-# The trigram index of the search (migration 0004, PostgreSQL with pg_trgm only).
-SEARCH_INDEX = "aliases_alias_search_trgm"
-SEARCH_INDEX_SQL = (
-    f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON aliases_alias "
-    "USING gin ((upper((pattern)::text || chr(10) || (target)::text)) gin_trgm_ops)"
-)
-# An import adding this many rows (or a third of the table, if more) drops the trigram
-# index and builds it again at the end: row by row its upkeep triples the time of COPY.
-REBUILD_INDEX_ROWS = 20_000
-
-
-class _Writer:
-    """Writes an import's rows as they are read, one batch at a time: new aliases through
-    COPY on PostgreSQL and one ``executemany`` per batch on SQLite, changed ones with one
-    ``executemany`` per batch. Runs inside the import's transaction, which rolls every
-    batch back when the file turns out to have errors."""
-
-    def __init__(self, *, top: int) -> None:
-        meta = Alias._meta
-        quote = connection.ops.quote_name
-        self.table = quote(meta.db_table)
-        self.stamp = meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
-        self.domain_ids = dict(LocalDomain.objects.values_list("name", "id"))
-        self.domains_added: list[str] = []
-        self.position = top
-        self.created: list[tuple[Any, ...]] = []
-        self.updated: list[tuple[Any, ...]] = []
-        insert = [
-            quote(str(meta.get_field(name).column))  # type: ignore[union-attr]
-            for name in (*_INSERT_FIELDS, "updated_at")
-        ]
-        self.insert_columns = ", ".join(insert)
-        self.insert_sql = (
-            f"INSERT INTO {self.table} ({self.insert_columns}) "
-            f"VALUES ({', '.join(['%s'] * len(insert))})"
-        )
-        changed = [
-            quote(str(meta.get_field(name).column))  # type: ignore[union-attr]
-            for name in ("target", "option", "comment", "updated_at")
-        ]
-        self.update_sql = (
-            f"UPDATE {self.table} SET {', '.join(f'{column} = %s' for column in changed)} "
-            f"WHERE {quote(str(meta.pk.column))} = %s"
-        )
-        self.written = 0
-        self.index_dropped = False
-        self.rebuild_at: int | None = None
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [SEARCH_INDEX])
-                if cursor.fetchone() is not None:
-                    self.rebuild_at = max(REBUILD_INDEX_ROWS, top // 3)
-
-    def domain_id(self, name: str) -> int:
-        domain_id = self.domain_ids.get(name)
-        if domain_id is None:
-            domain_id = LocalDomain.objects.create(name=name, created_at=timezone.now()).pk
-            self.domain_ids[name] = domain_id
-            self.domains_added.append(name)
-        return domain_id
-
-    def create(self, entry: Entry, key: str, domain: str) -> None:
-        self.position += 1
-        domain_id = self.domain_ids.get(domain) or self.domain_id(domain)
-        self.created.append(
-            (
-                self.position,
-                entry.pattern,
-                key,
-                entry.target,
-                entry.option,
-                entry.comment,
-                domain_id,
-                self.stamp,
-            )
-        )
-        if len(self.created) >= _BATCH:
-            self.flush()
-
-    def update(self, alias_id: int, entry: Entry) -> None:
-        self.updated.append((entry.target, entry.option, entry.comment, self.stamp, alias_id))
-        if len(self.updated) >= _BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        with connection.cursor() as cursor:
-            self.written += len(self.created)
-            if (
-                self.rebuild_at is not None
-                and not self.index_dropped
-                and self.written >= self.rebuild_at
-            ):
-                # In the import's transaction: a refused import brings the index back.
-                cursor.execute(f"DROP INDEX IF EXISTS {SEARCH_INDEX}")
-                self.index_dropped = True
-            if self.created:
-                if connection.vendor == "postgresql":
-                    sql = f"COPY {self.table} ({self.insert_columns}) FROM STDIN"
-                    with cursor.cursor.copy(sql) as copy:
-                        for row in self.created:
-                            copy.write_row(row)
-                else:
-                    cursor.executemany(self.insert_sql, self.created)
-                self.created = []
-            if self.updated:
-                cursor.executemany(self.update_sql, self.updated)
-                self.updated = []
-
-    def finish(self) -> None:
-        """Build the search index again if the import dropped it."""
-        if self.index_dropped:
-            with connection.cursor() as cursor:
-                # The deferred foreign-key checks of the new rows run now rather than at the
-                # commit: PostgreSQL builds no index over a table with checks pending.
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(SEARCH_INDEX_SQL)
-            self.index_dropped = False
-
-
-class _Import:
-    """One pass over the CSV rows: classifies each against the stored table (new, changed,
-    unchanged), writes it when ``writer`` is given, and keeps only what the table checks
-    and the preview need: every wildcard of the table as it would be, the imported rows
-    a wildcard may shadow, the first rows and the rows with findings."""
-
-    def __init__(self, reader: AliasCsvReader, *, writer: _Writer | None, preview: int) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.preview = preview
-        self.by_key, self.wildcards = _stored_aliases()
-        self.stored = len(self.by_key)
-        self.wild_domains = {entry.domain for entry in self.wildcards.values()}
-        self.created = self.updated = self.unchanged = 0
-        self.new_domains: set[str] = set()
-        # position -> (line, entry as it would be stored, change): rows for the table checks
-        self.checked: dict[int, tuple[int, Entry, RowStatus]] = {}
-        # line -> (entry, change): the preview's rows that a finding may need
-        self.shown: dict[int, tuple[Entry, RowStatus]] = {}
-        self.head: list[int] = []
-        self.length_findings: list[Finding] = []
-
-    def run(self) -> None:
-        reader, writer, by_key = self.reader, self.writer, self.by_key
-        wild_domains, checked, new_domains = self.wild_domains, self.checked, self.new_domains
-        for row in reader:
-            entry, domain = row.alias, row.domain
-            if len(entry.comment) > _COMMENT_LIMIT or len(entry.target) > _ADDRESS_LIMIT:
-                # The database would refuse it (PostgreSQL) or keep it (SQLite): refuse it
-                # here, the same on both, before it is written.
-                self.length_findings.extend(_length_findings(row))
-                if self.length_findings and self.length_findings[-1].line == row.line:
-                    continue
-            stored = by_key.get(row.key)
-            if stored is None:
-                position = self.stored + self.created
-                self.created += 1
-                change = RowStatus.CREATED
-                new_domains.add(domain)
-                if writer is not None:
-                    writer.create(entry, row.key, domain)
-            else:
-                position, alias_id, pattern, target, option, comment = stored
-                if (target, option, comment) == (entry.target, entry.option, entry.comment):
-                    self.unchanged += 1
-                    change = RowStatus.UNCHANGED
-                else:
-                    # The stored spelling of the pattern stays; only the mapping changes.
-                    entry = replace(entry, pattern=pattern)
-                    self.updated += 1
-                    change = RowStatus.UPDATED
-                    if writer is not None:
-                        writer.update(alias_id, entry)
-            if change is not RowStatus.UNCHANGED:
-                if WILDCARD in entry.pattern:
-                    self.wildcards[position] = entry
-                    wild_domains.add(domain)
-                    checked[position] = (row.line, entry, change)
-                elif domain in wild_domains:
-                    # Only a wildcard above it can shadow it, and those are all known now.
-                    checked[position] = (row.line, entry, change)
-            if len(self.head) < self.preview:
-                self.head.append(row.line)
-                self.shown[row.line] = (entry, change)
-            elif (
-                reader.findings
-                and reader.findings[-1].line == row.line
-                and len(self.shown) < 2 * self.preview
-            ):
-                self.shown[row.line] = (entry, change)
-        if writer is not None:
-            writer.flush()
-
-    def table_findings(self, context: _Context) -> list[tuple[int, Finding]]:
-        """(line, finding) of the table checks of the imported rows: the wildcards among
-        them (alias.E006, W001, W003...) and the exact rows an earlier wildcard shadows
-        (alias.W002), validated with every wildcard of the table as it would be."""
-        wild_positions = sorted(self.wildcards)
-        index = AliasIndex.build([self.wildcards[p] for p in wild_positions])
-        entries: dict[int, Entry] = dict(self.wildcards)
-        wanted: dict[int, int] = {}
-        for position, (line, entry, change) in self.checked.items():
-            if WILDCARD not in entry.local_part:
-                match = index.lookup(entry.pattern)
-                if match is None or wild_positions[match.position] >= position:
-                    continue
-            entries[position] = entry
-            wanted[position] = line
-            self.shown.setdefault(line, (entry, change))
-        found = _validate_subset(dict(sorted(entries.items())), wanted, context)
-        return [
-            (wanted[position], replace(finding, line=wanted[position]))
-            for position, findings in sorted(found.items(), key=lambda item: wanted[item[0]])
-            for finding in findings
-            if finding.level is not Level.INFO
-        ]
-
-    def rows(self, findings: Sequence[Finding]) -> tuple[ImportRow, ...]:
-        """Up to ``preview`` rows, those with findings first, in line order."""
-        by_line: dict[int, list[Finding]] = {}
-        for finding in findings:
-            if finding.line is not None:
-                by_line.setdefault(finding.line, []).append(finding)
-        lines = set(sorted(by_line)[: self.preview])
-        for line in self.head:
-            if len(lines) >= self.preview:
-                break
-            lines.add(line)
-        rows = []
-        for line in sorted(lines):
-            entry, change = self.shown.get(line, (None, RowStatus.ERROR))
-            rows.append(ImportRow(line, entry, change, tuple(by_line.get(line, ()))))
-        return tuple(rows)
-
-
-def _stored_aliases() -> tuple[dict[str, tuple[int, int, str, str, str, str]], dict[int, Entry]]:
-    """key -> (position, id, pattern, target, option, comment) of every stored alias, and
-    the stored wildcards by position (0-based storage order): one ``fetchall``."""
-    sql, params = (
-        Alias.objects.order_by("position")
-        .values_list("id", "key", "pattern", "target", "option", "comment")
-        .query.sql_with_params()
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    by_key = {}
-    wildcards = {}
-    for position, (alias_id, key, pattern, target, option, comment) in enumerate(fetched):
-        by_key[key] = (position, alias_id, pattern, target, option, comment)
-        if WILDCARD in pattern:
-            wildcards[position] = Entry(pattern, target, option, comment)
-    return by_key, wildcards
-
-
-class _Kept:
-    """At most ``limit`` errors and ``limit`` warnings, in arrival order; counts them all."""
-
-    def __init__(self, reader: AliasCsvReader, limit: int) -> None:
-        self.limit = limit
-        self.findings = list(reader.findings)
-        self.errors, self.warnings, self.omitted = reader.errors, reader.warnings, reader.omitted
-        # Every error the reader finds is about the file's own rows: none is a policy risk.
-        self.blocking = reader.errors
-        self._kept = {
-            level: sum(1 for f in self.findings if f.level is level)
-            for level in (Level.ERROR, Level.WARNING)
-        }
-
-    def add(self, finding: Finding) -> None:
-        if finding.is_error:
-            self.errors += 1
-            self.blocking += not is_policy_risk(finding)
-        elif finding.level is Level.WARNING:
-            self.warnings += 1
-        else:
-            return
-        if self._kept[finding.level] >= self.limit:
-            self.omitted += 1
-            return
-        self._kept[finding.level] += 1
-        self.findings.append(finding)
-
-
-class _ImportRefused(Exception):
-    """Rolls back the rows an import wrote before its errors were known."""
-
-
-def aliases_import_csv(
-    *,
-    data: bytes | memoryview | BinaryIO,
-    encoding: str,
-    add_domains: bool,
-    dry_run: bool,
-    expected_fingerprint: str | None = None,
-    preview_limit: int = PREVIEW_LIMIT,
-) -> ImportReport:
-    """Import an alias CSV all-or-nothing (cli.md ``import_aliases``).
-
-    Existing patterns (case-insensitive) are updated in place, new ones appended in file
-    order. An error in a row writes nothing; policy risks alone (a full wildcard without the
-    final norelay line, a licence overflow) do not refuse the import: the file is what the
-    server has today, and the export stays blocked until they are fixed. With
-    ``expected_fingerprint`` the import refuses (:class:`StaleImportError`) when the table
-    changed since that fingerprint was taken. The file is read as a stream and written as
-    it is read, in the import's transaction, rolled back on any error; the report keeps
-    at most :data:`FINDINGS_LIMIT` errors (and as many warnings) and ``preview_limit``
-    rows, and counts the rest.
-    """
-    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
-    outcome: list[ImportReport] = []
-    try:
-        with transaction.atomic():
-            if not dry_run:
-                _lock_aliases()
-            if expected_fingerprint is not None and alias_fingerprint() != expected_fingerprint:
-                raise StaleImportError
-            report = _import(stream, encoding, add_domains, dry_run, preview_limit)
-            outcome.append(report)
-            if not dry_run and not report.written:
-                raise _ImportRefused
-    except _ImportRefused:
-        pass
-    return outcome[0]
-
-
-def _import(
-    stream: BinaryIO, encoding: str, add_domains: bool, dry_run: bool, preview_limit: int
-) -> ImportReport:
-    known = frozenset(LocalDomain.objects.values_list("name", flat=True))
-    reader = AliasCsvReader(
-        stream,
-        encoding=encoding,
-        local_domains=None if add_domains else known,
-        finding_limit=FINDINGS_LIMIT,
-    )
-    writer = None
-    if not dry_run:
-        top = Alias.objects.aggregate(top=Max("position"))["top"] or 0
-        writer = _Writer(top=top)
-    run = _Import(reader, writer=writer, preview=preview_limit)
-    run.run()
-    domains_added = tuple(sorted(run.new_domains - known)) if add_domains else ()
-    context = _context(domains_added)
-    kept = _Kept(reader, FINDINGS_LIMIT)
-    for _line, finding in run.table_findings(context):
-        kept.add(finding)
-    if run.created:
-        # Only new aliases take seats: an import that adds none is never refused for them.
-        for finding in _licence_findings(run.stored + run.created, context):
-            kept.add(finding)
-    for finding in run.length_findings:
-        kept.add(finding)
-    written = not dry_run and kept.blocking == 0
-    if written:
-        assert writer is not None
-        writer.finish()
-        audit_record(
-            action=AuditAction.ALIAS_IMPORT,
-            target="aliases.csv",
-            summary=f"created {run.created}, updated {run.updated}",
-            after={
-                "sha256": _sha256(stream),
-                "created": run.created,
-                "updated": run.updated,
-                "domains_added": list(domains_added),
-            },
-        )
-    findings = sorted(kept.findings, key=lambda f: (f.line is None, f.line or 0, -f.level))
-    return ImportReport(
-        created=run.created,
-        updated=run.updated,
-        unchanged=run.unchanged,
-        findings=tuple(findings),
-        domains_added=domains_added,
-        rows=run.rows(findings),
-        encoding=reader.encoding,
-        written=written,
-        dry_run=dry_run,
-        error_count=kept.errors,
-        warning_count=kept.warnings,
-        findings_omitted=kept.omitted,
-        rows_total=reader.rows_read + reader.refused_lines,
-        blocking_count=kept.blocking,
-    )
-
-
-def _sha256(stream: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    stream.seek(0)
-    while block := stream.read(1 << 20):
-        digest.update(block)
-    return digest.hexdigest()
-
-
-_INSERT_FIELDS = ("position", "pattern", "key", "target", "option", "comment", "domain")
-
-
 # --- the upload page ------------------------------------------------------------------------
-
-
-class StaleImportError(Exception):
-    """The aliases, domains or settings changed since the preview; nothing was written."""
 
 
 class UploadNotFound(Exception):

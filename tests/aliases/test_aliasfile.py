@@ -1146,3 +1146,44 @@ def test_shadowing_among_30000_wildcards_is_near_linear():
     assert time.process_time() - started < 10
     assert found[-1] == 42
     assert found[:-1] == [None] * 30_000
+
+
+@settings(max_examples=150)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "B", "2009*", "-x", "a b", ""]),
+            st.sampled_from(["d.jp", "example.co.jp", "other.jp"]),
+            st.sampled_from(["t@e.jp", "*@e.jp", '"t@e.jp,1"', "t"]),
+            st.sampled_from(["", ",c", ", 営業 ", ',"q\r\nr"', ',"unclosed']),
+            st.sampled_from(["\r\n", "\n", "\r"]),
+        ),
+        max_size=8,
+    ),
+    block=st.integers(min_value=1, max_value=40),
+)
+def test_line_fast_path_reads_across_block_boundaries_as_the_csv_module_does(lines, block):
+    data = "".join(f"{a}@{d},{t}{c}{end}" for a, d, t, c, end in lines).encode()
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(aliasfile, "_BLOCK", block)
+        fast = parse_alias_csv(data, local_domains=LOCAL)
+        patched.setattr(aliasfile, "_FAST_LINE", re.compile(r"(?!)"))
+        slow = parse_alias_csv(data, local_domains=LOCAL)
+
+    assert (fast.rows, fast.findings, fast.header_line) == (
+        slow.rows,
+        slow.findings,
+        slow.header_line,
+    )
+
+
+def test_records_are_the_rows_as_tuples():
+    data = b'alias,mapped_to,comment\r\na@d.jp,"b@e.jp,1",x\r\nc@d.jp,d@e.jp\r\n'
+
+    records = list(aliasfile.AliasCsvReader(io.BytesIO(data)).records())
+
+    assert records == [
+        (2, "a@d.jp", "b@e.jp", "1", "x", "a@d.jp", "d.jp"),
+        (3, "c@d.jp", "d@e.jp", "", "", "c@d.jp", "d.jp"),
+    ]

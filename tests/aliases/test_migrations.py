@@ -73,9 +73,9 @@ def test_sqlite_gets_no_index() -> None:
 
 
 def test_the_import_rebuilds_the_index_the_migration_creates() -> None:
-    from aliases import services
+    from aliases import importing
 
     cursor = FakeCursor(refuse_extension=False)
     migration.create_index(None, editor("postgresql", cursor))
 
-    assert cursor.executed[1] == services.SEARCH_INDEX_SQL
+    assert cursor.executed[1] == importing.SEARCH_INDEX_SQL

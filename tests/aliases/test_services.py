@@ -19,8 +19,9 @@ from django.utils.translation import gettext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aliases import services
+from aliases import importing, services
 from aliases.aliasfile import Alias as Entry
+from aliases.aliasfile import AliasCsvReader
 from aliases.models import Alias, AliasUpload, LocalDomain
 from controlcenter.findings import sort_findings
 from controlcenter.models import AuditEntry, ServerSettings
@@ -881,7 +882,7 @@ def test_expired_uploads_are_cleaned_on_the_next_upload(
 def test_import_report_counts_findings_past_the_limit_and_keeps_the_first(
     domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "FINDINGS_LIMIT", 3)
+    monkeypatch.setattr(importing, "FINDINGS_LIMIT", 3)
     data = csv_bytes(*[f"bad{i},x@inner.jp" for i in range(10)], f"ok@{DOMAIN},ok@inner.jp")
 
     report = services.aliases_import_csv(
@@ -1003,7 +1004,7 @@ def test_search_uses_the_trigram_index_on_postgresql(domain: LocalDomain) -> Non
 
 def search_index_exists() -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [services.SEARCH_INDEX])
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [importing.SEARCH_INDEX])
         return cursor.fetchone() is not None
 
 
@@ -1014,8 +1015,8 @@ def search_index_exists() -> bool:
 def test_large_import_rebuilds_the_search_index_or_keeps_it_when_refused(
     domain: LocalDomain, monkeypatch: pytest.MonkeyPatch, late_error: bool
 ) -> None:
-    monkeypatch.setattr(services, "REBUILD_INDEX_ROWS", 5)
-    monkeypatch.setattr(services, "_BATCH", 4)
+    monkeypatch.setattr(importing, "REBUILD_INDEX_ROWS", 5)
+    monkeypatch.setattr(importing, "BATCH", 4)
     rows = [f"u{i:04d}@{DOMAIN},u{i:04d}@inner.jp" for i in range(30)]
     assert search_index_exists()
 
@@ -1082,3 +1083,156 @@ def test_a_risk_the_server_already_has_does_not_block_other_aliases(
     report = services.alias_create(pattern=f"taro@{DOMAIN}", target="taro@inner.example.jp")
 
     assert report.created is True
+
+
+# --- a large import sets indexes and constraints aside -------------------------------------------
+
+
+def table_schema() -> list[str]:
+    """The definitions of every index and constraint of the alias table."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid = 'aliases_alias'::regclass UNION ALL "
+                "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'aliases_alias'::regclass"
+            )
+        else:
+            cursor.execute(
+                "SELECT coalesce(sql, name) FROM sqlite_master "
+                "WHERE tbl_name = 'aliases_alias' AND type != 'table'"
+            )
+        return sorted(str(sql) for (sql,) in cursor.fetchall())
+
+
+@pytest.fixture
+def small_bulk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports of 5 new rows or more take the bulk path, in batches of 4."""
+    monkeypatch.setattr(importing, "REBUILD_INDEX_ROWS", 5)
+    monkeypatch.setattr(importing, "BATCH", 4)
+
+
+@pytest.mark.usefixtures("small_bulk")
+def test_large_import_builds_every_index_and_constraint_again(domain: LocalDomain) -> None:
+    services.alias_create(pattern=f"keep@{DOMAIN}", target="old@inner.jp")
+    before = table_schema()
+    rows = [f"u{i:02d}@{DOMAIN},u{i:02d}@inner.jp,c{i}" for i in range(30)]
+
+    report = services.aliases_import_csv(
+        data=csv_bytes(f"KEEP@{DOMAIN},new@inner.jp", *rows, f"x@{DOMAIN},x@inner.jp"),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+
+    assert (report.created, report.updated, report.written) == (31, 1, True)
+    assert table_schema() == before
+    assert stored()[:2] == [
+        (f"keep@{DOMAIN}", "new@inner.jp", "", ""),
+        (f"u00@{DOMAIN}", "u00@inner.jp", "", "c0"),
+    ]
+    assert list(Alias.objects.values_list("position", flat=True)) == list(range(1, 33))
+
+
+@pytest.mark.usefixtures("small_bulk")
+def test_large_import_refused_late_keeps_the_table_and_its_indexes(domain: LocalDomain) -> None:
+    before = table_schema()
+    rows = [f"u{i:02d}@{DOMAIN},u{i:02d}@inner.jp" for i in range(30)]
+
+    report = services.aliases_import_csv(
+        data=csv_bytes(*rows, "broken,x@inner.jp"),
+        encoding="auto",
+        add_domains=False,
+        dry_run=False,
+    )
+
+    assert (report.created, report.written, report.blocking_count) == (30, False, 1)
+    assert (table_schema(), Alias.objects.count()) == (before, 0)
+
+
+@pytest.mark.usefixtures("small_bulk")
+def test_large_import_keeps_comments_with_tabs_backslashes_and_line_breaks(
+    domain: LocalDomain,
+) -> None:
+    comments = ["a\tb", "c:\\share\\d", "two\r\nlines", "\\N", "全角　空白"]
+    rows = [f'u{i}@{DOMAIN},u{i}@inner.jp,"{c}"' for i, c in enumerate(comments * 2)]
+
+    report = services.aliases_import_csv(
+        data=csv_bytes(*rows), encoding="auto", add_domains=False, dry_run=False
+    )
+
+    assert report.written is True
+    assert [c for _p, _t, _o, c in stored()] == comments * 2
+
+
+@pytest.mark.usefixtures("small_bulk")
+def test_large_import_adds_domains_on_the_way(domain: LocalDomain) -> None:
+    rows = [f"u{i:02d}@{DOMAIN},u{i:02d}@inner.jp" for i in range(10)]
+    rows += [f"v{i:02d}@new{i % 3}.example.jp,v@inner.jp" for i in range(10)]
+
+    report = services.aliases_import_csv(
+        data=csv_bytes(*rows), encoding="auto", add_domains=True, dry_run=False
+    )
+
+    assert (report.created, report.written) == (20, True)
+    assert report.domains_added == ("new0.example.jp", "new1.example.jp", "new2.example.jp")
+    assert Alias.objects.filter(domain__name="new1.example.jp").count() == 3
+
+
+def test_alias_writes_each_count_a_revision_the_import_included(domain: LocalDomain) -> None:
+    before = ServerSettings.load().alias_revision
+
+    services.aliases_import_csv(
+        data=csv_bytes(f"a@{DOMAIN},a@inner.jp"), encoding="auto", add_domains=False, dry_run=False
+    )
+    services.aliases_import_csv(
+        data=csv_bytes(f"b@{DOMAIN},b@inner.jp"), encoding="auto", add_domains=False, dry_run=True
+    )
+
+    assert ServerSettings.load().alias_revision == before + 1
+
+
+def test_import_into_a_large_table_sets_indexes_aside_half_way(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "REBUILD_INDEX_ROWS", 2)
+    monkeypatch.setattr(importing, "BATCH", 2)
+    make_rows(12)  # a third of the table is 4 rows: more than the 2 held first
+    before = table_schema()
+    rows = [f"n{i:02d}@{DOMAIN},n{i:02d}@inner.jp" for i in range(9)]
+
+    report = services.aliases_import_csv(
+        data=csv_bytes(*rows), encoding="auto", add_domains=False, dry_run=False
+    )
+
+    assert (report.created, report.written) == (9, True)
+    assert table_schema() == before
+    assert [p for p, _t, _o, _c in stored()][11:] == [f"u0011@{DOMAIN}"] + [
+        f"n{i:02d}@{DOMAIN}" for i in range(9)
+    ]
+
+
+@pytest.mark.usefixtures("small_bulk")
+def test_an_exception_half_way_through_an_import_writes_nothing(
+    domain: LocalDomain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = table_schema()
+    records = AliasCsvReader.records
+
+    def failing(self: AliasCsvReader) -> Any:
+        for number, record in enumerate(records(self)):
+            if number == 25:
+                raise RuntimeError("disk gone")
+            yield record
+
+    monkeypatch.setattr(AliasCsvReader, "records", failing)
+    rows = [f"u{i:02d}@{DOMAIN},u{i:02d}@inner.jp" for i in range(30)]
+
+    with pytest.raises(RuntimeError, match="disk gone"):
+        services.aliases_import_csv(
+            data=csv_bytes(*rows), encoding="auto", add_domains=False, dry_run=False
+        )
+
+    assert (table_schema(), Alias.objects.count()) == (before, 0)
+    assert Alias.objects.filter(pattern__startswith="x").count() == 0  # the connection works

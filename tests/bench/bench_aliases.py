@@ -1,7 +1,8 @@
 """Alias import, upload memory and list-page figures at 100,000 aliases.
 
 Run: ``DEBUG=1 .venv/bin/python -m tests.bench.bench_aliases`` (a temporary SQLite database
-unless DATABASE_URL is set; run it once per database). What it measures, in one run:
+unless DATABASE_URL is set; run it once per database; ``--part import --rows 1000000`` for the
+import at a million rows). What it measures, in one run:
 
 - the import of a 100,000-row CSV into an empty table against Postfix ``postmap`` building a
   hash map of the same 100,000 pairs (the anchor, measured in the same run when ``postmap`` is
@@ -110,17 +111,17 @@ def _postmap(rows: list[tuple[str, str, str]], folder: Path) -> float | None:
     return best
 
 
-def bench_import() -> None:
-    from aliases import services
+def bench_import(count: int = ROWS) -> None:
+    from aliases import importing
     from aliases.models import Alias
 
-    rows = _rows(ROWS)
+    rows = _rows(count)
     data = _csv(rows)
     folder = Path(tempfile.mkdtemp(prefix="bench-postmap-"))
-    print(f"CSV: {ROWS:,} rows, {len(data) / 1e6:.1f} MB; database {os.environ['DATABASE_URL']}")
+    print(f"CSV: {count:,} rows, {len(data) / 1e6:.1f} MB; database {os.environ['DATABASE_URL']}")
 
-    def run(dry_run: bool) -> services.ImportReport:
-        return services.aliases_import_csv(
+    def run(dry_run: bool) -> importing.ImportReport:
+        return importing.aliases_import_csv(
             data=data, encoding="auto", add_domains=False, dry_run=dry_run
         )
 
@@ -130,24 +131,24 @@ def bench_import() -> None:
         start = time.perf_counter()
         report = run(False)
         timings.append(time.perf_counter() - start)
-        assert (report.created, report.written) == (ROWS, True), report.findings[:3]
+        assert (report.created, report.written) == (count, True), report.findings[:3]
     imported = min(timings)
     anchor = _postmap(rows, folder)
-    print(f"{'import 100,000 new rows (best of 3)':<44} {imported:8.3f} s")
+    print(f"{f'import {count:,} new rows (best of 3)':<44} {imported:8.3f} s")
     if anchor is None:
         print("postmap: not installed (apt-get install postfix); no ratio")
     else:
         ratio = imported / anchor
         verdict = "ok" if ratio <= POSTMAP_RATIO else "OVER"
-        print(f"{'postmap hash: same 100,000 pairs (best of 3)':<44} {anchor:8.3f} s")
+        print(f"{f'postmap hash: same {count:,} pairs (best of 3)':<44} {anchor:8.3f} s")
         target = f"target <= {POSTMAP_RATIO} x: {verdict}"
         print(f"{'ratio import / postmap':<44} {ratio:8.1f} x   ({target})")
     start = time.perf_counter()
     report = run(True)
     print(f"{'re-import preview (all unchanged)':<44} {time.perf_counter() - start:8.3f} s")
-    assert report.unchanged == ROWS
+    assert report.unchanged == count
     print(f"{'peak memory of this process':<44} {_peak_mb():8.1f} MB")
-    assert Alias.objects.count() == ROWS
+    assert Alias.objects.count() == count
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -271,6 +272,7 @@ def main() -> None:
     parser.add_argument(
         "--part", choices=["import", "pages", "upload"], action="append", help="only these"
     )
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows of the import's CSV")
     args = parser.parse_args()
     _setup()
     if args.upload:
@@ -278,7 +280,7 @@ def main() -> None:
         return
     parts = args.part or ["import", "pages", "upload"]
     if "import" in parts:
-        bench_import()
+        bench_import(args.rows)
     if "pages" in parts:
         bench_pages()
     if "upload" in parts:

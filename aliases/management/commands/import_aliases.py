@@ -9,7 +9,7 @@ from django.core.management.base import CommandParser
 from django.utils.translation import gettext
 
 from aliases.aliasfile import ENCODINGS
-from aliases.services import aliases_import_csv
+from aliases.importing import aliases_import_csv
 from controlcenter.management.base import ContractCommand
 
 
