@@ -137,12 +137,8 @@ def _mail(policy: Policy, answers: Answers, view: ClientView, mail_from: str) ->
         line = view.line
         if sender_line is not None and (line is None or sender_line.number < line.number):
             line = sender_line
-        modifier = line.effective if line is not None else Modifier.DEFAULT
-        rule = RuleRef(line.number, line.text) if line is not None else None
-        notes = [*sender.notes, *view.notes]
-        if line is not None and line.number in policy._appended:
-            notes.append(make_note("appended", NOTE_APPENDED, line=line.number, text=line.text))
-        notes.extend(_rule_notes(line, modifier))
+        modifier, rule, line_notes = _line(policy, answers, line)
+        notes = sender.notes + view.notes + line_notes
         refused = modifier is Modifier.FALSE
         mail = MailResult(
             "reject" if refused else "accept",
@@ -152,7 +148,7 @@ def _mail(policy: Policy, answers: Answers, view: ClientView, mail_from: str) ->
             modifier=modifier,
             alias=sender.alias,
             mailbox=sender.mailbox,
-            notes=tuple(notes),
+            notes=notes,
             reason=Reason.REFUSED if refused else Reason.ACCEPTED,
         )
         if refused:
@@ -167,6 +163,24 @@ def _mail(policy: Policy, answers: Answers, view: ClientView, mail_from: str) ->
     view.mails[mail_from] = entry
     answers.grew()
     return entry
+
+
+def _line(
+    policy: Policy, answers: Answers, line: EffectLine | None
+) -> tuple[Modifier, RuleRef | None, tuple[Note, ...]]:
+    """The effective modifier of the deciding ``line``, its reference and the notes it
+    brings to MAIL FROM (after the sender's and the client's)."""
+    number = line.number if line is not None else 0
+    kept = answers.lines.get(number)
+    if kept is None:
+        modifier = line.effective if line is not None else Modifier.DEFAULT
+        rule = RuleRef(line.number, line.text) if line is not None else None
+        notes: list[Note] = []
+        if line is not None and line.number in policy._appended:
+            notes.append(make_note("appended", NOTE_APPENDED, line=line.number, text=line.text))
+        notes.extend(_rule_notes(line, modifier))
+        kept = answers.lines[number] = (modifier, rule, tuple(notes))
+    return kept
 
 
 def _rule_notes(line: EffectLine | None, modifier: Modifier) -> list[Note]:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Final
 
 from aliases.aliasfile import Alias, AliasIndex
 from controlcenter.simulation.classify import Address, read_recipient, read_sender
-from controlcenter.simulation.results import AddressClass
+from controlcenter.simulation.notes import Note
+from controlcenter.simulation.results import AddressClass, RuleRef
 from relaypolicy.effectfile import (
     CLIENT_KINDS,
     CompiledRules,
@@ -51,13 +52,15 @@ class Answers:
     handing out the same object again is safe.
     """
 
-    __slots__ = ("deciders", "refusals", "size", "views", "views_by_key")
+    __slots__ = ("deciders", "lines", "refusals", "size", "views", "views_by_key")
 
     def __init__(self) -> None:
         self.views: dict[str, ClientView] = {}
         self.views_by_key: dict[object, ClientView] = {}
         self.deciders: dict[object, Decider] = {}
         self.refusals: dict[object, Refusal] = {}
+        #: effect.dat line number (0: none) -> its modifier, reference and MAIL FROM notes
+        self.lines: dict[int, tuple[Modifier, RuleRef | None, tuple[Note, ...]]] = {}
         self.size = 0
 
     def grew(self) -> None:
@@ -68,6 +71,7 @@ class Answers:
             self.views_by_key.clear()
             self.deciders.clear()
             self.refusals.clear()
+            self.lines.clear()
             self.size = 0
 
 

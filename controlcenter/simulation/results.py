@@ -6,7 +6,7 @@ Every result is a frozen value: the simulator hands out the same object for the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Literal
 
@@ -115,6 +115,8 @@ class MailResult:
     mailbox: Mailbox | None = None
     notes: tuple[Note, ...] = ()
     reason: Reason = Reason.ACCEPTED
+    #: ``as_dict()`` as JSON, once a batch has written it (:mod:`.batch`); not part of the value.
+    json_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_dict(self, translate: Translate = identity) -> dict[str, object]:
         return {
@@ -142,6 +144,8 @@ class RcptResult:
     address_class: AddressClass = AddressClass.EXTERNAL
     mailbox: Mailbox | None = None
     reason: Reason = Reason.RELAY_DENIED
+    #: ``as_dict()`` as JSON, once a batch has written it (:mod:`.batch`); not part of the value.
+    json_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def note_codes(self) -> tuple[str, ...]:
