@@ -175,7 +175,10 @@ class JsonLines:
         mail, rcpt = answer_session(self.policy, client_ip, mail_from, rcpt_to, auth)
         self.count += 1
         if self.composed and self.count > VERIFY_FIRST and self.count % VERIFY_EVERY:
-            return self.results.session(mail, rcpt)
+            # ResultJson.session, inlined: this runs once per session.
+            results = self.results
+            texts = ", ".join([result.json_text or results.rcpt(result) for result in rcpt])
+            return f'{{"mail": {mail.json_text or results.mail(mail)}, "rcpt": [{texts}]}}'
         plain = plain_json(SessionResult(Session(client_ip, mail_from, rcpt_to, auth), mail, rcpt))
         if self.composed:
             self.composed = self.results.session(mail, rcpt) == plain
@@ -194,8 +197,8 @@ class ResultJson:
         self.kept: dict[int, tuple[object, str]] = {}
 
     def session(self, mail: MailResult, rcpt: tuple[RcptResult, ...]) -> str:
-        texts = ", ".join([result.json_text or self._rcpt(result) for result in rcpt])
-        return f'{{"mail": {mail.json_text or self._mail(mail)}, "rcpt": [{texts}]}}'
+        texts = ", ".join([result.json_text or self.rcpt(result) for result in rcpt])
+        return f'{{"mail": {mail.json_text or self.mail(mail)}, "rcpt": [{texts}]}}'
 
     def _keep(self, value: object, text: str) -> str:
         if len(self.kept) >= KEEP_LIMIT:
@@ -203,22 +206,24 @@ class ResultJson:
         self.kept[id(value)] = (value, text)
         return text
 
-    def _mail(self, mail: MailResult) -> str:
-        modifier = "null" if mail.modifier is None else encode_basestring(mail.modifier.value)
+    # The enum fields are StrEnum members, whose text is their value: encoded as they are.
+
+    def mail(self, mail: MailResult) -> str:
+        modifier = "null" if mail.modifier is None else encode_basestring(mail.modifier)
         return _remember(
             mail,
             f'{{"verdict": {encode_basestring(mail.verdict)}, '
             f'"reply": {encode_basestring(mail.reply)}, '
             f'"rule": {self._rule(mail.rule)}, '
             f'"notes": [{", ".join([self._note(note) for note in mail.notes])}], '
-            f'"class": {encode_basestring(mail.sender_class.value)}, '
+            f'"class": {encode_basestring(mail.sender_class)}, '
             f'"modifier": {modifier}, '
             f'"mailbox": {self._mailbox(mail.mailbox)}, '
             f'"alias": {self._alias(mail.alias)}, '
-            f'"reason": {encode_basestring(mail.reason.value)}}}',
+            f'"reason": {encode_basestring(mail.reason)}}}',
         )
 
-    def _rcpt(self, rcpt: RcptResult) -> str:
+    def rcpt(self, rcpt: RcptResult) -> str:
         return _remember(
             rcpt,
             f'{{"address": {encode_basestring(rcpt.address)}, '
@@ -227,10 +232,10 @@ class ResultJson:
             f'"rule": {self._rule(rcpt.rule)}, '
             f'"notes": [{", ".join([self._note(note) for note in rcpt.notes])}], '
             f'"stage": {encode_basestring(rcpt.stage)}, '
-            f'"class": {encode_basestring(rcpt.address_class.value)}, '
+            f'"class": {encode_basestring(rcpt.address_class)}, '
             f'"alias": {self._alias(rcpt.alias)}, '
             f'"mailbox": {self._mailbox(rcpt.mailbox)}, '
-            f'"reason": {encode_basestring(rcpt.reason.value)}}}',
+            f'"reason": {encode_basestring(rcpt.reason)}}}',
         )
 
     def _rule(self, rule: RuleRef | None) -> str:
@@ -297,7 +302,8 @@ class Spool:
         """Add ``lines`` (each without its newline) and empty the list."""
         if not lines:
             return
-        block = ("\n".join(lines) + "\n").encode()
+        lines.append("")  # the last newline, without copying the block once more
+        block = "\n".join(lines).encode()
         lines.clear()
         if self.file is not None:
             self.file.write(block)

@@ -7,6 +7,7 @@ caches the result); the classes and notes are those of the package docstring.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from controlcenter.simulation.notes import (
@@ -77,15 +78,20 @@ def _parse_notes(text: str, mailbox: Mailbox, route: tuple[str, ...]) -> list[No
 def _lookalike(policy: Policy, domain: str) -> str | None:
     """The managed domain that ``domain`` (external) imitates, if any."""
     local = policy.local_domains
-    for index in range(1, len(domain)):  # notdomain.jp, sub.domain.jp
-        if domain[index:] in local:
-            return domain[index:]
+    for length in _lengths(local):  # notdomain.jp, sub.domain.jp: the longest first
+        if length < len(domain) and domain[-length:] in local:
+            return domain[-length:]
     dot = domain.find(".")
     while dot > 0:  # domain.jp.evil.example
         if domain[:dot] in local:
             return domain[:dot]
         dot = domain.find(".", dot + 1)
     return None
+
+
+@lru_cache(maxsize=16)
+def _lengths(domains: frozenset[str]) -> tuple[int, ...]:
+    return tuple(sorted({len(domain) for domain in domains if domain}, reverse=True))
 
 
 def _classify(policy: Policy, mailbox: Mailbox, notes: list[Note]) -> Address:

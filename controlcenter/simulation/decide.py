@@ -72,7 +72,7 @@ def answer_session(
     answers = policy._answers
     view = answers.views.get(client_ip) or _view(policy, answers, client_ip)
     entry = view.mails.get(mail_from) or _mail(policy, answers, view, mail_from)
-    step = entry.auth if auth else entry.plain
+    step = (entry.auth or entry.authenticated(answers)) if auth else entry.plain
     results = step.results
     return entry.mail, tuple(
         [results.get(text) or step.answer(policy, answers, text) for text in rcpt_to]
@@ -93,14 +93,30 @@ class ClientView:
 
 class MailAnswer:
     """The MAIL FROM result of one client view and sender, and the RCPT step after it
-    without and with SMTP AUTH."""
+    without SMTP AUTH and, once a session has needed it, with."""
 
-    __slots__ = ("auth", "mail", "plain")
+    __slots__ = ("auth", "mail", "modifier", "plain", "sender")
 
-    def __init__(self, mail: MailResult, plain: Step, auth: Step) -> None:
+    def __init__(
+        self,
+        mail: MailResult,
+        plain: Step,
+        auth: Step | None = None,
+        sender: Address | None = None,
+        modifier: Modifier = Modifier.DEFAULT,
+    ) -> None:
         self.mail = mail
         self.plain = plain
         self.auth = auth
+        self.sender = sender
+        self.modifier = modifier
+
+    def authenticated(self, answers: Answers) -> Step:
+        """The RCPT step with SMTP AUTH (few sessions authenticate: built when first asked)."""
+        if self.auth is None:
+            assert self.sender is not None  # an accepted MAIL FROM keeps its sender
+            self.auth = _decider(answers, self.sender, self.modifier, self.mail.rule, auth=True)
+        return self.auth
 
 
 def _view(policy: Policy, answers: Answers, client_ip: str) -> ClientView:
@@ -155,11 +171,8 @@ def _mail(policy: Policy, answers: Answers, view: ClientView, mail_from: str) ->
             refusal = _refusal(answers, mail)
             entry = MailAnswer(mail, refusal, refusal)
         else:
-            entry = MailAnswer(
-                mail,
-                _decider(answers, sender, modifier, rule, auth=False),
-                _decider(answers, sender, modifier, rule, auth=True),
-            )
+            plain = _decider(answers, sender, modifier, rule, auth=False)
+            entry = MailAnswer(mail, plain, None, sender, modifier)
     view.mails[mail_from] = entry
     answers.grew()
     return entry
@@ -358,17 +371,17 @@ class Decider:
         *,
         rule: bool = True,
     ) -> RcptResult:
-        return RcptResult(
+        return RcptResult(  # positionally: a dataclass takes these faster than keywords
             text,
             verdict,
             reply,
             self.rule if rule else None,
-            alias=rcpt.alias,
-            notes=rcpt.notes + extra if extra else rcpt.notes,
-            stage="rcpt",
-            address_class=rcpt.cls,
-            mailbox=rcpt.mailbox,
-            reason=reason,
+            rcpt.alias,
+            rcpt.notes + extra if extra else rcpt.notes,
+            "rcpt",
+            rcpt.cls,
+            rcpt.mailbox,
+            reason,
         )
 
 

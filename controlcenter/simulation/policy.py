@@ -247,14 +247,9 @@ def _client_address(client_ip: str) -> _Ip | None:
         return None
 
 
-@lru_cache(maxsize=4096)
 def is_ip(client_ip: str) -> bool:
     """Whether ``client_ip`` is an IP address exactly as written (no spaces around it)."""
-    try:
-        ipaddress.ip_address(client_ip)
-    except ValueError:
-        return False
-    return True
+    return client_ip == client_ip.strip() and _client_address(client_ip) is not None
 
 
 def _domain_key(domain: str) -> str:

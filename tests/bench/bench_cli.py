@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             local_domains=DOMAINS,
             gateway_mode=True,
         )
+        start_cpu = time.process_time()
         for session in sessions:  # first pass: every distinct address parsed once
             evaluate_session(policy, session)
+        first_cpu = len(sessions) / (time.process_time() - start_cpu)
         start, start_cpu = time.perf_counter(), time.process_time()
         for session in sessions:
             evaluate_session(policy, session)
@@ -111,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         f"simulate_relay --batch:  {cli:,.0f} sessions/s wall ({wall:.2f} s), "
         f"{cli_cpu:,.0f}/s of CPU ({cpu:.2f} s), best of {args.runs}"
     )
+    print(f"in-process (first pass): {first_cpu:,.0f}/s of CPU (each answer built once)")
     print(f"end to end / in-process: {cli / warm:.2f} wall, {cli_cpu / warm_cpu:.2f} CPU")
+    print(f"end to end / first pass: {cli_cpu / first_cpu:.2f} CPU (the batch sees each once)")
     # "On one core": judged on CPU time, which other work on the machine does not add to.
     ok = cli_cpu >= TARGET_CLI and warm_cpu >= TARGET_WARM
     print(

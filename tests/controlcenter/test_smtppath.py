@@ -501,3 +501,9 @@ def _original_is_dot_string(local: str) -> bool:
 @given(st.text(alphabet=st.sampled_from(ATEXT + '.@ "\\é'), max_size=20))
 def test_dot_string_test_is_the_original_one(local):
     assert smtppath._is_dot_string(local) == _original_is_dot_string(local)
+
+
+@given(st.text(alphabet=st.sampled_from(ATEXT + '.@ "\\<>:,é'), max_size=20))
+def test_routing_chars_are_those_present_in_reporting_order(local):
+    expected = tuple(char for char in smtppath.ROUTING_CHARS if char in local)
+    assert Mailbox(local, "d.jp").routing_chars == expected

@@ -84,14 +84,15 @@ class Command(ContractCommand):
         copied out only at the end: a bad line stops the run with the contract's one-line
         error and nothing on standard output.
         """
-        policy = policy_compile()
         label = name if name == "-" else str(Path(name))
-        # The compiled policy (100,000 aliases: millions of objects) lives to the end and the
-        # batch makes no reference cycles: keep the collector from walking them again and
-        # again while the caches fill.
-        gc.freeze()
+        # The compiled policy (100,000 aliases: millions of objects) lives to the end and
+        # neither compiling it nor the batch makes reference cycles worth collecting: keep the
+        # collector from walking those objects again and again while they are built and while
+        # the caches fill.
         gc.disable()
         try:
+            policy = policy_compile()
+            gc.freeze()
             with Spool() as out:
                 try:
                     run_batch(policy, _lines(name), out, as_json=as_json, translate=gettext)
