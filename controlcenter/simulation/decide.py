@@ -12,7 +12,6 @@ of each address (:class:`~controlcenter.simulation.policy.Policy`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from controlcenter.simulation.classify import Address
 from controlcenter.simulation.notes import (
@@ -32,7 +31,7 @@ from controlcenter.simulation.notes import (
     Note,
     make_note,
 )
-from controlcenter.simulation.policy import Answers, canonical_client, is_ip
+from controlcenter.simulation.policy import Answers, Policy, canonical_client, is_ip
 from controlcenter.simulation.results import (
     REPLY_FALSE,
     REPLY_NEED_MAIL,
@@ -51,9 +50,6 @@ from controlcenter.simulation.results import (
     SessionResult,
 )
 from relaypolicy.effectfile import EffectLine, Modifier
-
-if TYPE_CHECKING:
-    from controlcenter.simulation.policy import Policy
 
 
 def evaluate_session(policy: Policy, session: Session) -> SessionResult:

@@ -40,7 +40,7 @@ CACHE_LIMIT: Final = 65_536
 
 #: Beyond this many remembered answers (client views, MAIL answers, RCPT results) the memo of
 #: answers starts over.
-ANSWER_LIMIT: Final = 4 * CACHE_LIMIT
+ANSWER_LIMIT: Final = 2 * CACHE_LIMIT
 
 
 class Answers:

@@ -264,7 +264,7 @@ def corpus() -> Iterable[tuple[str, Policy, list[Session]]]:
 
 
 def run(evaluate: Callable[[Policy, Session], SessionResult]) -> dict[str, str]:
-    """The digest per corpus part: ``{"edge-gateway": ..., "edge-mailserver": ..., "site": ...}``."""
+    """The digest of each part of the corpus, by name (``edge-gateway``, ``site``, ...)."""
     return {
         name: digest(evaluate(policy, session) for session in sessions)
         for name, policy, sessions in corpus()

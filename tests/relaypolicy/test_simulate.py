@@ -325,12 +325,13 @@ def test_batch_text_is_each_session_s_text_in_the_site_language(
     batch.write_text("".join(json.dumps(item) + "\n" for item in BATCH))
     call_command("simulate_relay", "--batch", str(batch))
     policy = policy_compile()
+    items: list[dict[str, Any]] = BATCH
     expected = [
         text_answer(
             evaluate_session(policy, Session(i["client_ip"], i["mail_from"], tuple(i["rcpt_to"]))),
             gettext,
         )
-        for i in BATCH
+        for i in items
     ]
     assert capsys.readouterr().out == "".join(f"{text}\n" for text in expected)
     assert "note:" in expected[3]
@@ -351,7 +352,7 @@ def test_batch_answers_as_the_original_simulator_to_every_trick(
     rng = random.Random(14)
     pool = simcorpus.addresses()
     clients = ["203.0.113.9", "192.168.1.5", "2001:DB8::1", "::ffff:192.168.1.5"]
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "client_ip": rng.choice(clients),
             "mail_from": rng.choice(pool),
