@@ -12,6 +12,7 @@ import bisect
 import codecs
 import csv
 import hashlib
+import io
 import itertools
 import secrets
 import threading

@@ -59,8 +59,7 @@ UNSAMPLED: set[str] = set()
 USER_NAMES = {"kanri", "sweep-viewer", "sweep-editor", "sweep-administrator"}
 
 # Pages still owned by other lines of work this session: (page name, check) -> reason.
-OWNED_ELSEWHERE: dict[tuple[str, str], str] = {
-}
+OWNED_ELSEWHERE: dict[tuple[str, str], str] = {}
 
 
 @dataclass

@@ -422,3 +422,88 @@ def test_parse_path_refuses_only_with_path_error_and_accepts_only_fixed_points(t
         assert refused.reply == (MAIL if role == "mail" else RCPT)
     elif mailbox is not None:
         assert mailbox_of(mailbox.address, role) == mailbox
+
+
+# --- the fast path for plain mailboxes reads exactly as the full grammar ---------------------
+
+
+def outcome(parse, text: str, role: Literal["mail", "rcpt"], unqualified: bool) -> object:
+    """Everything a caller can see of a parse: the path with ``quoted``, or the refusal."""
+    try:
+        path = parse(text, role=role, unqualified=unqualified)
+    except PathError as exc:
+        return ("refused", exc.reason, exc.reply)
+    mailbox = path.mailbox
+    return (repr(path), mailbox.quoted if mailbox else None)
+
+
+fast_path_texts = st.one_of(
+    path_texts,
+    st.text(alphabet=st.sampled_from(ATEXT + '.@<> \t"[]\\:,é\x7f'), max_size=40),
+    st.builds(
+        lambda local, domain, left, right: f"{left}{local}@{domain}{right}",
+        st.one_of(dot_strings, st.text(alphabet=ATEXT + ".", min_size=1, max_size=70)),
+        st.one_of(names, st.text(alphabet=ALNUM + ".-", min_size=1, max_size=70)),
+        st.sampled_from(["", "<", " <", "\t", "< ", "<<", "@a.jp:"]),
+        st.sampled_from(["", ">", "> ", " ", ">>", "\t", " >", "."]),
+    ),
+)
+
+
+@given(fast_path_texts, st.sampled_from(["mail", "rcpt"]), st.booleans())
+def test_parse_path_answers_as_the_full_grammar(text, role, unqualified):
+    assert outcome(parse_path, text, role, unqualified) == outcome(
+        smtppath.parse_path_strict, text, role, unqualified
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"<{LOCAL_64}@{DOMAIN_189}>",  # exactly 256 octets
+        f"<{LOCAL_64}@{DOMAIN_189}a>",  # 257
+        f"{LOCAL_64}x@a.jp",
+        f"u@{'a' * 63}.jp",
+        f"u@{'a' * 64}.jp",
+        "u@a-.jp",
+        "u@-a.jp",
+        "u@a.jp.",
+        "u@a..jp",
+        "postmaster@a.jp",
+        "<u@a.jp",
+        "u@a.jp>",
+        " <u@a.jp>\t",
+        "< u@a.jp>",
+        "u.@a.jp",
+        ".u@a.jp",
+        "u..v@a.jp",
+        "U%x.example!y@A.JP",
+        "u@a@b.jp",
+        "u@[192.0.2.1]",
+        "u@192.0.2.1",
+        "u@a_b.jp",
+        "u@a.jp\x00",
+        "ü@a.jp",
+    ],
+)
+@pytest.mark.parametrize("role", ["mail", "rcpt"])
+def test_parse_path_answers_as_the_full_grammar_at_the_edges(text, role):
+    for unqualified in (False, True):
+        assert outcome(parse_path, text, role, unqualified) == outcome(
+            smtppath.parse_path_strict, text, role, unqualified
+        )
+
+
+def _original_is_dot_string(local: str) -> bool:
+    return all(atom and set(atom) <= set(ATEXT) for atom in local.split("."))
+
+
+@given(st.text(alphabet=st.sampled_from(ATEXT + '.@ "\\é'), max_size=20))
+def test_dot_string_test_is_the_original_one(local):
+    assert smtppath._is_dot_string(local) == _original_is_dot_string(local)
+
+
+@given(st.text(alphabet=st.sampled_from(ATEXT + '.@ "\\<>:,é'), max_size=20))
+def test_routing_chars_are_those_present_in_reporting_order(local):
+    expected = tuple(char for char in smtppath.ROUTING_CHARS if char in local)
+    assert Mailbox(local, "d.jp").routing_chars == expected

@@ -311,3 +311,75 @@ def test_batch_falls_back_to_the_plain_encoding_when_the_shape_differs(
     batch.write_text("".join(json.dumps(item) + "\n" for item in BATCH))
     call_command("simulate_relay", "--batch", str(batch), "--json")
     assert [json.loads(line)["extra"] for line in capsys.readouterr().out.splitlines()] == [1] * 4
+
+
+def test_batch_text_is_each_session_s_text_in_the_site_language(
+    tmp_path: Path, wildcard_gateway: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from django.utils.translation import gettext
+
+    from controlcenter.services import policy_compile
+    from controlcenter.simulation import Session, evaluate_session
+    from controlcenter.simulation.batch import text_answer
+
+    batch = tmp_path / "sessions.jsonl"
+    batch.write_text("".join(json.dumps(item) + "\n" for item in BATCH))
+    call_command("simulate_relay", "--batch", str(batch))
+    policy = policy_compile()
+    items: list[dict[str, Any]] = BATCH
+    expected = [
+        text_answer(
+            evaluate_session(policy, Session(i["client_ip"], i["mail_from"], tuple(i["rcpt_to"]))),
+            gettext,
+        )
+        for i in items
+    ]
+    assert capsys.readouterr().out == "".join(f"{text}\n" for text in expected)
+    assert "note:" in expected[3]
+
+
+def test_batch_answers_as_the_original_simulator_to_every_trick(
+    tmp_path: Path, wildcard_gateway: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the command, to a text stream, with the output spilled to a temporary file:
+    byte for byte the plain encoding of the original simulator's answers."""
+    import random
+
+    from controlcenter.services import policy_compile
+    from controlcenter.simulation import Session, batch
+    from tests.controlcenter import simcorpus, simulation_reference
+
+    monkeypatch.setattr(batch, "SPOOL_LIMIT", 4096)
+    rng = random.Random(14)
+    pool = simcorpus.addresses()
+    clients = ["203.0.113.9", "192.168.1.5", "2001:DB8::1", "::ffff:192.168.1.5"]
+    items: list[dict[str, Any]] = [
+        {
+            "client_ip": rng.choice(clients),
+            "mail_from": rng.choice(pool),
+            "rcpt_to": [rng.choice(pool) for _ in range(rng.randrange(1, 4))],
+            "auth": rng.random() < 0.2,
+        }
+        for _ in range(400)
+    ]
+    source = tmp_path / "sessions.jsonl"
+    source.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
+    out = io.StringIO()
+    call_command("simulate_relay", "--batch", str(source), "--json", stdout=out)
+    policy = policy_compile()
+    expected = [
+        json.dumps(
+            simulation_reference.evaluate_session(
+                policy,
+                Session(
+                    batch.client_ip_text(item["client_ip"]),
+                    item["mail_from"],
+                    tuple(item["rcpt_to"]),
+                    item["auth"],
+                ),
+            ).as_dict(),
+            ensure_ascii=False,
+        )
+        for item in items
+    ]
+    assert out.getvalue() == "".join(f"{line}\n" for line in expected)

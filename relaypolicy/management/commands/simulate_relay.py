@@ -1,10 +1,9 @@
 from __future__ import annotations
 
+import codecs
+import gc
 import io
-import ipaddress
-import json
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,14 @@ from django.utils.translation import gettext
 
 from controlcenter.management.base import ContractCommand
 from controlcenter.services import policy_compile
-from controlcenter.simulation import (
-    MailResult,
-    RcptResult,
-    Session,
-    SessionResult,
-    evaluate_session,
+from controlcenter.simulation import Session, evaluate_session
+from controlcenter.simulation.batch import (
+    BatchError,
+    Spool,
+    client_ip_text,
+    plain_json,
+    run_batch,
+    text_answer,
 )
 
 
@@ -28,6 +29,9 @@ class Command(ContractCommand):
         "Evaluate the stored policy for one SMTP session, or for every JSON line of --batch, "
         "exactly as the exported files would behave."
     )
+    # A read-only question about the stored policy: the project's system checks (URLs,
+    # templates, admin) say nothing about its answer and cost more than a batch of sessions.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--client-ip", metavar="IP")
@@ -47,7 +51,7 @@ class Command(ContractCommand):
             return
         session = self._session(options)
         result = evaluate_session(policy_compile(), session)
-        self.stdout.write(_JSON.encode(result.as_dict()) if options["json"] else _text(result))
+        self.stdout.write(plain_json(result) if options["json"] else text_answer(result, gettext))
 
     def _session(self, options: dict[str, Any]) -> Session:
         missing = [
@@ -62,7 +66,7 @@ class Command(ContractCommand):
         if missing:
             raise CommandError(f"missing {', '.join(missing)} (or use --batch FILE)", returncode=2)
         try:
-            client_ip = _client_ip(options["client_ip"])
+            client_ip = client_ip_text(options["client_ip"])
         except ValueError as error:
             raise CommandError(f"--client-ip: {error}", returncode=2) from None
         return Session(
@@ -73,79 +77,47 @@ class Command(ContractCommand):
         )
 
     def _batch(self, name: str, *, as_json: bool) -> None:
-        """Stream the sessions of ``name`` (``-``: standard input) through the policy.
+        """Stream the sessions of ``name`` (``-``: standard input) through the policy,
+        compiled once (:func:`controlcenter.simulation.batch.run_batch`).
 
-        The policy is compiled once; each line is read, evaluated and its result written to a
-        spooled buffer as it comes, so memory stays bounded at any size. A bad line stops the
-        run with the contract's one-line error and nothing on standard output (the buffer is
-        copied out only at the end). Results are kept per distinct session, as repeated sessions
-        (the same client, sender and recipients) are common in a day of traffic.
+        The output is held back (in memory up to a bound, then in a temporary file) and
+        copied out only at the end: a bad line stops the run with the contract's one-line
+        error and nothing on standard output.
         """
-        policy = policy_compile()
-        render = _PartEncoder().line if as_json else _text
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL, mode="w+", encoding="utf-8") as out:
-            chunk: list[str] = []
-            for session in _read_batch(name):
-                chunk.append(render(evaluate_session(policy, session)))
-                if len(chunk) >= _CHUNK:
-                    out.write("\n".join(chunk) + "\n")
-                    chunk.clear()
-            if chunk:
-                out.write("\n".join(chunk) + "\n")
-            out.seek(0)
-            for block in iter(lambda: out.read(_BLOCK), ""):
-                self.stdout.write(block, ending="")
-        self.stdout.flush()
-
-
-class _PartEncoder:
-    """JSON lines of session results, each MAIL and RCPT result encoded once per distinct value.
-
-    A day of traffic repeats the same answers (the same recipient, the same verdict), and
-    building and encoding the dictionaries costs as much as the decision. The line is composed
-    from the parts as ``SessionResult.as_dict`` lays it out; the first results and every
-    thousandth are compared with the plain encoding, and any difference switches the run back
-    to the plain encoding, so the output is always ``json.dumps(result.as_dict())``.
-    """
-
-    def __init__(self) -> None:
-        self.parts: dict[object, str] = {}
-        self.composed = True
-        self.count = 0
-
-    def part(self, value: MailResult | RcptResult) -> str:
+        label = name if name == "-" else str(Path(name))
+        # The compiled policy (100,000 aliases: millions of objects) lives to the end and
+        # neither compiling it nor the batch makes reference cycles worth collecting: keep the
+        # collector from walking those objects again and again while they are built and while
+        # the caches fill.
+        gc.disable()
         try:
-            text = self.parts.get(value)
-        except TypeError:  # a field that cannot be hashed: no reuse
-            return _JSON.encode(value.as_dict())
-        if text is None:
-            text = _JSON.encode(value.as_dict())
-            if len(self.parts) >= _PARTS_LIMIT:
-                self.parts.clear()
-            self.parts[value] = text
-        return text
+            policy = policy_compile()
+            gc.freeze()
+            with Spool() as out:
+                try:
+                    run_batch(policy, _lines(name), out, as_json=as_json, translate=gettext)
+                except BatchError as error:
+                    message = f"{label} line {error.number}: {error.detail}"
+                    raise CommandError(message, returncode=2) from None
+                self._copy_out(out)
+        finally:
+            gc.enable()
+            gc.unfreeze()
 
-    def line(self, result: SessionResult) -> str:
-        if not self.composed:
-            return _JSON.encode(result.as_dict())
-        rcpt = ", ".join(self.part(item) for item in result.rcpt)
-        line = f'{{"mail": {self.part(result.mail)}, "rcpt": [{rcpt}]}}'
-        self.count += 1
-        if self.count <= _VERIFY_FIRST or self.count % _VERIFY_EVERY == 0:
-            plain = _JSON.encode(result.as_dict())
-            if line != plain:
-                self.composed = False
-                return plain
-        return line
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps builds one per call
-_SPOOL = 8 * 1024 * 1024
-_CHUNK = 1000
-_BLOCK = 1024 * 1024
-_PARTS_LIMIT = 100_000
-_VERIFY_FIRST = 100
-_VERIFY_EVERY = 1000
+    def _copy_out(self, spool: Spool) -> None:
+        """The held-back UTF-8 output to standard output: as bytes when it has a binary
+        buffer (no decoding and encoding again), else as text."""
+        self.stdout.flush()
+        target = getattr(self.stdout, "buffer", None)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        for block in spool.blocks():
+            if target is not None:
+                target.write(block)
+            else:
+                self.stdout.write(decoder.decode(block), ending="")
+        if target is not None:
+            target.flush()
+        self.stdout.flush()
 
 
 def _lines(name: str) -> Iterator[tuple[int, str]]:
@@ -158,69 +130,3 @@ def _lines(name: str) -> Iterator[tuple[int, str]]:
             yield from enumerate(handle, start=1)
     except (OSError, UnicodeDecodeError) as error:
         raise CommandError(f"cannot read {path}: {error}", returncode=2) from None
-
-
-def _read_batch(name: str) -> Iterator[Session]:
-    """The session of each non-blank line; CommandError naming a bad line."""
-    label = name if name == "-" else str(Path(name))
-    ips: dict[str, str] = {}
-    for number, line in _lines(name):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            if not isinstance(item, dict):
-                raise ValueError("each line must be a JSON object")
-            client_ip = _text_field(item, "client_ip")
-            mail_from = _text_field(item, "mail_from")
-            rcpt = item["rcpt_to"]
-            auth = item.get("auth", False)
-            if not isinstance(auth, bool):
-                raise ValueError("auth must be true or false")
-            ip = ips.get(client_ip)
-            if ip is None:
-                ip = ips[client_ip] = _client_ip(client_ip)
-                if len(ips) > _PARTS_LIMIT:
-                    ips.clear()
-            session = Session(
-                client_ip=ip,
-                mail_from=mail_from,
-                rcpt_to=tuple(rcpt) if isinstance(rcpt, list) else (rcpt,),
-                auth=auth,
-            )
-            if not all(isinstance(address, str) for address in session.rcpt_to):
-                raise ValueError("rcpt_to must be a list of strings")
-        except (ValueError, KeyError, TypeError) as error:
-            detail = f"missing key {error}" if isinstance(error, KeyError) else str(error)
-            raise CommandError(f"{label} line {number}: {detail}", returncode=2) from None
-        yield session
-
-
-def _client_ip(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IPv4 or IPv6 address") from None
-
-
-def _text_field(item: dict[str, Any], key: str) -> str:
-    value = item[key]
-    if not isinstance(value, str):
-        raise ValueError(f"{key} must be a string")
-    return value
-
-
-def _text(result: SessionResult) -> str:
-    mail = result.mail
-    lines = [f"MAIL FROM: {result.session.mail_from!r} {mail.verdict}: {mail.reply}"]
-    if mail.rule:
-        lines[-1] += f" (line {mail.rule.line}: {mail.rule.text})"
-    for rcpt in result.rcpt:
-        line = f"RCPT TO: {rcpt.address!r} {rcpt.verdict}: {rcpt.reply}"
-        if rcpt.rule:
-            line += f" (line {rcpt.rule.line}: {rcpt.rule.text})"
-        if rcpt.alias:
-            line += f" [alias {rcpt.alias.pattern} -> {rcpt.alias.target}]"
-        lines.append(line)
-        lines += [f"  note: {note.render(gettext)}" for note in rcpt.notes]
-    return "\n".join(lines)
