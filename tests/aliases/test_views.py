@@ -590,7 +590,7 @@ def test_upload_preview_marks_empty_cells_of_a_refused_line(editor_client: Clien
     assert raw == services.RawLine(" ,x@inner.jp", (" ", "x@inner.jp"))
     assertContains(
         response,
-        '<td class="mono" data-cell="alias"><span class="text-body-secondary">(空欄)</span></td>',
+        '<td class="mono" data-cell="alias"><span class="text-body-secondary">(空)</span></td>',
         count=1,
     )
     assertContains(response, '<code data-testid="raw-line"> ,x@inner.jp</code>', count=1)

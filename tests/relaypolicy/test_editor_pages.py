@@ -162,7 +162,7 @@ def test_each_finding_is_shown_once_with_a_link_when_its_row_is_on_another_page(
     first = editor_client.get("/relay/machines/")
     assertContains(first, 'data-testid="findings-elsewhere"')
     assertContains(first, f'href="?line={line}#line-{line}"')
-    assertContains(first, f"No. {PAGE_ROWS * 2 + 4}")
+    assertContains(first, f"番号 {PAGE_ROWS * 2 + 4}")
 
     last = editor_client.get("/relay/machines/?page=3")
     assert last.text.count(f'data-code="{code}"') == len(
