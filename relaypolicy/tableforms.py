@@ -243,10 +243,13 @@ class RelayTableForm:
             *([] if window.is_last else terminator),
         ]
         self.elsewhere = sorted(
-            (owner.index + 1, finding)
-            for owner, found in by_owner.items()
-            if owner is not None and owner.part is Part.ROW and owner.index not in shown
-            for finding in found
+            (
+                (owner.index + 1, finding)
+                for owner, found in by_owner.items()
+                if owner is not None and owner.part is Part.ROW and owner.index not in shown
+                for finding in found
+            ),
+            key=lambda item: item[0],  # by row; a row's findings keep the report's order
         )
 
     def bind_table_rows(self) -> None:

@@ -25,7 +25,7 @@ from relaypolicy.forms import EffectImportForm, RelayRestrictionForm, Simulation
 from relaypolicy.rowforms import MODIFIER_CHOICES, fix_row_data
 from relaypolicy.table import Part
 from relaypolicy.tableforms import RelayTableForm
-from relaypolicy.window import PAGE_ROWS, Window
+from relaypolicy.window import Window
 
 RELAY_CRUMBS = (
     *PageMixin.crumbs,
@@ -174,13 +174,8 @@ class MachineRelayView(WritePermissionMixin, PageMixin, ContextMixin, View):
             form=form,
             window=window,
             page_links=[
-                (
-                    page,
-                    (page - 1) * PAGE_ROWS + 1,
-                    min(page * PAGE_ROWS, window.total),
-                    f"{url}?page={page}" if page > 1 else url,
-                )
-                for page in range(1, window.pages + 1)
+                (page, first, last, f"{url}?page={page}" if page > 1 else url)
+                for page, first, last in window.page_ranges()
             ]
             if window.paged
             else [],

@@ -66,9 +66,12 @@ class Window:
     def is_last(self) -> bool:
         return self.start + self.count >= self.total
 
-    def contains(self, index: int) -> bool:
-        """Whether row ``index`` (0-based) of the table is on this page."""
-        return self.start <= index < self.start + self.count
+    def page_ranges(self) -> list[tuple[int, int, int]]:
+        """(page, first No., last No.) of every page of the table."""
+        return [
+            (page, (page - 1) * PAGE_ROWS + 1, min(page * PAGE_ROWS, self.total))
+            for page in range(1, self.pages + 1)
+        ]
 
 
 def apply_window(

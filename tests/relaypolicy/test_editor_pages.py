@@ -191,3 +191,22 @@ def test_the_final_line_explains_what_norelay_costs_staff_outside(editor_client:
     response = editor_client.get("/relay/machines/")
     assertContains(response, 'data-testid="norelay-advice" data-terminator="norelay"')
     assertContains(response, "SMTP AUTH")
+
+
+def test_two_findings_on_a_row_of_another_page_are_both_listed_in_order() -> None:
+    from relaypolicy.services import RelayReport
+    from relaypolicy.table import Owner, Part
+    from relaypolicy.tableforms import RelayTableForm
+    from relaypolicy.window import Window
+
+    rows = tuple(Row(RowKind.RULE, _pattern(n), "default") for n in range(TOTAL))
+    table = Table(rows=rows)
+    rendered = render_table(table)
+    line = 4 + PAGE_ROWS * 2  # banner and the two default lines first: No. 101
+    assert rendered.owner(line) == Owner(Part.ROW, PAGE_ROWS * 2)
+    first = make(Level.WARNING, "relay.T1", "first", line=line)
+    second = make(Level.ERROR, "relay.T2", "second", line=line)
+    form = RelayTableForm(table=table, version=1, window=Window.for_page(1, TOTAL))
+    form.bind_table_rows()
+    form.attach(RelayReport(table, rendered, [first, second]), block=False)
+    assert form.elsewhere == [(PAGE_ROWS * 2 + 1, first), (PAGE_ROWS * 2 + 1, second)]

@@ -38,6 +38,11 @@ def test_pages_of_a_long_table() -> None:
     assert Window.for_page(0, total).page == 1
     assert Window.for_position(PAGE_ROWS + 1, total).page == 2
     assert Window.for_position(PAGE_ROWS, total).page == 1
+    assert last.page_ranges() == [
+        (1, 1, PAGE_ROWS),
+        (2, PAGE_ROWS + 1, PAGE_ROWS * 2),
+        (3, PAGE_ROWS * 2 + 1, total),
+    ]
 
 
 def test_an_empty_table_has_one_empty_page() -> None:
